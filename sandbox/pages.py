@@ -1,0 +1,351 @@
+"""Hosted pages: Checkout (``/checkout/<id>``) and invoices (``/invoice/<id>``, ``.../pdf``).
+
+Card numbers and CVCs posted here are validated, reduced to card details and
+dropped: the form is never re-filled with them and nothing logs them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, Response, redirect, render_template, request
+
+from . import cards
+from .clock import human_date, iso_date
+from .errors import CardError, StripeError
+from .money import format_amount, format_price
+from .pdf import invoice_pdf
+from .resources import checkout_sessions, invoices, payment_methods
+
+pages = Blueprint("pages", __name__, template_folder="templates")
+
+AUTH_FAILED = ("We are unable to authenticate your payment method. Please choose a different payment method "
+               "and try again.")
+
+
+def _box():
+    from .server import sandbox
+
+    return sandbox()
+
+
+class SessionClosed(Exception):
+    pass
+
+
+# -- card form ---------------------------------------------------------------------------------
+def _read_card_form(now: int, need_email: bool) -> tuple[dict[str, str], dict[str, str], cards.CardDetails | None]:
+    """Validate the posted card form; returns (values to re-show, field errors, card details)."""
+    form = {key: (request.form.get(key) or "").strip() for key in ("email", "billingName", "cardExpiry")}
+    number = cards.normalize_number(request.form.get("cardNumber") or "")
+    cvc = (request.form.get("cardCvc") or "").strip()
+    errors: dict[str, str] = {}
+    if need_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", form["email"]):
+        errors["email"] = "Your email address is invalid." if form["email"] else "Enter your email address."
+    if not number:
+        errors["cardNumber"] = "Your card number is incomplete."
+    elif not cards.luhn_ok(number):
+        errors["cardNumber"] = "Your card number is invalid."
+    moment = datetime.fromtimestamp(now, tz=timezone.utc)
+    match = re.fullmatch(r"(\d{1,2})\s*/\s*(\d{2}|\d{4})", form["cardExpiry"])
+    month = year = 0
+    if not match:
+        errors["cardExpiry"] = "Your card's expiration date is incomplete."
+    else:
+        month, year = int(match.group(1)), int(match.group(2))
+        year = year + 2000 if year < 100 else year
+        if not 1 <= month <= 12:
+            errors["cardExpiry"] = "Your card's expiration date is invalid."
+        elif (year, month) < (moment.year, moment.month):
+            errors["cardExpiry"] = "Your card's expiration year is in the past."
+    if not re.fullmatch(r"\d{3,4}", cvc):
+        errors["cardCvc"] = "Your card's security code is incomplete."
+    if not form["billingName"]:
+        errors["billingName"] = "Enter the name on your card."
+    if errors:
+        return form, errors, None
+    try:
+        details = cards.check_card(number, month, year, cvc, moment.year, moment.month)
+    except CardError as error:
+        return form, {"_card": error.message}, None
+    return form, errors, details
+
+
+def _success_url(session: dict[str, Any]) -> str | None:
+    url = session.get("success_url")
+    return url.replace("{CHECKOUT_SESSION_ID}", session["id"]) if url else None
+
+
+# -- checkout ---------------------------------------------------------------------------------------
+def _summary(ctx, session: dict[str, Any]) -> dict[str, Any]:
+    extra = ctx.db.extra(session["id"])
+    items = extra.get("line_items") or []
+    lines = []
+    price_label = trial_label = None
+    for item in items:
+        price = item["price"]
+        lines.append({"name": item["description"], "quantity": item["quantity"],
+                      "detail": format_price(price["unit_amount"], price["currency"], price["recurring"]),
+                      "amount": format_amount(item["amount_total"], price["currency"])})
+    currency = session.get("currency") or (items[0]["currency"] if items else "usd")
+    total = sum(item["amount_total"] for item in items)
+    mode = session["mode"]
+    if mode == "subscription" and items:
+        first = items[0]["price"]
+        label = format_price(total, currency, first["recurring"])
+        sub_data = extra.get("subscription_data") or {}
+        days = sub_data.get("trial_period_days")
+        if sub_data.get("trial_end"):
+            trial_label = f"Free trial until {human_date(sub_data['trial_end'])}, then {label}"
+            price_label = f"{'%s days' % days if days else 'Trial'} free" if days else "Free trial"
+        elif days:
+            price_label = f"{days} days free"
+            trial_label = f"Then {label}"
+        else:
+            price_label = label
+        headline = f"Subscribe to {items[0]['description']}"
+        button = "Start trial" if (days or sub_data.get("trial_end")) else "Subscribe"
+        total_label = "Total due today"
+        total_text = format_amount(0 if (days or sub_data.get("trial_end")) else total, currency)
+    elif mode == "payment":
+        headline = "Pay"
+        price_label = format_amount(total, currency)
+        button = f"Pay {price_label}"
+        total_label, total_text = "Total due", price_label
+    else:
+        headline = "Save a card for future payments"
+        button = "Save card"
+        total_label, total_text = "", ""
+    return {"lines": lines, "price_label": price_label, "trial_label": trial_label, "headline": headline,
+            "button": button, "total_label": total_label, "total": total_text, "title": headline}
+
+
+def _render_checkout(ctx, session: dict[str, Any], *, form: dict[str, str] | None = None,
+                     errors: dict[str, str] | None = None, error: str | None = None, status: int = 200) -> Response:
+    customer = ctx.db.get(session["customer"]) if session.get("customer") else None
+    email = (customer or {}).get("email") or session.get("customer_email") or ""
+    values = {"email": email, "billingName": "", "cardExpiry": ""}
+    values.update({k: v for k, v in (form or {}).items() if v})
+    if email:
+        values["email"] = email
+    state = session["status"] if session["status"] in ("complete", "expired") else "open"
+    html = render_template("checkout.html", session=session, state=state, form=values, errors=errors or {},
+                           error=error, email_locked=bool(email), action=f"/checkout/{session['id']}",
+                           success_url=_success_url(session), **_summary(ctx, session))
+    return Response(html, status=status, mimetype="text/html")
+
+
+def _load_session(ctx, session_id: str) -> dict[str, Any] | None:
+    session = ctx.db.get(session_id)
+    return session if session and session.get("object") == "checkout.session" else None
+
+
+def _expire_if_due(session_id: str) -> None:
+    box = _box()
+    with box.unit_of_work(request.host_url) as ctx:
+        session = _load_session(ctx, session_id)
+        if session and session["status"] == "open" and ctx.now >= session["expires_at"]:
+            checkout_sessions.expire(ctx, session)
+
+
+def _not_found(what: str) -> Response:
+    return Response(render_template("done.html", title="Not found", message=f"No such {what}."), status=404,
+                    mimetype="text/html")
+
+
+@pages.get("/checkout/<session_id>")
+def checkout_page(session_id: str) -> Response:
+    """The hosted payment page of a Checkout Session."""
+    _expire_if_due(session_id)
+    with _box().reading(request.host_url) as ctx:
+        session = _load_session(ctx, session_id)
+        if session is None:
+            return _not_found("checkout session")
+        return _render_checkout(ctx, session)
+
+
+def _complete(session_id: str, details: cards.CardDetails, email: str | None, name: str | None,
+              authenticated: bool) -> tuple[str, Any]:
+    """Run the checkout in one transaction: ("done", session) | ("closed", None) | ("declined", message)."""
+    box = _box()
+    try:
+        with box.unit_of_work(request.host_url) as ctx:
+            session = _load_session(ctx, session_id)
+            if session is None or session["status"] != "open":
+                raise SessionClosed()
+            extra = ctx.db.extra(session_id)
+            extra.pop("pending_authentication", None)
+            ctx.db.save(session, extra=extra)
+            session = checkout_sessions.complete(ctx, session, details, email=email, name=name,
+                                                 authenticated=authenticated)
+            return "done", session
+    except SessionClosed:
+        return "closed", None
+    except CardError as error:
+        return "declined", error.message
+
+
+def _after(session_id: str, outcome: str, value: Any, form: dict[str, str]) -> Response:
+    if outcome == "done":
+        target = _success_url(value)
+        if target:
+            return redirect(target, code=303)
+        return Response(render_template("done.html", title="Done", message="Thanks! This checkout is complete."),
+                        mimetype="text/html")
+    with _box().reading(request.host_url) as ctx:
+        session = _load_session(ctx, session_id)
+        if outcome == "closed":
+            return _render_checkout(ctx, session, status=409)
+        return _render_checkout(ctx, session, form=form, error=value, status=402)
+
+
+@pages.post("/checkout/<session_id>")
+def checkout_submit(session_id: str) -> Response:
+    """Submit the hosted checkout form."""
+    _expire_if_due(session_id)
+    box = _box()
+    with box.reading(request.host_url) as ctx:
+        session = _load_session(ctx, session_id)
+        if session is None:
+            return _not_found("checkout session")
+        if session["status"] != "open":
+            return _render_checkout(ctx, session, status=409)
+        customer = ctx.db.get(session["customer"]) if session.get("customer") else None
+        need_email = not ((customer or {}).get("email") or session.get("customer_email"))
+        form, errors, details = _read_card_form(ctx.now, need_email)
+        if details is None:
+            message = errors.pop("_card", None)
+            return _render_checkout(ctx, session, form=form, errors=errors, error=message,
+                                    status=402 if message else 400)
+        email = form["email"] or (customer or {}).get("email") or session.get("customer_email")
+    card = details.test_card
+    if card is not None and card.behaviour == cards.AUTH_REQUIRED:
+        return _start_authentication(session_id, details, email, form["billingName"])
+    outcome, value = _complete(session_id, details, email, form["billingName"], authenticated=False)
+    return _after(session_id, outcome, value, form)
+
+
+def _start_authentication(session_id: str, details: cards.CardDetails, email: str | None, name: str) -> Response:
+    """Keep what the 3D Secure step needs (no number, no CVC) and show the challenge."""
+    box = _box()
+    with box.unit_of_work(request.host_url) as ctx:
+        session = _load_session(ctx, session_id)
+        extra = ctx.db.extra(session_id)
+        extra["pending_authentication"] = {
+            "card": details.key, "brand": details.brand, "last4": details.last4, "funding": details.funding,
+            "country": details.country, "exp_month": details.exp_month, "exp_year": details.exp_year,
+            "fingerprint": details.fingerprint, "email": email, "name": name}
+        ctx.db.save(session, extra=extra)
+        summary = _summary(ctx, session)
+    amount = summary["total"] or summary["price_label"] or ""
+    html = render_template("threeds.html", amount=amount, brand=details.brand.title(), last4=details.last4,
+                           action=f"/checkout/{session_id}/3ds")
+    return Response(html, mimetype="text/html")
+
+
+@pages.post("/checkout/<session_id>/3ds")
+def checkout_authenticate(session_id: str) -> Response:
+    """Answer the simulated 3D Secure challenge."""
+    with _box().reading(request.host_url) as ctx:
+        session = _load_session(ctx, session_id)
+        if session is None:
+            return _not_found("checkout session")
+        pending = ctx.db.extra(session_id).get("pending_authentication")
+        if session["status"] != "open" or not pending:
+            return _render_checkout(ctx, session, status=409)
+    form = {"email": pending.get("email") or "", "billingName": pending.get("name") or "", "cardExpiry": ""}
+    if request.form.get("action") != "complete":
+        with _box().unit_of_work(request.host_url) as ctx:
+            extra = ctx.db.extra(session_id)
+            extra.pop("pending_authentication", None)
+            ctx.db.save(session, extra=extra)
+        return _after(session_id, "declined", AUTH_FAILED, form)
+    details = cards.CardDetails(pending["card"], pending["brand"], pending["last4"], pending["funding"],
+                                pending["country"], pending["exp_month"], pending["exp_year"], pending["fingerprint"])
+    outcome, value = _complete(session_id, details, pending.get("email"), pending.get("name"), authenticated=True)
+    return _after(session_id, outcome, value, form)
+
+
+# -- invoices ---------------------------------------------------------------------------------------
+def _render_invoice(ctx, inv: dict[str, Any], *, form: dict[str, str] | None = None,
+                    errors: dict[str, str] | None = None, error: str | None = None, message: str | None = None,
+                    status: int = 200) -> Response:
+    currency = inv["currency"]
+    lines = []
+    for line in inv["lines"]["data"]:
+        period = line.get("period") or {}
+        lines.append({"description": line["description"], "amount": format_amount(line["amount"], currency),
+                      "period": f"{iso_date(period['start'])} – {iso_date(period['end'])}"
+                      if period.get("start") else ""})
+    html = render_template(
+        "invoice.html", invoice=inv, lines=lines, form=form or {"cardExpiry": "", "billingName": ""},
+        errors=errors or {}, error=error, message=message, action=f"/invoice/{inv['id']}",
+        pdf_url=f"/invoice/{inv['id']}/pdf", created=human_date(inv["created"]),
+        paid_at=human_date(inv["status_transitions"]["paid_at"] or inv["created"]),
+        subtotal=format_amount(inv["subtotal"], currency), amount_due=format_amount(inv["amount_due"], currency),
+        amount_paid=format_amount(inv["amount_paid"], currency),
+        amount_remaining=format_amount(inv["amount_remaining"], currency),
+        starting_balance=format_amount(inv["starting_balance"], currency) if inv["starting_balance"] else None)
+    return Response(html, status=status, mimetype="text/html")
+
+
+def _load_invoice(ctx, invoice_id: str) -> dict[str, Any] | None:
+    inv = ctx.db.get(invoice_id)
+    return inv if inv and inv.get("object") == "invoice" else None
+
+
+@pages.get("/invoice/<invoice_id>")
+def invoice_page(invoice_id: str) -> Response:
+    """The hosted invoice page: lines, totals, status, and a pay form while open."""
+    with _box().reading(request.host_url) as ctx:
+        inv = _load_invoice(ctx, invoice_id)
+        if inv is None:
+            return _not_found("invoice")
+        message = "Payment received. Thank you!" if request.args.get("paid") else None
+        return _render_invoice(ctx, inv, message=message)
+
+
+@pages.post("/invoice/<invoice_id>")
+def invoice_pay(invoice_id: str) -> Response:
+    """Pay an open invoice with a card entered on the hosted page."""
+    box = _box()
+    with box.reading(request.host_url) as ctx:
+        inv = _load_invoice(ctx, invoice_id)
+        if inv is None:
+            return _not_found("invoice")
+        if inv["status"] not in ("open", "uncollectible"):
+            return _render_invoice(ctx, inv, status=409)
+        form, errors, details = _read_card_form(ctx.now, need_email=False)
+        if details is None:
+            message = errors.pop("_card", None)
+            return _render_invoice(ctx, inv, form=form, errors=errors, error=message, status=402 if message else 400)
+    error: StripeError | None = None
+    try:
+        with box.unit_of_work(request.host_url) as ctx:
+            inv = _load_invoice(ctx, invoice_id)
+            if inv is None or inv["status"] not in ("open", "uncollectible"):
+                return redirect(f"/invoice/{invoice_id}", code=303)
+            pm = payment_methods.store_new(ctx, details, name=form["billingName"])
+            pm = payment_methods.attach(ctx, pm, inv["customer"])
+            # The customer is present on this page, so an authentication step counts as done.
+            error = invoices.collect(ctx, inv, pm_id=pm["id"], off_session=False, authenticated=True)
+    except CardError as declined:  # declined when attaching: nothing was recorded
+        error = declined
+    if error is None:
+        return redirect(f"/invoice/{invoice_id}?paid=1", code=303)
+    with box.reading(request.host_url) as ctx:
+        return _render_invoice(ctx, _load_invoice(ctx, invoice_id), form=form, error=error.message, status=402)
+
+
+@pages.get("/invoice/<invoice_id>/pdf")
+def invoice_pdf_view(invoice_id: str) -> Response:
+    """The invoice as a PDF document."""
+    with _box().reading(request.host_url) as ctx:
+        inv = _load_invoice(ctx, invoice_id)
+        if inv is None:
+            return _not_found("invoice")
+    filename = f"Invoice-{inv.get('number') or inv['id']}.pdf"
+    return Response(invoice_pdf(inv), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{filename}"'})
