@@ -1,0 +1,365 @@
+"""The kernel's billing tables.
+
+Table names follow the kernel's billing design. Constraints do the guarding:
+unique Stripe ids, non-null money, one row per processed webhook event, one row
+per dunning attempt. Money columns are integer minor units next to a currency code.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from billing import clock
+from billing.db import Base, UTCDateTime
+from billing.money import Money
+from billing.states import SubscriptionStatus, check_transition
+
+
+def _utcnow() -> datetime:
+    return clock.now()
+
+
+def _enum(enum_class: type[enum.Enum], name: str) -> Enum:
+    """A portable enum column: stored as its string value, guarded by a CHECK constraint."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Role(enum.StrEnum):
+    OWNER = "owner"
+    SUPERADMIN = "superadmin"
+
+
+class AppStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+app_owners = Table(
+    "app_owners",
+    Base.metadata,
+    Column("app_id", ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class User(Base):
+    """A person who signs in: an app owner or a superadmin.
+
+    Implements the four attributes Flask-Login reads, without importing it.
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lowercase"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.OWNER)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+    apps: Mapped[list["App"]] = relationship(
+        secondary=app_owners, back_populates="owners", order_by="App.name"
+    )
+
+    @property
+    def is_superadmin(self) -> bool:
+        return self.role == Role.SUPERADMIN
+
+    # Flask-Login's user protocol.
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class App(Base):
+    """A tenant: one app running on the kernel, billed through one Stripe customer."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[AppStatus] = mapped_column(_enum(AppStatus, "app_status"), default=AppStatus.ACTIVE)
+    paused_reason: Mapped[Optional[str]] = mapped_column(Text)
+    billing_email: Mapped[Optional[str]] = mapped_column(String(254))
+    stripe_customer_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+    owners: Mapped[list[User]] = relationship(secondary=app_owners, back_populates="apps")
+    subscriptions: Mapped[list["AppSubscription"]] = relationship(
+        back_populates="app", order_by="AppSubscription.id.desc()"
+    )
+
+    @property
+    def current_subscription(self) -> Optional["AppSubscription"]:
+        """The app's most recent subscription, whatever its status; None on the Free plan."""
+        return self.subscriptions[0] if self.subscriptions else None
+
+    def is_owned_by(self, user: User) -> bool:
+        return any(owner.id == user.id for owner in self.owners)
+
+
+class KernelPlan(Base):
+    """A plan the kernel sells; ``amount`` is the monthly price in minor units."""
+
+    __tablename__ = "kernel_plans"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    interval: Mapped[str] = mapped_column(String(16), default="month")
+    trial_days: Mapped[int] = mapped_column(Integer, default=0)
+    rank: Mapped[int] = mapped_column(Integer, default=0)  # orders plans: higher is an upgrade
+    stripe_price_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    @property
+    def price(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @property
+    def is_free(self) -> bool:
+        return self.amount == 0
+
+
+class AppSubscription(Base):
+    """One Stripe subscription of an app. A canceled one stays as history; a new checkout adds a row."""
+
+    __tablename__ = "app_subscriptions"
+    __table_args__ = (Index("ix_app_subscriptions_app_status", "app_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("kernel_plans.id"))
+    status: Mapped[SubscriptionStatus] = mapped_column(_enum(SubscriptionStatus, "subscription_status"))
+    stripe_customer_id: Mapped[str] = mapped_column(String(255))
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
+    payment_method_id: Mapped[Optional[str]] = mapped_column(String(255))
+    card_brand: Mapped[Optional[str]] = mapped_column(String(32))
+    card_last4: Mapped[Optional[str]] = mapped_column(String(4))
+    current_period_start: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    current_period_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    trial_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    canceled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    scheduled_plan_id: Mapped[Optional[int]] = mapped_column(ForeignKey("kernel_plans.id"))
+    scheduled_change_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    stripe_schedule_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    # Unix time of the newest Stripe state applied; older events never overwrite newer state.
+    stripe_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, onupdate=_utcnow)
+
+    app: Mapped[App] = relationship(back_populates="subscriptions")
+    plan: Mapped[KernelPlan] = relationship(foreign_keys=[plan_id])
+    scheduled_plan: Mapped[Optional[KernelPlan]] = relationship(foreign_keys=[scheduled_plan_id])
+
+    def move_to(self, target: SubscriptionStatus) -> SubscriptionStatus:
+        """Change status through the state machine; returns the previous status."""
+        target = SubscriptionStatus(target)
+        check_transition(self.status, target)
+        previous, self.status = self.status, target
+        return previous
+
+
+class KernelInvoice(Base):
+    """A Stripe invoice of an app, mirrored for listing, dunning and reconciliation."""
+
+    __tablename__ = "kernel_invoices"
+    __table_args__ = (
+        CheckConstraint("amount_due >= 0", name="amount_due_not_negative"),
+        CheckConstraint("amount_paid >= 0", name="amount_paid_not_negative"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+        Index("ix_kernel_invoices_app_created", "app_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    subscription_id: Mapped[Optional[int]] = mapped_column(ForeignKey("app_subscriptions.id"), index=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(String(255), unique=True)
+    number: Mapped[Optional[str]] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    billing_reason: Mapped[Optional[str]] = mapped_column(String(64))
+    amount_due: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    amount_remaining: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    period_start: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    period_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    hosted_invoice_url: Mapped[Optional[str]] = mapped_column(Text)
+    invoice_pdf: Mapped[Optional[str]] = mapped_column(Text)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    stripe_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    app: Mapped[App] = relationship()
+    subscription: Mapped[Optional[AppSubscription]] = relationship()
+
+    @property
+    def total(self) -> Money:
+        return Money(self.amount_due, self.currency)
+
+
+class AttemptStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class KernelPaymentAttempt(Base):
+    """One charge attempt on an invoice: the failed renewal (number 0) and each dunning retry.
+
+    Unique per (invoice, attempt number), so running a dunning job twice can never
+    make a second attempt for the same slot.
+    """
+
+    __tablename__ = "kernel_payment_attempts"
+    __table_args__ = (UniqueConstraint("invoice_id", "attempt_number", name="uq_attempt_per_invoice"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    subscription_id: Mapped[Optional[int]] = mapped_column(ForeignKey("app_subscriptions.id"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("kernel_invoices.id"))
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[AttemptStatus] = mapped_column(_enum(AttemptStatus, "attempt_status"))
+    scheduled_for: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    notified_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    attempted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    failure_code: Mapped[Optional[str]] = mapped_column(String(64))
+    failure_message: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+    invoice: Mapped[KernelInvoice] = relationship()
+
+
+class WebhookStatus(enum.StrEnum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+class ProcessedWebhook(Base):
+    """Every verified Stripe event we received, exactly once (the event id is unique)."""
+
+    __tablename__ = "processed_webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(128), index=True)
+    object_id: Mapped[Optional[str]] = mapped_column(String(255), index=True)
+    created: Mapped[int] = mapped_column(BigInteger)  # the event's own `created`, unix seconds
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[WebhookStatus] = mapped_column(
+        _enum(WebhookStatus, "webhook_status"), default=WebhookStatus.RECEIVED, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class AuditLog(Base):
+    """Who changed what, from what to what, when; ``correlation_id`` ties it to an event or request."""
+
+    __tablename__ = "audit_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(64))  # "user", "webhook", "job:dunning", "cli"
+    app_id: Mapped[Optional[int]] = mapped_column(ForeignKey("apps.id"), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[Optional[str]] = mapped_column(String(255))
+    before: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    after: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    correlation_id: Mapped[Optional[str]] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)
+
+    actor_user: Mapped[Optional[User]] = relationship()
+    app: Mapped[Optional[App]] = relationship()
+
+
+class AlertSeverity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Alert(Base):
+    """Something a superadmin must look at: a failed payment, a divergence, a refused change."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[Optional[int]] = mapped_column(ForeignKey("apps.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    severity: Mapped[AlertSeverity] = mapped_column(_enum(AlertSeverity, "alert_severity"))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    # Raising the same alert twice (a retried job, a redelivered event) must not duplicate it.
+    dedupe_key: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    resolved_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)
+
+    app: Mapped[Optional[App]] = relationship()
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+def open_alert_count(app_id: int):
+    """A select counting an app's unresolved alerts."""
+    return select(func.count(Alert.id)).where(Alert.app_id == app_id, Alert.resolved_at.is_(None))

@@ -1,0 +1,46 @@
+"""Keeps card numbers, CVCs and secret keys out of every log line.
+
+Installed as a filter on the root handlers by the portal and the worker, so a
+careless ``log.info(payload)`` anywhere still cannot leak them.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+_PATTERNS = [
+    # Card numbers: 13-19 digits, optionally grouped by spaces or dashes.
+    (re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), "[card number redacted]"),
+    # Stripe secret and restricted keys, webhook secrets.
+    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+"), "[secret key redacted]"),
+    (re.compile(r"\bwhsec_[A-Za-z0-9_]+"), "[webhook secret redacted]"),
+    # CVC in form-encoded or JSON payloads.
+    (re.compile(r"(?i)(cvc|cvv|card\[cvc\])(\"?\s*[:=]\s*\"?)\d{3,4}"), r"\1\2[redacted]"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def install(logger: logging.Logger | None = None) -> None:
+    """Attach the filter to every handler of ``logger`` (the root logger by default)."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

@@ -1,0 +1,25 @@
+"""``python -m jobs.worker``: an RQ worker with RQ's scheduler, for every queue the portal uses."""
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from rq import Worker
+
+from jobs.context import portal_app
+from jobs.queues import QUEUES
+
+log = logging.getLogger(__name__)
+
+
+def main() -> None:
+    app = portal_app()
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    worker = Worker(QUEUES, connection=connection)
+    log.info("RQ worker listening on %s", ", ".join(QUEUES))
+    # The scheduler runs delayed jobs (retries with backoff, dunning steps) and the recurring schedules.
+    worker.work(with_scheduler=True, logging_level="INFO")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Kernel Billing Portal: the Flask application factory."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from flask import Flask
+
+from billing import redaction
+from billing.db import configure_sqlite
+from portal.config import ROOT, load_config
+from portal import admin, auth, cli, dashboard, errors, i18n, layout, security
+from portal.extensions import babel, csrf, db, limiter, migrate
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the portal. Settings come from the environment; ``config`` overrides them (tests)."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
+    app.config.update(load_config())
+    if config:
+        app.config.update(config)
+    _configure_logging(app)
+
+    db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    babel.init_app(app, locale_selector=i18n.select_locale)
+    i18n.init_app(app)
+
+    auth.init_app(app)
+    dashboard.init_app(app)
+    admin.init_app(app)
+    errors.init_app(app)
+    security.init_app(app)
+    layout.init_app(app)
+    cli.init_app(app)
+
+    mode = "REAL Stripe" if app.config["BILLING_GATEWAY_ENABLE_REAL"] else "sandbox"
+    log.info("Kernel Billing Portal starting (%s, gateway: %s)", app.config["PORTAL_ENV"], mode)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redaction.install()
+    redaction.install(app.logger)

@@ -1,0 +1,70 @@
+"""Command-line tools: ``flask create-superadmin`` and ``flask seed-demo``."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from billing.models import App, Role, User
+from billing.plans import ensure_plans
+from portal.auth.passwords import MIN_LENGTH, hash_password
+from portal.extensions import db
+
+DEMO_PASSWORD = "demo-password-1"
+DEMO_TENANTS = (
+    ("Acme Analytics", "acme", "owner@acme.test", "Ana Souza"),
+    ("Bravo Delivery", "bravo", "owner@bravo.test", "Bruno Lima"),
+)
+DEMO_SUPERADMIN = ("admin@kernel.test", "Kernel Admin")
+
+
+def _upsert_user(email: str, name: str, role: Role, password: str) -> tuple[User, bool]:
+    email = email.strip().lower()
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user:
+        return user, False
+    user = User(email=email, name=name, role=role, password_hash=hash_password(password))
+    db.session.add(user)
+    return user, True
+
+
+def seed_demo() -> list[tuple[str, str, str]]:
+    """Create the plans, two tenants with an owner each and a superadmin; returns (role, email, password)."""
+    ensure_plans(db.session)
+    logins = []
+    for app_name, slug, email, name in DEMO_TENANTS:
+        owner, _ = _upsert_user(email, name, Role.OWNER, DEMO_PASSWORD)
+        app = db.session.scalar(select(App).where(App.slug == slug))
+        if app is None:
+            app = App(name=app_name, slug=slug, billing_email=email)
+            db.session.add(app)
+        if owner not in app.owners:
+            app.owners.append(owner)
+        logins.append((f"owner of {app_name}", email, DEMO_PASSWORD))
+    email, name = DEMO_SUPERADMIN
+    _upsert_user(email, name, Role.SUPERADMIN, DEMO_PASSWORD)
+    logins.append(("superadmin", email, DEMO_PASSWORD))
+    db.session.commit()
+    return logins
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("create-superadmin")
+    @click.argument("email")
+    @click.option("--name", default="", help="Display name.")
+    @click.password_option(help="At least 10 characters; prompted for when omitted.")
+    def create_superadmin(email: str, name: str, password: str):
+        """Create a superadmin account."""
+        if len(password) < MIN_LENGTH:
+            raise click.BadParameter(f"use at least {MIN_LENGTH} characters", param_hint="password")
+        user, created = _upsert_user(email, name, Role.SUPERADMIN, password)
+        if not created:
+            raise click.ClickException(f"{user.email} already exists")
+        db.session.commit()
+        click.echo(f"Superadmin {user.email} created.")
+
+    @app.cli.command("seed-demo")
+    def seed_demo_command():
+        """Create the three plans, two demo tenants with owners and a superadmin; print the logins."""
+        for role, email, password in seed_demo():
+            click.echo(f"  {role:<28} {email:<22} password: {password}")

@@ -1,0 +1,59 @@
+"""Language choice and locale-aware formatting of money and dates.
+
+The language follows the browser unless the user picked one with the switch
+(kept in the session). Money is formatted only here, at the edge, from integer
+minor units.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Flask, redirect, request, session, url_for
+from flask_babel import format_currency, format_date, format_datetime, get_locale
+
+from billing.money import Money
+from portal.redirects import is_safe_redirect
+
+LANGUAGES = {"pt_BR": "Português", "en": "English"}
+
+bp = Blueprint("i18n", __name__)
+
+
+def select_locale() -> str:
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(list(LANGUAGES), default="pt_BR")
+
+
+def money(amount: int | None, currency: str | None) -> str:
+    if amount is None or currency is None:
+        return ""
+    return format_currency(Money(int(amount), currency).to_decimal(), currency.upper())
+
+
+def date(value: datetime | None, fmt: str = "medium") -> str:
+    return format_date(value, fmt) if value else ""
+
+
+def datetime_(value: datetime | None, fmt: str = "medium") -> str:
+    return format_datetime(value, fmt) if value else ""
+
+
+@bp.post("/language")
+def switch_language():
+    """Remember the chosen language and go back to the page the user was on."""
+    lang = request.form.get("lang", "")
+    if lang in LANGUAGES:
+        session["lang"] = lang
+    target = request.form.get("next", "")
+    return redirect(target if is_safe_redirect(target) else url_for("dashboard.index"))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["date"] = date
+    app.jinja_env.filters["datetime"] = datetime_
+    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals["current_locale"] = lambda: str(get_locale())

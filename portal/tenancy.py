@@ -1,0 +1,28 @@
+"""Tenant isolation: every view loads an app through here.
+
+Loading and checking ownership happen in one place, so no view can forget the
+check. Another tenant's app is a 404, never a 403: its existence is not revealed.
+"""
+from __future__ import annotations
+
+from flask import abort
+from flask_login import current_user
+from sqlalchemy import Select, select
+
+from billing.models import App, User, app_owners
+from portal.extensions import db
+
+
+def visible_apps(user: User) -> Select:
+    """A select of the apps ``user`` may see: all for a superadmin, their own for an owner."""
+    query = select(App).order_by(App.name)
+    if not user.is_superadmin:
+        query = query.join(app_owners).where(app_owners.c.user_id == user.id)
+    return query
+
+
+def get_app_or_404(app_id: int) -> App:
+    app = db.session.get(App, app_id)
+    if app is None or not (current_user.is_superadmin or app.is_owned_by(current_user)):
+        abort(404)
+    return app

@@ -1,0 +1,231 @@
+"""Fixtures shared by the whole suite: services, the app, clients and signed-in users.
+
+The services a test needs (Redis, PostgreSQL, the Stripe sandbox, a live portal)
+are started here, once per session, on free ports, and stopped at the end; the
+test command only has to install them.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import clock
+from billing.models import App, Role, User
+from billing.plans import ensure_plans
+from portal import create_app
+from portal.auth.passwords import hash_password
+from portal.extensions import db, limiter
+from scripts import services
+
+PASSWORD = "correct-horse-battery"
+
+
+# ---------------------------------------------------------------- services
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    service = services.start_redis(tmp_path_factory.mktemp("redis"))
+    yield service.url
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    if not any(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        pytest.skip("PostgreSQL is not installed: run the README's test command, which installs it")
+    # Not under pytest's tmp dir: that one is private to root, and PostgreSQL runs as `postgres`.
+    workdir = Path(tempfile.mkdtemp(prefix="kernel-pg-"))
+    service = services.start_postgres(workdir)
+    yield service.url
+    service.stop()
+
+
+# ---------------------------------------------------------------- the app
+
+def _test_config(database_url: str, redis_url: str, **overrides) -> dict:
+    return {
+        "PORTAL_ENV": "test",
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "WTF_CSRF_ENABLED": False,
+        "RQ_ASYNC": False,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def app_config(tmp_path, redis_url):
+    """Settings for a fresh app on its own SQLite file; tests may change them before using ``app``."""
+    return _test_config(f"sqlite:///{tmp_path / 'portal.sqlite3'}", redis_url)
+
+
+@pytest.fixture
+def app(app_config):
+    """A fresh portal on its own database.
+
+    No application context stays pushed during the test (as in Flask's tutorial):
+    each request then gets its own context, so ``g`` (the signed-in user, the
+    locale) and database transactions never leak from one request to the next.
+    Tests read the database inside ``with app.app_context():`` blocks.
+    """
+    application = create_app(app_config)
+    with application.app_context():
+        db.create_all()
+        ensure_plans(db.session)
+        db.session.commit()
+        limiter.reset()
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture(autouse=True)
+def _restore_clock():
+    previous = clock.current()
+    yield
+    clock.use(previous)
+
+
+# ---------------------------------------------------------------- data
+
+@contextmanager
+def short_session(app):
+    """A session that commits and ends its transaction on exit; objects stay readable after it.
+
+    SQLite allows one writer at a time, so a test must never sit in an open
+    transaction while the portal (a live server thread, a worker) needs to write.
+    """
+    with app.app_context(), Session(db.engine, expire_on_commit=False) as session:
+        yield session
+        session.commit()
+
+
+def make_user(app, email: str, role: Role = Role.OWNER, password: str = PASSWORD, name: str = "") -> User:
+    with short_session(app) as session:
+        user = User(email=email.lower(), role=role, name=name, password_hash=hash_password(password))
+        session.add(user)
+    return user
+
+
+def make_app(app, name: str, owner: User | None = None, slug: str | None = None) -> App:
+    with short_session(app) as session:
+        tenant = App(name=name, slug=slug or name.lower().replace(" ", "-"))
+        if owner:
+            tenant.owners.append(session.get(User, owner.id))
+        session.add(tenant)
+    return tenant
+
+
+def user_by_email(app, email: str) -> User | None:
+    with short_session(app) as session:
+        return session.scalar(select(User).where(User.email == email))
+
+
+@pytest.fixture
+def owner(app):
+    return make_user(app, "owner@acme.test", name="Ana Owner")
+
+
+@pytest.fixture
+def other_owner(app):
+    return make_user(app, "owner@bravo.test", name="Bruno Other")
+
+
+@pytest.fixture
+def superadmin(app):
+    return make_user(app, "admin@kernel.test", role=Role.SUPERADMIN, name="Kernel Admin")
+
+
+@pytest.fixture
+def tenant(app, owner):
+    return make_app(app, "Acme Analytics", owner, slug="acme")
+
+
+@pytest.fixture
+def other_tenant(app, other_owner):
+    return make_app(app, "Bravo Delivery", other_owner, slug="bravo")
+
+
+def english_client(app):
+    """A test client whose browser asks for English, so assertions read in the source language."""
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return test_client
+
+
+@pytest.fixture
+def client(app):
+    return english_client(app)
+
+
+class AuthActions:
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, email: str, password: str = PASSWORD):
+        return self._client.post("/login", data={"email": email, "password": password})
+
+    def logout(self):
+        return self._client.post("/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+def signed_in_client(app, user: User):
+    test_client = english_client(app)
+    response = AuthActions(test_client).login(user.email)
+    assert response.status_code == 302, "the test user could not sign in"
+    return test_client
+
+
+@pytest.fixture
+def owner_client(app, owner, tenant):
+    """A test client signed in as the owner of ``tenant``."""
+    return signed_in_client(app, owner)
+
+
+@pytest.fixture
+def superadmin_client(app, superadmin):
+    return signed_in_client(app, superadmin)
+
+
+# ---------------------------------------------------------------- browser
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's Chromium: Playwright cannot download its own browsers on these machines."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed: run the README's test command, which installs it")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }

@@ -1,0 +1,74 @@
+"""Portuguese and English: the browser chooses, the switch overrides, Babel formats money and dates."""
+from datetime import datetime, timezone
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+
+from portal import i18n
+from portal.config import ROOT
+
+
+def test_portuguese_for_a_brazilian_browser(client):
+    page = client.get("/login", headers={"Accept-Language": "pt-BR,pt;q=0.9"}).get_data(as_text=True)
+    assert "Entrar" in page and 'lang="pt-BR"' in page
+
+
+def test_english_for_an_english_browser(client):
+    page = client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"}).get_data(as_text=True)
+    assert "Sign in" in page and "Entrar" not in page
+
+
+def test_portuguese_when_the_browser_says_nothing(app):
+    assert "Entrar" in app.test_client().get("/login").get_data(as_text=True)
+
+
+def test_switch_overrides_the_browser(client):
+    response = client.post("/language", data={"lang": "en", "next": "/login"})
+    assert response.headers["Location"] == "/login"
+    page = client.get("/login", headers={"Accept-Language": "pt-BR"}).get_data(as_text=True)
+    assert "Sign in" in page
+
+
+def test_switch_refuses_off_site_next(client):
+    response = client.post("/language", data={"lang": "en", "next": "https://evil.test/"})
+    assert response.headers["Location"] == "/dashboard"
+
+
+def test_money_in_brazilian_format(app):
+    with app.test_request_context(headers={"Accept-Language": "pt-BR"}):
+        assert i18n.money(123456, "BRL").replace("\xa0", " ") == "R$ 1.234,56"
+        assert i18n.money(20000, "BRL").replace("\xa0", " ") == "R$ 200,00"
+
+
+def test_money_in_english_format(app):
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert i18n.money(123456, "BRL") == "R$1,234.56"
+
+
+def test_dates_follow_the_locale(app):
+    moment = datetime(2026, 12, 25, 15, tzinfo=timezone.utc)
+    with app.test_request_context(headers={"Accept-Language": "pt-BR"}):
+        assert i18n.date(moment) == "25 de dez. de 2026"
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert i18n.date(moment) == "Dec 25, 2026"
+    # São Paulo time: late evening UTC is still the same day there, early morning UTC is the day before.
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert i18n.date(datetime(2026, 12, 25, 2, tzinfo=timezone.utc)) == "Dec 24, 2026"
+
+
+def test_every_user_facing_string_has_a_portuguese_translation():
+    method_map = [("portal/**.py", "python"), ("templates/**.html", "jinja2")]
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None}
+    msgids = set()
+    for _filename, _lineno, message, _comments, _context in extract_from_dir(
+        str(ROOT), method_map=method_map, keywords=keywords
+    ):
+        msgids.add(message[0] if isinstance(message, tuple) else message)
+    mo_path = Path(ROOT, "translations", "pt_BR", "LC_MESSAGES", "messages.mo")
+    with open(mo_path, "rb") as handle:
+        catalog = read_mo(handle)
+    translated = {m.id[0] if isinstance(m.id, tuple) else m.id for m in catalog if m.id and m.string}
+    assert msgids, "no strings extracted: the extraction settings are wrong"
+    missing = sorted(msgids - translated)
+    assert not missing, f"untranslated (run `make translations` and fill pt_BR): {missing}"
