@@ -1,13 +1,11 @@
-# The two commands of the set-up contract. See README.md.
-.PHONY: run test bootstrap translations
+# Shortcuts; the README's commands are scripts/run and scripts/test.
+.PHONY: run test translations
 
 run:
-	@scripts/bootstrap.sh run
-	@.venv/bin/python -m scripts.run_stack
+	@scripts/run
 
 test:
-	@scripts/bootstrap.sh test
-	@.venv/bin/python -m pytest $(PYTEST_ARGS)
+	@scripts/test $(PYTEST_ARGS)
 
 translations:
 	.venv/bin/pybabel extract -F babel.cfg -k _l -o translations/messages.pot --no-location --sort-output --project "Kernel Billing Portal" .

@@ -48,4 +48,4 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
   echo "$wanted" > "$stamp"
 fi
 
-.venv/bin/pybabel compile -q -d translations
+output="$(.venv/bin/pybabel compile -d translations 2>&1)" || { echo "$output"; exit 1; }
