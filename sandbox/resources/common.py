@@ -121,7 +121,7 @@ def list_of(url: str, data: list[dict[str, Any]], params: Params) -> dict[str, A
 def expand(ctx: Ctx, obj: Any, paths: list[str]) -> Any:
     """Replace id strings with the objects they name, along dotted paths (``data.`` for lists)."""
     for path in paths:
-        if path.count(".") > 3:
+        if len([part for part in path.split(".") if part != "data"]) > 4:
             raise InvalidRequest(f"You cannot expand more than 4 levels of a property. "
                                  f"Property: {path}", param="expand")
         obj = _expand_path(ctx, obj, path.split("."), path)
