@@ -54,14 +54,20 @@ def bulk_seed(box: Any, base_url: str, count: int, per_subscription: int, price_
         amount = price["unit_amount"]
         rows: list[tuple[Any, ...]] = []
         invoice_total = 0
+        # Every seeded subscription shares the same calendar: work it out once.
+        current_start = add_months(anchor, step * max(per_subscription - 1, 0))
+        current_end = period_end_after(anchor, current_start, interval, interval_count)
+        periods = []
+        for period in range(per_subscription):
+            start, end = add_months(anchor, step * period), add_months(anchor, step * (period + 1))
+            previous = start if period == 0 else add_months(anchor, step * (period - 1))
+            periods.append((period, start, end, previous))
         for index in range(count):
             customer = build_customer(anchor, email=f"bulk{index}@example.test", name=f"Bulk customer {index}",
                                       description=None, phone=None, metadata={"bulk_seed": "1"},
                                       default_payment_method=None)
             customer["next_invoice_sequence"] = per_subscription + 1
             sub_id = new_id("sub")
-            current_start = add_months(anchor, step * max(per_subscription - 1, 0))
-            current_end = period_end_after(anchor, current_start, interval, interval_count)
             item = build_item(anchor, subscription_id=sub_id, price=price, quantity=1,
                               period_start=current_start, period_end=current_end)
             sub = build_subscription(anchor, subscription_id=sub_id, customer=customer["id"],
@@ -70,15 +76,13 @@ def bulk_seed(box: Any, base_url: str, count: int, per_subscription: int, price_
                                      trial_start=None, trial_end=None)
             rows.append(_row(customer))
             latest = None
-            for period in range(per_subscription):
-                start = add_months(anchor, step * period)
-                end = add_months(anchor, step * (period + 1))
+            for period, start, end, previous in periods:
                 invoice_id = new_id("in")
                 inv = build_invoice(start, invoice_id=invoice_id, customer=customer, currency=price["currency"],
                                     subscription_id=sub_id, subscription_metadata=sub["metadata"],
                                     billing_reason="subscription_create" if period == 0 else "subscription_cycle",
-                                    period_start=start if period == 0 else add_months(anchor, step * (period - 1)),
-                                    period_end=start, default_payment_method=None, base_url=base_url)
+                                    period_start=previous, period_end=start, default_payment_method=None,
+                                    base_url=base_url)
                 line = line_item(invoice_id=invoice_id, amount=amount, currency=price["currency"],
                                  description=description, period_start=start, period_end=end, price=price,
                                  quantity=1, subscription_id=sub_id, subscription_item_id=item["id"],
@@ -94,7 +98,6 @@ def bulk_seed(box: Any, base_url: str, count: int, per_subscription: int, price_
                 latest = invoice_id
                 invoice_total += 1
             sub["latest_invoice"] = latest
-            sub["start_date"] = anchor
             rows.append(_row(sub, due_at=current_end))
             if len(rows) >= 20000:
                 db.conn.executemany(INSERT, rows)

@@ -277,22 +277,22 @@ def apply_change(ctx: Ctx, sub: dict[str, Any], planned: PlannedChange, *, prora
             ii = invoice_item(ctx.now, customer=sub["customer"], line=line)
             ctx.db.save(ii)
             emit(ctx, "invoiceitem.created", ii)
+    inv = None
+    if lines and proration_behavior == "always_invoice":
+        store(ctx, sub)  # the invoice reads the new items
+        inv = invoices.create(ctx, customer=customers.load_live(ctx, sub["customer"]), sub=sub,
+                              billing_reason="subscription_update", lines=lines, period_start=planned.at,
+                              period_end=planned.at, currency=sub["currency"])
+        sub["latest_invoice"] = inv["id"]
     store(ctx, sub)
     emit_update(ctx, "customer.subscription.updated", old, sub)
-    if lines and proration_behavior == "always_invoice":
-        _invoice_now(ctx, sub, lines, planned.at, payment_behavior, off_session)
+    if inv is not None:
+        _collect_change(ctx, inv, payment_behavior, off_session)
     return reload(ctx, sub["id"])
 
 
-def _invoice_now(ctx: Ctx, sub: dict[str, Any], lines: list[dict[str, Any]], at: int, payment_behavior: str,
-                 off_session: bool) -> None:
-    customer = customers.load_live(ctx, sub["customer"])
-    inv = invoices.create(ctx, customer=customer, sub=sub, billing_reason="subscription_update", lines=lines,
-                          period_start=at, period_end=at, currency=sub["currency"])
-    old = copy.deepcopy(sub)
-    sub["latest_invoice"] = inv["id"]
-    store(ctx, sub)
-    emit_update(ctx, "customer.subscription.updated", old, sub)
+def _collect_change(ctx: Ctx, inv: dict[str, Any], payment_behavior: str, off_session: bool) -> None:
+    """Finalize and charge a proration invoice; with error_if_incomplete a failure undoes everything."""
     inv = invoices.finalize(ctx, inv)
     if inv["status"] != "open" or payment_behavior == "default_incomplete":
         return
@@ -300,8 +300,7 @@ def _invoice_now(ctx: Ctx, sub: dict[str, Any], lines: list[dict[str, Any]], at:
     if error is not None and payment_behavior == "error_if_incomplete":
         # Stripe applies nothing in this case: the whole request is rolled back.
         _raise_rolled_back(error)
-    pi_status = _invoice_intent_status(ctx, inv["id"])
-    if pi_status == "requires_action" and payment_behavior == "error_if_incomplete":
+    if payment_behavior == "error_if_incomplete" and _invoice_intent_status(ctx, inv["id"]) == "requires_action":
         raise CardError("This payment requires authentication; the update was not applied.",
                         code="authentication_required", decline_code="authentication_required")
 
@@ -441,6 +440,13 @@ def _end_trial(ctx: Ctx, sub: dict[str, Any]) -> None:
         item["current_period_start"], item["current_period_end"] = at, end
     sub["status"] = "active"
     _bill_period(ctx, sub, old, at, end, previous_start, at)
+
+
+def _end_trial_now(ctx: Ctx, sub: dict[str, Any]) -> None:
+    sub["trial_end"] = sub["billing_cycle_anchor"] = ctx.now
+    store(ctx, sub)
+    emit(ctx, "customer.subscription.trial_will_end", sub)
+    _end_trial(ctx, reload(ctx, sub["id"]))
 
 
 def renew(ctx: Ctx, sub: dict[str, Any]) -> None:
@@ -632,6 +638,11 @@ def update_subscription(ctx: Ctx, params: Params, sub_id: str) -> dict[str, Any]
     if payment_behavior == "pending_if_incomplete":
         raise InvalidRequest("The sandbox does not support payment_behavior=pending_if_incomplete; use "
                              "error_if_incomplete or allow_incomplete.", param="payment_behavior")
+    if params.raw("trial_end") == "now" and sub["status"] == "trialing":
+        # Ending a trial now is its own change (new period from now, first invoice); the rest follows.
+        _end_trial_now(ctx, sub)
+        sub = reload(ctx, sub_id)
+        old = copy.deepcopy(sub)
     metadata = params.metadata(sub["metadata"])
     if metadata is not None:
         sub["metadata"] = metadata
@@ -652,15 +663,7 @@ def update_subscription(ctx: Ctx, params: Params, sub_id: str) -> dict[str, Any]
     if given:
         sub["default_payment_method"] = _resolve_default_pm(ctx, pm_id, sub["customer"], "default_payment_method")
     _apply_cancellation_params(ctx, sub, params)
-    if params.raw("trial_end") == "now" and sub["status"] == "trialing":
-        sub["trial_end"] = ctx.now
-        store(ctx, sub)
-        emit(ctx, "customer.subscription.trial_will_end", sub)
-        _end_trial(ctx, reload(ctx, sub_id))
-        sub = reload(ctx, sub_id)
-        old_after_trial = copy.deepcopy(sub)
-        old = old_after_trial
-    elif "trial_end" in params and params.raw("trial_end") != "now":
+    if "trial_end" in params and params.raw("trial_end") != "now":
         trial_end = params.int("trial_end", minimum=ctx.now + 1)
         if sub["status"] != "trialing":
             raise InvalidRequest("The sandbox can only move trial_end of a trialing subscription.",

@@ -177,3 +177,17 @@ def test_calendar_month_periods(stripe_client, sandbox, pro):
     sub = helpers.subscribe(stripe_client, helpers.customer(stripe_client).id, pro.id)
     begin, end = helpers.period(sub)
     assert end - begin == 30 * DAY
+
+
+def test_ending_a_trial_now_starts_a_paid_period(stripe_client, sandbox, pro):
+    cus = helpers.customer(stripe_client)
+    sub = helpers.subscribe(stripe_client, cus.id, pro.id, trial_period_days=30)
+    sandbox.advance(seconds=5 * DAY)
+    now = sandbox.now()
+    sub = stripe_client.v1.subscriptions.update(sub.id, {"trial_end": "now", "metadata": {"upgraded": "1"},
+                                                         "expand": ["latest_invoice"]})
+    assert sub.status == "active" and sub.metadata["upgraded"] == "1"
+    start, end = helpers.period(sub)
+    assert abs(start - now) < 5 and sub.billing_cycle_anchor == start
+    assert 28 * DAY <= end - start <= 31 * DAY
+    assert sub.latest_invoice.amount_paid == 9900
