@@ -7,6 +7,7 @@ renewals and dunning can run in seconds and both sides agree on the date.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Protocol
 
@@ -42,20 +43,35 @@ class MovableClock:
 
 
 class ExternalClock:
-    """Reads the time from a source such as the sandbox's test clock.
+    """Follows another clock, such as the sandbox's test clock, by keeping its offset.
 
-    Falls back to the system clock when the source cannot be reached, so pages
-    still render while the sandbox is down (every payment call fails anyway).
+    The offset from the system clock is read again after ``ttl_seconds`` or on
+    ``refresh()`` (jobs and billing actions call it first), so stamping a row does
+    not cost a request. When the source cannot be reached the last known offset
+    stays: pages still render while the sandbox is down.
     """
 
-    def __init__(self, read: Callable[[], datetime]):
+    def __init__(self, read: Callable[[], datetime], ttl_seconds: float = 1.0):
         self._read = read
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+        self._offset = timedelta(0)
+        self._read_at: float | None = None
+
+    def refresh(self) -> None:
+        try:
+            source = self._read()
+        except Exception:  # the source is a convenience, never a reason to fail
+            return
+        with self._lock:
+            self._offset = source - datetime.now(timezone.utc)
+            self._read_at = time.monotonic()
 
     def now(self) -> datetime:
-        try:
-            return self._read()
-        except Exception:  # the source is a convenience, never a reason to fail
-            return datetime.now(timezone.utc)
+        if self._read_at is None or time.monotonic() - self._read_at > self._ttl:
+            self.refresh()
+        with self._lock:
+            return datetime.now(timezone.utc) + self._offset
 
 
 _current: Clock = SystemClock()
@@ -74,3 +90,10 @@ def use(clock: Clock) -> Clock:
 
 def current() -> Clock:
     return _current
+
+
+def refresh() -> None:
+    """Re-read a clock that follows another source; a no-op for the others."""
+    refresh_method = getattr(_current, "refresh", None)
+    if refresh_method:
+        refresh_method()

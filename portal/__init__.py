@@ -9,7 +9,7 @@ from flask import Flask
 from billing import redaction
 from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
-from portal import admin, auth, cli, dashboard, errors, i18n, layout, security
+from portal import admin, auth, cli, dashboard, errors, i18n, layout, payments, security
 from portal.extensions import babel, csrf, db, limiter, migrate
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=i18n.select_locale)
     i18n.init_app(app)
 
+    payments.init_app(app)
     auth.init_app(app)
     dashboard.init_app(app)
     admin.init_app(app)
@@ -46,8 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     layout.init_app(app)
     cli.init_app(app)
 
-    mode = "REAL Stripe" if app.config["BILLING_GATEWAY_ENABLE_REAL"] else "sandbox"
-    log.info("Kernel Billing Portal starting (%s, gateway: %s)", app.config["PORTAL_ENV"], mode)
+    log.info("Kernel Billing Portal starting (%s)", app.config["PORTAL_ENV"])
     return app
 
 

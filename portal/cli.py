@@ -5,10 +5,12 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from billing.errors import GatewayError
 from billing.models import App, Role, User
-from billing.plans import ensure_plans
+from billing.plans import ensure_plans, paid_plans
 from portal.auth.passwords import MIN_LENGTH, hash_password
 from portal.extensions import db
+from portal.payments import gateway
 
 DEMO_PASSWORD = "demo-password-1"
 DEMO_TENANTS = (
@@ -62,6 +64,23 @@ def init_app(app: Flask) -> None:
             raise click.ClickException(f"{user.email} already exists")
         db.session.commit()
         click.echo(f"Superadmin {user.email} created.")
+
+    @app.cli.command("sync-plans")
+    def sync_plans():
+        """Create the paid plans' products and prices in the Stripe the gateway points at; store the price ids."""
+        ensure_plans(db.session)
+        click.echo(f"Gateway: {gateway().describe()}")
+        for plan in paid_plans(db.session):
+            try:
+                price_id = gateway().ensure_price(plan_code=plan.code, name=plan.name, amount=plan.price,
+                                                  interval=plan.interval)
+            except GatewayError as error:
+                db.session.rollback()
+                raise click.ClickException(f"{plan.code}: {error.message}") from error
+            if plan.stripe_price_id != price_id:
+                plan.stripe_price_id = price_id
+            click.echo(f"  {plan.code:<12} {price_id}")
+        db.session.commit()
 
     @app.cli.command("seed-demo")
     def seed_demo_command():

@@ -76,6 +76,7 @@ def main() -> None:
         print("==> Migrating the database")
         _flask(env, "db", "upgrade")
         logins = _flask(env, "seed-demo")
+        _flask(env, "sync-plans")
         print("==> Starting the RQ worker (with scheduler)")
         started.append(start_worker(env, LOGS / "worker.log"))
         print("==> Starting the web server")

@@ -21,6 +21,7 @@ from billing.plans import ensure_plans
 from portal import create_app
 from portal.auth.passwords import hash_password
 from portal.extensions import db, limiter
+from sandbox.testing import SandboxProcess
 from scripts import services
 
 PASSWORD = "correct-horse-battery"
@@ -46,6 +47,20 @@ def postgres_url():
     service.stop()
 
 
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """The Stripe sandbox (``python -m sandbox``) on a free port, for the whole run."""
+    with SandboxProcess(webhook_retry_base=0.2, webhook_max_attempts=5, webhook_timeout=5.0) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The running sandbox, emptied (objects, clock, faults) before the test."""
+    sandbox_server.reset()
+    return sandbox_server
+
+
 # ---------------------------------------------------------------- the app
 
 def _test_config(database_url: str, redis_url: str, **overrides) -> dict:
@@ -58,6 +73,8 @@ def _test_config(database_url: str, redis_url: str, **overrides) -> dict:
         "RATELIMIT_STORAGE_URI": redis_url,
         "WTF_CSRF_ENABLED": False,
         "RQ_ASYNC": False,
+        # Unit tests keep the system clock; tests against the sandbox follow its test clock.
+        "BILLING_CLOCK_FOLLOWS_GATEWAY": False,
         **overrides,
     }
 
@@ -94,10 +111,11 @@ def runner(app):
 
 
 @pytest.fixture(autouse=True)
-def _restore_clock():
-    previous = clock.current()
+def _system_clock():
+    """Each test starts on the system clock, whatever the previous one installed."""
+    clock.use(clock.SystemClock())
     yield
-    clock.use(previous)
+    clock.use(clock.SystemClock())
 
 
 # ---------------------------------------------------------------- data

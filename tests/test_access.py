@@ -15,7 +15,7 @@ PUBLIC_ENDPOINTS = {"static", "auth.login", "dashboard.home", "i18n.switch_langu
 
 
 def _rules():
-    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "TESTING": True})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "TESTING": True, "BILLING_CLOCK_FOLLOWS_GATEWAY": False})
     return [rule for rule in app.url_map.iter_rules() if rule.endpoint not in PUBLIC_ENDPOINTS]
 
 

@@ -1,0 +1,463 @@
+"""Every call the kernel makes to Stripe, and the only module that imports ``stripe``.
+
+The same class talks to real Stripe and to the local sandbox: only the base URL
+and the key differ (warehouse's billing service does the same). Every create or
+charge carries an idempotency key derived from the action, Stripe's errors become
+``billing.errors``, and timeouts and retries are set here on purpose.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Mapping, Optional
+
+import stripe
+
+from billing.errors import (
+    CardDeclined,
+    GatewayError,
+    GatewayUnavailable,
+    IdempotencyConflict,
+    InvalidRequest,
+    NotFound,
+)
+from billing.gateway.types import (
+    Card,
+    CheckoutSession,
+    Customer,
+    Invoice,
+    Page,
+    PaymentIntent,
+    Refund,
+    Subscription,
+    SubscriptionSchedule,
+)
+from billing.money import Money
+
+log = logging.getLogger(__name__)
+
+# Connect fast, read patiently: an invoice payment can take Stripe several seconds,
+# but a host that does not accept the connection at once is down.
+CONNECT_TIMEOUT_SECONDS = 3.0
+READ_TIMEOUT_SECONDS = 30.0
+# Retries of connection errors, 409 lock conflicts, 429 and 5xx, with Stripe's own backoff.
+# POSTs are safe to retry because each carries an idempotency key.
+MAX_NETWORK_RETRIES = 2
+LIST_PAGE_SIZE = 100
+SANDBOX_CLOCK_ID = "clock_sandbox"
+SANDBOX_API_KEY = "sk_test_sandbox"
+
+
+class StripeGateway:
+    """Stripe, real or sandbox. Build one with ``for_stripe`` or ``for_sandbox``."""
+
+    def __init__(self, api_key: str, *, api_base: Optional[str] = None, sandbox: bool = False,
+                 max_network_retries: int = MAX_NETWORK_RETRIES,
+                 timeout: tuple[float, float] = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)):
+        bases = {"api": api_base, "files": api_base, "connect": api_base} if api_base else None
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses=bases,
+            max_network_retries=max_network_retries,
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+        self.sandbox = sandbox
+        self.api_base = api_base or "https://api.stripe.com"
+        self.livemode = api_key.startswith(("sk_live_", "rk_live_"))
+        self._v1 = self._client.v1
+
+    @classmethod
+    def for_stripe(cls, api_key: str) -> "StripeGateway":
+        return cls(api_key)
+
+    @classmethod
+    def for_sandbox(cls, url: str, api_key: str = SANDBOX_API_KEY, **kwargs) -> "StripeGateway":
+        return cls(api_key, api_base=url.rstrip("/"), sandbox=True, **kwargs)
+
+    def describe(self) -> str:
+        """For the start-up log line: which Stripe, never the key."""
+        if self.sandbox:
+            return f"Stripe sandbox at {self.api_base} (no real charges)"
+        return "Stripe LIVE mode (real charges)" if self.livemode else "Stripe test mode"
+
+    # ------------------------------------------------------------------ customers
+
+    def create_customer(self, *, app_id: int, email: Optional[str], name: str,
+                        test_clock: Optional[str] = None) -> Customer:
+        params: dict[str, Any] = {"name": name, "metadata": {"app_id": str(app_id)}}
+        if email:
+            params["email"] = email
+        if test_clock:
+            params["test_clock"] = test_clock
+        data = self._call(self._v1.customers.create, params, key=f"customer:create:app:{app_id}")
+        return Customer.from_stripe(data)
+
+    def retrieve_customer(self, customer_id: str) -> Customer:
+        return Customer.from_stripe(self._call(self._v1.customers.retrieve, customer_id))
+
+    def set_default_payment_method(self, customer_id: str, payment_method_id: str,
+                                   subscription_id: Optional[str] = None) -> Card:
+        """Make ``payment_method_id`` the card future invoices of the customer (and subscription) charge."""
+        self._call(self._v1.customers.update, customer_id,
+                   {"invoice_settings": {"default_payment_method": payment_method_id}})
+        if subscription_id:
+            self._call(self._v1.subscriptions.update, subscription_id,
+                       {"default_payment_method": payment_method_id})
+        return self.retrieve_card(payment_method_id)
+
+    def attach_payment_method(self, customer_id: str, payment_method_id: str) -> Card:
+        """Attach a card (from Stripe.js, or a test id such as ``pm_card_visa``) to the customer."""
+        data = self._call(self._v1.payment_methods.attach, payment_method_id, {"customer": customer_id})
+        return Card.from_stripe(data)
+
+    def retrieve_card(self, payment_method_id: str) -> Card:
+        return Card.from_stripe(self._call(self._v1.payment_methods.retrieve, payment_method_id))
+
+    # ------------------------------------------------------------------ checkout
+
+    def create_subscription_checkout(self, *, customer_id: str, price_id: str, app_id: int, plan_code: str,
+                                     success_url: str, cancel_url: str, attempt: str,
+                                     trial_days: int = 0) -> CheckoutSession:
+        """A hosted Checkout page that starts a subscription.
+
+        ``attempt`` identifies one press of the button (a token rendered into the form),
+        so a double submit opens the same session instead of two.
+        """
+        metadata = {"app_id": str(app_id), "plan": plan_code}
+        subscription_data: dict[str, Any] = {"metadata": metadata}
+        if trial_days:
+            subscription_data["trial_period_days"] = trial_days
+        params = {
+            "mode": "subscription",
+            "customer": customer_id,
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": str(app_id),
+            "metadata": metadata,
+            "subscription_data": subscription_data,
+        }
+        data = self._call(self._v1.checkout.sessions.create, params,
+                          key=f"checkout:subscription:app:{app_id}:price:{price_id}:attempt:{attempt}")
+        return CheckoutSession.from_stripe(data)
+
+    def create_setup_checkout(self, *, customer_id: str, app_id: int, success_url: str, cancel_url: str,
+                              attempt: str) -> CheckoutSession:
+        """A hosted Checkout page that saves a new card (setup mode), charging nothing."""
+        params = {
+            "mode": "setup",
+            "customer": customer_id,
+            "currency": "brl",
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": str(app_id),
+            "metadata": {"app_id": str(app_id), "purpose": "payment_method"},
+            "setup_intent_data": {"metadata": {"app_id": str(app_id)}},
+        }
+        data = self._call(self._v1.checkout.sessions.create, params,
+                          key=f"checkout:setup:app:{app_id}:attempt:{attempt}")
+        return CheckoutSession.from_stripe(data)
+
+    def retrieve_checkout_session(self, session_id: str) -> CheckoutSession:
+        data = self._call(self._v1.checkout.sessions.retrieve, session_id, {"expand": ["setup_intent"]})
+        return CheckoutSession.from_stripe(data)
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def retrieve_subscription(self, subscription_id: str) -> Subscription:
+        return Subscription.from_stripe(self._call(self._v1.subscriptions.retrieve, subscription_id))
+
+    def create_subscription(self, *, customer_id: str, price_id: str, app_id: int, attempt: str,
+                            payment_method_id: Optional[str] = None, trial_days: int = 0) -> Subscription:
+        """Start a subscription without Checkout (a card already on file); used by tests and the CLI."""
+        params: dict[str, Any] = {
+            "customer": customer_id,
+            "items": [{"price": price_id}],
+            "metadata": {"app_id": str(app_id)},
+            "payment_behavior": "error_if_incomplete",
+        }
+        if payment_method_id:
+            params["default_payment_method"] = payment_method_id
+        if trial_days:
+            params["trial_period_days"] = trial_days
+        data = self._call(self._v1.subscriptions.create, params,
+                          key=f"subscription:create:app:{app_id}:price:{price_id}:attempt:{attempt}")
+        return Subscription.from_stripe(data)
+
+    def preview_price_change(self, subscription: Subscription, new_price_id: str,
+                             proration_date: int) -> Invoice:
+        """What changing the price now would invoice, via Create Preview Invoice (no side effect)."""
+        params = {
+            "customer": subscription.customer,
+            "subscription": subscription.id,
+            "subscription_details": {
+                "items": [{"id": subscription.item_id, "price": new_price_id}],
+                "proration_date": proration_date,
+                "proration_behavior": "always_invoice",
+            },
+        }
+        return Invoice.from_stripe(self._call(self._v1.invoices.create_preview, params))
+
+    def change_price_now(self, subscription: Subscription, new_price_id: str, *, proration_date: int,
+                         attempt: str) -> tuple[Subscription, Optional[Invoice]]:
+        """Upgrade: switch price at once, invoice the proration and charge it now.
+
+        ``error_if_incomplete`` makes Stripe refuse the whole change when the charge
+        fails, so a declined card leaves the old plan in place and nothing to undo.
+        ``attempt`` names one confirmation (a token in the confirm form): a double
+        submit replays the first answer instead of charging twice, while a retry
+        after a decline comes from a new form and is a new attempt.
+        """
+        key = f"subscription:{subscription.id}:change:{subscription.price_id}->{new_price_id}:attempt:{attempt}"
+        params = {
+            "items": [{"id": subscription.item_id, "price": new_price_id}],
+            "proration_behavior": "always_invoice",
+            "proration_date": proration_date,
+            "payment_behavior": "error_if_incomplete",
+        }
+        updated = Subscription.from_stripe(self._call(self._v1.subscriptions.update, subscription.id, params, key=key))
+        invoice = self.retrieve_invoice(updated.latest_invoice) if updated.latest_invoice else None
+        return updated, invoice
+
+    def schedule_price_change(self, subscription: Subscription, new_price_id: str) -> SubscriptionSchedule:
+        """Downgrade: keep the current price until the period ends, then switch (a subscription schedule)."""
+        period = int(subscription.current_period_start.timestamp()) if subscription.current_period_start else 0
+        if subscription.schedule:
+            schedule_id = subscription.schedule
+        else:
+            created = self._call(self._v1.subscription_schedules.create,
+                                 {"from_subscription": subscription.id},
+                                 key=f"schedule:create:{subscription.id}:period:{period}")
+            schedule_id = created["id"]
+        params = {
+            "end_behavior": "release",
+            "proration_behavior": "none",
+            "phases": [
+                {
+                    "items": [{"price": subscription.price_id, "quantity": 1}],
+                    "start_date": int(subscription.current_period_start.timestamp()),
+                    "end_date": int(subscription.current_period_end.timestamp()),
+                },
+                {"items": [{"price": new_price_id, "quantity": 1}], "duration": {"interval": "month",
+                                                                                   "interval_count": 1}},
+            ],
+        }
+        data = self._call(self._v1.subscription_schedules.update, schedule_id, params)
+        return SubscriptionSchedule.from_stripe(data)
+
+    def release_schedule(self, schedule_id: str) -> None:
+        """Undo a scheduled downgrade: the subscription stays on its current price."""
+        self._call(self._v1.subscription_schedules.release, schedule_id)
+
+    def retrieve_schedule(self, schedule_id: str) -> SubscriptionSchedule:
+        return SubscriptionSchedule.from_stripe(self._call(self._v1.subscription_schedules.retrieve, schedule_id))
+
+    def set_cancel_at_period_end(self, subscription_id: str, cancel: bool) -> Subscription:
+        """Cancel at the end of the paid period (access kept until then), or resume before it ends."""
+        data = self._call(self._v1.subscriptions.update, subscription_id, {"cancel_at_period_end": cancel})
+        return Subscription.from_stripe(data)
+
+    def cancel_now(self, subscription_id: str) -> Subscription:
+        return Subscription.from_stripe(self._call(self._v1.subscriptions.cancel, subscription_id))
+
+    def list_subscriptions(self, *, starting_after: Optional[str] = None, limit: int = LIST_PAGE_SIZE,
+                           customer: Optional[str] = None) -> Page[Subscription]:
+        params: dict[str, Any] = {"status": "all", "limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        if customer:
+            params["customer"] = customer
+        data = self._call(self._v1.subscriptions.list, params)
+        return Page([Subscription.from_stripe(item) for item in data["data"]], bool(data["has_more"]))
+
+    # ------------------------------------------------------------------ invoices
+
+    def retrieve_invoice(self, invoice_id: str) -> Invoice:
+        return Invoice.from_stripe(self._call(self._v1.invoices.retrieve, invoice_id))
+
+    def list_invoices(self, *, customer: Optional[str] = None, subscription: Optional[str] = None,
+                      starting_after: Optional[str] = None, limit: int = LIST_PAGE_SIZE,
+                      created_gte: Optional[int] = None) -> Page[Invoice]:
+        params: dict[str, Any] = {"limit": limit}
+        for name, value in (("customer", customer), ("subscription", subscription),
+                            ("starting_after", starting_after)):
+            if value:
+                params[name] = value
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        data = self._call(self._v1.invoices.list, params)
+        return Page([Invoice.from_stripe(item) for item in data["data"]], bool(data["has_more"]))
+
+    def pay_invoice(self, invoice_id: str, *, attempt: str, payment_method_id: Optional[str] = None) -> Invoice:
+        """Charge an open invoice now (a dunning retry, or the owner paying). ``attempt`` names the try."""
+        params: dict[str, Any] = {"off_session": True}
+        if payment_method_id:
+            params["payment_method"] = payment_method_id
+        data = self._call(self._v1.invoices.pay, invoice_id, params, key=f"invoice:{invoice_id}:pay:{attempt}")
+        return Invoice.from_stripe(data)
+
+    # ------------------------------------------------------------------ one-off charges
+
+    def create_payment_intent(self, amount: Money, *, customer_id: str, payment_method_id: str, purpose: str,
+                              manual_capture: bool = False, description: str = "",
+                              metadata: Optional[Mapping[str, str]] = None) -> PaymentIntent:
+        """Create and confirm a one-off charge. ``purpose`` names it uniquely (e.g. "setup-fee:app:3")."""
+        params = {
+            "amount": amount.amount,
+            "currency": amount.currency.lower(),
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "capture_method": "manual" if manual_capture else "automatic",
+            "confirm": True,
+            "off_session": True,
+            "description": description,
+            "metadata": dict(metadata or {}),
+        }
+        data = self._call(self._v1.payment_intents.create, params,
+                          key=f"payment_intent:create:{purpose}:{amount.amount}:{amount.currency}")
+        return PaymentIntent.from_stripe(data)
+
+    def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
+        return PaymentIntent.from_stripe(self._call(self._v1.payment_intents.retrieve, payment_intent_id))
+
+    def confirm_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
+        data = self._call(self._v1.payment_intents.confirm, payment_intent_id, {},
+                          key=f"payment_intent:{payment_intent_id}:confirm")
+        return PaymentIntent.from_stripe(data)
+
+    def capture_payment_intent(self, payment_intent_id: str, amount: Optional[Money] = None) -> PaymentIntent:
+        params = {"amount_to_capture": amount.amount} if amount else {}
+        captured = amount.amount if amount else "all"
+        data = self._call(self._v1.payment_intents.capture, payment_intent_id, params,
+                          key=f"payment_intent:{payment_intent_id}:capture:{captured}")
+        return PaymentIntent.from_stripe(data)
+
+    def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
+        return PaymentIntent.from_stripe(self._call(self._v1.payment_intents.cancel, payment_intent_id))
+
+    def create_refund(self, *, payment_intent_id: str, reference: str, amount: Optional[Money] = None,
+                      reason: Optional[str] = None) -> Refund:
+        """Refund all or part of a payment. ``reference`` names this refund (e.g. a support ticket)."""
+        params: dict[str, Any] = {"payment_intent": payment_intent_id}
+        if amount:
+            params["amount"] = amount.amount
+        if reason:
+            params["reason"] = reason
+        data = self._call(self._v1.refunds.create, params,
+                          key=f"refund:{payment_intent_id}:{reference}:{amount.amount if amount else 'all'}")
+        return Refund.from_stripe(data)
+
+    # ------------------------------------------------------------------ catalogue
+
+    def ensure_price(self, *, plan_code: str, name: str, amount: Money, interval: str = "month") -> str:
+        """The id of the recurring price for this plan and amount, creating product and price when missing.
+
+        Prices are immutable in Stripe, so a new amount gets a new price; the lookup
+        key names plan, amount and currency so a rerun finds what it made before.
+        """
+        lookup_key = f"kernel_{plan_code}_{amount.currency.lower()}_{amount.amount}_{interval}"
+        found = self._call(self._v1.prices.list, {"lookup_keys": [lookup_key], "limit": 1})
+        if found["data"]:
+            return found["data"][0]["id"]
+        product_id = f"kernel_{plan_code}"
+        try:
+            self._call(self._v1.products.retrieve, product_id)
+        except NotFound:
+            self._call(self._v1.products.create, {"id": product_id, "name": f"Kernel {name}",
+                                                  "metadata": {"plan": plan_code}},
+                       key=f"product:create:{product_id}")
+        price = self._call(
+            self._v1.prices.create,
+            {"product": product_id, "unit_amount": amount.amount, "currency": amount.currency.lower(),
+             "recurring": {"interval": interval}, "lookup_key": lookup_key, "metadata": {"plan": plan_code}},
+            key=f"price:create:{lookup_key}",
+        )
+        return price["id"]
+
+    # ------------------------------------------------------------------ time
+
+    def now(self) -> datetime:
+        """Stripe's idea of now: the sandbox's test clock in sandbox mode, the system clock otherwise."""
+        if not self.sandbox:
+            return datetime.now(timezone.utc)
+        # Asked often and cheap to ask again: no retries, so a stopped sandbox answers at once.
+        with translate_errors():
+            data = self._v1.test_helpers.test_clocks.retrieve(SANDBOX_CLOCK_ID, options={"max_network_retries": 0})
+        return datetime.fromtimestamp(int(data["frozen_time"]), tz=timezone.utc)
+
+    def create_test_clock(self, frozen_time: int, name: str) -> str:
+        """A Stripe test clock (test mode only); customers created on it live in its time."""
+        data = self._call(self._v1.test_helpers.test_clocks.create, {"frozen_time": frozen_time, "name": name},
+                          key=f"test_clock:create:{name}:{frozen_time}")
+        return data["id"]
+
+    def advance_test_clock(self, to: datetime, clock_id: str = SANDBOX_CLOCK_ID, wait_seconds: float = 120) -> None:
+        """Move a test clock forward and wait until Stripe has run everything that fell due."""
+        self._call(self._v1.test_helpers.test_clocks.advance, clock_id, {"frozen_time": int(to.timestamp())})
+        deadline = time.monotonic() + wait_seconds
+        while self._call(self._v1.test_helpers.test_clocks.retrieve, clock_id)["status"] != "ready":
+            if time.monotonic() > deadline:
+                raise GatewayUnavailable(f"test clock {clock_id} still advancing after {wait_seconds:.0f}s")
+            time.sleep(1)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _call(self, method: Callable, *args: Any, key: Optional[str] = None) -> dict[str, Any]:
+        options = {"idempotency_key": key} if key else None
+        with translate_errors():
+            result = method(*args, options=options) if options else method(*args)
+        return result.to_dict()
+
+    def iter_pages(self, fetch: Callable[[Optional[str]], Page], *, max_rate_limit_waits: int = 8) -> Iterator[Page]:
+        """Walk a list page by page; on a 429 that outlasted the SDK's retries, wait and resume."""
+        cursor: Optional[str] = None
+        waits = 0
+        while True:
+            try:
+                page = fetch(cursor)
+            except GatewayUnavailable as error:
+                if error.http_status != 429 or waits >= max_rate_limit_waits:
+                    raise
+                waits += 1
+                time.sleep(min(2 ** waits, 30))
+                continue
+            yield page
+            if not page.has_more:
+                return
+            cursor = page.next_cursor
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn a ``stripe`` exception into the project's own error, keeping code, status and request id."""
+    try:
+        yield
+    except stripe.StripeError as error:
+        raise _translate(error) from error
+
+
+def _translate(error: "stripe.StripeError") -> GatewayError:
+    details = getattr(error, "error", None)
+    common = {
+        "code": getattr(error, "code", None),
+        "http_status": error.http_status,
+        "request_id": error.request_id,
+    }
+    message = error.user_message or str(error) or type(error).__name__
+    if isinstance(error, stripe.CardError):
+        decline = getattr(details, "decline_code", None) if details else None
+        return CardDeclined(message, decline_code=decline or common["code"], **common)
+    if isinstance(error, stripe.IdempotencyError):
+        return IdempotencyConflict(message, **common)
+    if isinstance(error, (stripe.APIConnectionError, stripe.RateLimitError)):
+        return GatewayUnavailable(message, **common)
+    if isinstance(error, stripe.InvalidRequestError):
+        param = getattr(error, "param", None)
+        if error.http_status == 404 or common["code"] == "resource_missing":
+            return NotFound(message, param=param, **common)
+        return InvalidRequest(message, param=param, **common)
+    if (error.http_status or 0) >= 500 or isinstance(error, stripe.APIError):
+        return GatewayUnavailable(message, **common)
+    return GatewayError(message, **common)

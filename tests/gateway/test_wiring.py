@@ -1,0 +1,60 @@
+"""How the portal is wired to the gateway: the mode flag, the start-up log, the plans, the boundaries."""
+import logging
+import re
+from pathlib import Path
+
+from sqlalchemy import select
+
+from billing.models import KernelPlan
+from portal import create_app
+from portal.config import ROOT
+from portal.extensions import db
+from portal.payments import gateway
+
+
+def test_sandbox_mode_points_the_sdk_at_the_sandbox(app_config):
+    app = create_app({**app_config, "SANDBOX_URL": "http://127.0.0.1:4999"})
+    with app.app_context():
+        assert gateway().sandbox and gateway().api_base == "http://127.0.0.1:4999"
+
+
+def test_real_mode_uses_stripe_and_logs_the_mode_without_the_key(app_config, caplog):
+    key = "sk_test_51SecretValueThatMustNotBeLogged"
+    caplog.set_level(logging.INFO)
+    app = create_app({**app_config, "BILLING_GATEWAY_ENABLE_REAL": True, "STRIPE_KERNEL_SECRET_KEY": key})
+    with app.app_context():
+        assert not gateway().sandbox and gateway().api_base == "https://api.stripe.com"
+    assert "Billing gateway: Stripe test mode" in caplog.text
+    assert key not in caplog.text and "sk_test_" not in caplog.text
+
+
+def test_sync_plans_stores_the_price_ids_and_is_repeatable(app_config, sandbox):
+    app = create_app({**app_config, "SANDBOX_URL": sandbox.url})
+    with app.app_context():
+        db.create_all()
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["sync-plans"])
+    assert first.exit_code == 0, first.output
+    with app.app_context():
+        prices = {p.code: p.stripe_price_id for p in db.session.scalars(select(KernelPlan))}
+    assert prices["free"] is None and prices["pro"].startswith("price_") and prices["enterprise"].startswith("price_")
+    assert runner.invoke(args=["sync-plans"]).exit_code == 0
+    with app.app_context():
+        assert {p.code: p.stripe_price_id for p in db.session.scalars(select(KernelPlan))} == prices
+
+
+def _python_files(*folders):
+    for folder in folders:
+        yield from Path(ROOT, folder).rglob("*.py")
+
+
+def test_only_the_gateway_module_imports_stripe():
+    importers = {str(path.relative_to(ROOT)) for path in _python_files("portal", "billing", "jobs")
+                 if re.search(r"^\s*(import stripe|from stripe)", path.read_text(), re.MULTILINE)}
+    assert importers == {"billing/gateway/stripe_gateway.py"}
+
+
+def test_billing_never_imports_flask():
+    importers = [str(path) for path in _python_files("billing")
+                 if re.search(r"^\s*(import flask|from flask)", path.read_text(), re.MULTILINE)]
+    assert importers == []
