@@ -64,6 +64,11 @@ class SandboxControl:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/_sandbox/health")
 
+    def sdk_options(self, api_key: str = "sk_test_sandbox") -> dict[str, Any]:
+        """Keyword arguments for ``stripe.StripeClient`` aimed at this sandbox, retries off."""
+        return {"api_key": api_key, "base_addresses": {"api": self.url, "files": self.url, "connect": self.url},
+                "max_network_retries": 0}
+
     def reset(self) -> None:
         """Empty all state (clock back to wall time); command-line webhook endpoints stay."""
         self._call("POST", "/_sandbox/reset")

@@ -169,3 +169,51 @@ def test_reset_empties_everything_and_rewinds_the_clock(sandbox, stripe_client):
 def test_health_is_open_and_json(sandbox):
     health = requests.get(sandbox.url + "/_sandbox/health", timeout=5).json()
     assert health["status"] == "ok" and health["api_version"] == "2026-10-28.endive"
+
+
+def test_in_process_thread_helper_and_sdk_options(tmp_path):
+    from sandbox.testing import SandboxThread
+
+    with SandboxThread(str(tmp_path / "thread.sqlite3")) as server:
+        client = stripe.StripeClient(**server.sdk_options())
+        cus = client.v1.customers.create({"email": "thread@example.com"})
+        assert client.v1.customers.retrieve(cus.id).email == "thread@example.com"
+        clocks = client.v1.test_helpers.test_clocks.list().data
+        assert [c.id for c in clocks] == ["clock_sandbox"] and clocks[0].name == "sandbox"
+        with pytest.raises(stripe.InvalidRequestError):
+            client.v1.test_helpers.test_clocks.advance("clock_sandbox", {"frozen_time": server.now() - 100})
+    assert (tmp_path / "thread.sqlite3").exists()
+
+
+def test_command_line_defaults(tmp_path, monkeypatch):
+    from sandbox.__main__ import parse_args
+
+    monkeypatch.delenv("SANDBOX_DB", raising=False)
+    args = parse_args([])
+    assert (args.host, args.port, args.db) == ("127.0.0.1", 12111, "instance/sandbox.sqlite3")
+    monkeypatch.setenv("SANDBOX_DB", str(tmp_path / "x.sqlite3"))
+    monkeypatch.setenv("SANDBOX_WEBHOOK_URL", "http://127.0.0.1:1/hook")
+    monkeypatch.setenv("STRIPE_KERNEL_WEBHOOK_SECRET", "whsec_abc")
+    args = parse_args([])
+    assert (args.db, args.webhook_url, args.webhook_secret) == (str(tmp_path / "x.sqlite3"),
+                                                                 "http://127.0.0.1:1/hook", "whsec_abc")
+
+
+def test_concurrent_writers_all_succeed(sandbox, stripe_client):
+    failures = []
+
+    def work(worker):
+        client = make_client(sandbox.url)
+        for n in range(10):
+            try:
+                client.v1.customers.create({"email": f"w{worker}-{n}@example.com"})
+            except stripe.StripeError as error:  # pragma: no cover - the assertion below reports it
+                failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(list(stripe_client.v1.customers.list({"limit": 100}).auto_paging_iter())) == 80

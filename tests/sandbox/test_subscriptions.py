@@ -191,3 +191,16 @@ def test_ending_a_trial_now_starts_a_paid_period(stripe_client, sandbox, pro):
     assert abs(start - now) < 5 and sub.billing_cycle_anchor == start
     assert 28 * DAY <= end - start <= 31 * DAY
     assert sub.latest_invoice.amount_paid == 9900
+
+
+def test_cancel_now_with_proration_credits_the_customer(stripe_client, sandbox, pro):
+    sandbox.advance(to=helpers.next_month_start_with_days(sandbox.now(), 30))
+    cus = helpers.customer(stripe_client)
+    sub = helpers.subscribe(stripe_client, cus.id, pro.id)
+    start, _ = helpers.period(sub)
+    sandbox.advance(to=start + 15 * DAY)
+    canceled = stripe_client.v1.subscriptions.cancel(sub.id, {"prorate": True, "invoice_now": True})
+    assert canceled.status == "canceled"
+    final = stripe_client.v1.invoices.retrieve(canceled.latest_invoice)
+    assert final.lines.data[0].amount == pytest.approx(-4950, abs=1)
+    assert stripe_client.v1.customers.retrieve(cus.id).balance == final.total
