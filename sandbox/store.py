@@ -287,7 +287,12 @@ class Db:
 
 
 class Store:
-    """Pooled SQLite connections plus the single write lock."""
+    """Pooled SQLite connections plus the single write lock.
+
+    The threaded server runs each request in a new, short-lived thread, so a
+    thread-local connection would be opened and leaked per request; a small pool
+    gives each thread its own connection for as long as it works instead.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
