@@ -51,6 +51,77 @@ def line_item(*, invoice_id: str | None, amount: int, currency: str, description
     }
 
 
+def manual_line(ii: dict[str, Any], invoice_id: str | None) -> dict[str, Any]:
+    """The invoice line of a one-off invoice item (created with POST /v1/invoiceitems)."""
+    subscription_id = (ii["parent"] or {}).get("subscription_details", {}).get("subscription") \
+        if ii.get("parent") else None
+    return {
+        "id": new_id("il"),
+        "object": "line_item",
+        "amount": ii["amount"],
+        "currency": ii["currency"],
+        "description": ii["description"],
+        "discount_amounts": [],
+        "discountable": True,
+        "discounts": [],
+        "invoice": invoice_id,
+        "livemode": False,
+        "metadata": ii["metadata"],
+        "parent": {
+            "invoice_item_details": {"invoice_item": ii["id"], "proration": False, "proration_details":
+                                     {"credited_items": None}, "subscription": subscription_id},
+            "subscription_item_details": None,
+            "type": "invoice_item_details",
+        },
+        "period": dict(ii["period"]),
+        "pretax_credit_amounts": [],
+        "pricing": ii["pricing"],
+        "quantity": ii["quantity"],
+        "quantity_decimal": ii["quantity_decimal"],
+        "subscription": subscription_id,
+        "subtotal": ii["amount"],
+        "taxes": [],
+    }
+
+
+def one_off_item(now: int, *, customer: str, amount: int, currency: str, description: str | None,
+                 quantity: int, price: dict[str, Any] | None, subscription_id: str | None,
+                 period_start: int, period_end: int, metadata: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": new_id("ii"),
+        "object": "invoiceitem",
+        "amount": amount,
+        "currency": currency,
+        "customer": customer,
+        "customer_account": None,
+        "date": now,
+        "description": description,
+        "discountable": True,
+        "discounts": [],
+        "invoice": None,
+        "livemode": False,
+        "metadata": metadata,
+        "net_amount": amount,
+        "parent": None if not subscription_id else {
+            "subscription_details": {"subscription": subscription_id, "subscription_item": None},
+            "type": "subscription_details",
+        },
+        "period": {"end": period_end, "start": period_start},
+        "pricing": {
+            "price_details": {"price": price["id"], "product": price["product"]} if price else None,
+            "type": "price_details",
+            "unit_amount_decimal": str(price["unit_amount"] if price else amount // max(quantity, 1)),
+        },
+        "proration": False,
+        "proration_details": {"discount_amounts": []},
+        "quantity": quantity,
+        "quantity_decimal": str(quantity),
+        "tax_rates": [],
+        "test_clock": None,
+        "created": now,
+    }
+
+
 def invoice_item(now: int, *, customer: str, line: dict[str, Any]) -> dict[str, Any]:
     """A pending proration waiting for the subscription's next invoice."""
     details = line["parent"]["subscription_item_details"]

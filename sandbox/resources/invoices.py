@@ -19,7 +19,8 @@ from ..events import changes, emit
 from ..ids import new_id
 from ..money import format_price
 from ..objects import empty_list
-from ..objects.invoices import invoice as build_invoice, invoice_payment as build_invoice_payment, line_item
+from ..objects.invoices import (invoice as build_invoice, invoice_payment as build_invoice_payment, line_item,
+                                manual_line, one_off_item)
 from ..params import Params
 from . import payment_intents, payment_methods
 from .common import list_of, load, load_param, paginate, route
@@ -68,6 +69,8 @@ def pending_items(ctx: Ctx, subscription_id: str) -> list[dict[str, Any]]:
 
 
 def line_from_pending(ctx: Ctx, ii: dict[str, Any]) -> dict[str, Any]:
+    if not ii["proration"]:
+        return manual_line(ii, None)
     price = ctx.db.get(ii["pricing"]["price_details"]["price"]) or {}
     details = ii["parent"]["subscription_details"]
     return line_item(invoice_id=None, amount=ii["amount"], currency=ii["currency"], description=ii["description"],
@@ -381,6 +384,137 @@ def create_preview(ctx: Ctx, params: Params) -> dict[str, Any]:
                            "customer_details", "discounts", "invoice_items", "issuer", "on_behalf_of",
                            "preview_mode", "schedule", "schedule_details", "customer_account"])
     return _preview(ctx, params)
+
+
+# -- one-off invoices ------------------------------------------------------------------------------
+def _recompute(ctx: Ctx, inv: dict[str, Any]) -> None:
+    """Totals of a draft after its lines changed."""
+    total = sum(line["amount"] for line in inv["lines"]["data"])
+    inv["lines"]["total_count"] = len(inv["lines"]["data"])
+    inv.update(subtotal=total, subtotal_excluding_tax=total, total=total, total_excluding_tax=total,
+               amount_due=max(total, 0), amount_remaining=max(total, 0))
+
+
+@route("POST", "/invoiceitems")
+def create_invoice_item(ctx: Ctx, params: Params) -> dict[str, Any]:
+    from . import customers
+
+    params.reject_unknown(["customer", "amount", "currency", "description", "metadata", "price", "pricing",
+                           "quantity", "subscription", "invoice", "period", "discountable", "unit_amount_decimal",
+                           "price_data", "tax_rates", "tax_behavior", "tax_code", "discounts", "customer_account"])
+    customer = customers.load_live(ctx, params.str("customer", required=True) or "")
+    pricing = params.dict("pricing")
+    price_id = params.str("price") or (pricing.str("price") if pricing else None)
+    price = None
+    quantity = params.int("quantity", default=1, minimum=0) or 0
+    if price_id:
+        price = load_param(ctx, Params({"price": price_id}), "price", "price")
+        assert price is not None
+        amount, currency = price["unit_amount"] * quantity, price["currency"]
+    else:
+        amount = params.int("amount", required=True) or 0
+        currency = (params.str("currency", required=True) or "").lower()
+    sub = load_param(ctx, params, "subscription", "subscription")
+    period = params.dict("period")
+    start = period.int("start", required=True) if period else ctx.now
+    end = period.int("end", required=True) if period else ctx.now
+    ii = one_off_item(ctx.now, customer=customer["id"], amount=amount, currency=currency,
+                      description=params.str("description") or (product_name(ctx, price) if price else None),
+                      quantity=quantity, price=price, subscription_id=sub["id"] if sub else None,
+                      period_start=start or ctx.now, period_end=end or ctx.now, metadata=params.metadata() or {})
+    target = load_param(ctx, params, "invoice", "invoice")
+    ctx.db.save(ii)
+    emit(ctx, "invoiceitem.created", ii)
+    if target is not None:
+        _add_to_draft(ctx, target, ii)
+    return load(ctx, ii["id"], "invoiceitem")
+
+
+def _add_to_draft(ctx: Ctx, inv: dict[str, Any], ii: dict[str, Any]) -> None:
+    if inv["status"] != "draft":
+        raise InvalidRequest(f"You can only add invoice items to draft invoices; {inv['id']} is {inv['status']}.",
+                             code="invoice_not_editable", param="invoice")
+    if ii["customer"] != inv["customer"] or ii["currency"] != inv["currency"]:
+        raise InvalidRequest("The invoice item and the invoice must have the same customer and currency.",
+                             param="invoice")
+    old = copy.deepcopy(inv)
+    ii["invoice"] = inv["id"]
+    ctx.db.save(ii)
+    inv["lines"]["data"].append(manual_line(ii, inv["id"]))
+    _recompute(ctx, inv)
+    ctx.db.save(inv)
+    emit(ctx, "invoice.updated", inv, changes(old, inv))
+
+
+@route("DELETE", "/invoiceitems/<item_id>")
+def delete_invoice_item(ctx: Ctx, params: Params, item_id: str) -> dict[str, Any]:
+    ii = load(ctx, item_id, "invoiceitem")
+    if ii["invoice"]:
+        inv = load(ctx, ii["invoice"], "invoice")
+        if inv["status"] != "draft":
+            raise InvalidRequest("You cannot delete an invoice item that is on a finalized invoice.",
+                                 code="invoice_not_editable")
+        inv["lines"]["data"] = [line for line in inv["lines"]["data"]
+                                if (line["parent"].get("invoice_item_details") or {}).get("invoice_item") != item_id
+                                and (line["parent"].get("subscription_item_details") or {}).get("invoice_item")
+                                != item_id]
+        _recompute(ctx, inv)
+        ctx.db.save(inv)
+    ctx.db.delete(item_id)
+    emit(ctx, "invoiceitem.deleted", ii)
+    return {"id": item_id, "object": "invoiceitem", "deleted": True}
+
+
+@route("POST", "/invoices")
+def create_invoice(ctx: Ctx, params: Params) -> dict[str, Any]:
+    """A one-off (``manual``) draft invoice; add lines with POST /v1/invoiceitems?invoice=…"""
+    from . import customers
+
+    params.reject_unknown(["customer", "auto_advance", "collection_method", "description", "metadata", "currency",
+                           "default_payment_method", "pending_invoice_items_behavior", "footer", "subscription",
+                           "automatic_tax", "days_until_due", "due_date", "statement_descriptor",
+                           "payment_settings", "rendering", "customer_account"])
+    customer = customers.load_live(ctx, params.str("customer", required=True) or "")
+    if params.str("collection_method", default="charge_automatically") != "charge_automatically":
+        raise InvalidRequest("The sandbox only supports collection_method=charge_automatically.",
+                             param="collection_method")
+    include = params.enum("pending_invoice_items_behavior", ["include", "exclude"], default="exclude")
+    pending = [ii for ii in ctx.db.find("invoiceitem", customer=customer["id"])
+               if ii["invoice"] is None and not ii["proration"]] if include == "include" else []
+    currency = (params.str("currency") or (pending[0]["currency"] if pending else "") or
+                customer.get("currency") or "usd").lower()
+    inv = assemble(ctx, customer=customer, sub=None, billing_reason="manual", lines=[], period_start=ctx.now,
+                   period_end=ctx.now, currency=currency)
+    inv["metadata"] = params.metadata() or {}
+    inv["description"] = params.str("description") or None
+    inv["auto_advance"] = bool(params.bool("auto_advance", False))
+    pm_id = params.str("default_payment_method")
+    if pm_id:
+        inv["default_payment_method"] = payment_methods.resolve(ctx, pm_id, "default_payment_method",
+                                                                attach_to=customer["id"])["id"]
+    for ii in pending:
+        if ii["currency"] == currency:
+            ii["invoice"] = inv["id"]
+            ctx.db.save(ii)
+            inv["lines"]["data"].append(manual_line(ii, inv["id"]))
+    _recompute(ctx, inv)
+    ctx.db.save(inv)
+    emit(ctx, "invoice.created", inv)
+    return inv
+
+
+@route("DELETE", "/invoices/<invoice_id>")
+def delete_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
+    inv = load(ctx, invoice_id, "invoice")
+    if inv["status"] != "draft":
+        raise InvalidRequest("You can only delete draft invoices; void finalized ones instead.",
+                             code="invoice_not_editable")
+    for ii in ctx.db.find("invoiceitem", ref=invoice_id):
+        ii["invoice"] = None
+        ctx.db.save(ii)
+    ctx.db.delete(invoice_id)
+    emit(ctx, "invoice.deleted", inv)
+    return {"id": invoice_id, "object": "invoice", "deleted": True}
 
 
 # -- endpoints ---------------------------------------------------------------------------------

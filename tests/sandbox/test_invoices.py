@@ -97,3 +97,22 @@ def test_hosted_page_and_pdf(stripe_client, open_invoice):
 def test_finalize_draft_is_refused_twice(stripe_client, open_invoice):
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.invoices.finalize_invoice(open_invoice.id)
+
+
+def test_one_off_invoice(stripe_client):
+    cus = helpers.customer(stripe_client)
+    inv = stripe_client.v1.invoices.create({"customer": cus.id, "currency": "brl", "metadata": {"kind": "setup-fee"}})
+    assert inv.status == "draft" and inv.billing_reason == "manual" and inv.amount_due == 0
+    stripe_client.v1.invoice_items.create({"customer": cus.id, "invoice": inv.id, "amount": 15000,
+                                           "currency": "brl", "description": "Setup fee"})
+    stripe_client.v1.invoice_items.create({"customer": cus.id, "invoice": inv.id, "amount": 2500,
+                                           "currency": "brl", "description": "Extra seat"})
+    draft = stripe_client.v1.invoices.retrieve(inv.id)
+    assert draft.amount_due == 17500 and [line.description for line in draft.lines.data] == ["Setup fee", "Extra seat"]
+    assert draft.lines.data[0].parent.type == "invoice_item_details"
+    finalized = stripe_client.v1.invoices.finalize_invoice(inv.id)
+    assert finalized.status == "open" and finalized.number
+    paid = stripe_client.v1.invoices.pay(inv.id)
+    assert paid.status == "paid" and paid.amount_paid == 17500
+    draft_to_delete = stripe_client.v1.invoices.create({"customer": cus.id, "currency": "brl"})
+    assert stripe_client.v1.invoices.delete(draft_to_delete.id).deleted is True
