@@ -106,7 +106,7 @@ def _summary(ctx, session: dict[str, Any]) -> dict[str, Any]:
         else:
             price_label = label
         headline = f"Subscribe to {items[0]['description']}"
-        button = "Start trial" if (days or sub_data.get("trial_end")) else "Subscribe"
+        button = "Start trial" if (days or sub_data.get("trial_end")) else "Pay and subscribe"
         total_label = "Total due today"
         total_text = format_amount(0 if (days or sub_data.get("trial_end")) else total, currency)
     elif mode == "payment":

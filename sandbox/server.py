@@ -81,8 +81,13 @@ class Sandbox:
         self.faults = Faults()
         self.stats = Stats()
         self.dispatcher = Dispatcher(self.store, settings)
+        self._prepare()
+
+    def _prepare(self) -> None:
         with self.store.write() as db:
-            ensure_command_line_endpoint(db, settings)
+            ensure_command_line_endpoint(db, self.settings)
+            if db.meta("clock_created") is None:
+                db.set_meta("clock_created", str(clock.sandbox_now(db)))
 
     @contextmanager
     def unit_of_work(self, base_url: str, request_id: str | None = None,
@@ -103,8 +108,7 @@ class Sandbox:
     def reset(self) -> None:
         self.dispatcher.reset()
         self.store.wipe()
-        with self.store.write() as db:
-            ensure_command_line_endpoint(db, self.settings)
+        self._prepare()
         self.stats.clear()
         self.faults.arm(0)
 

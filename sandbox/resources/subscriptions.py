@@ -399,6 +399,10 @@ def process_due(ctx: Ctx, sub: dict[str, Any]) -> None:
         sub = reload(ctx, sub["id"])
         if sub["status"] not in RENEWING:
             return
+    if sub["cancel_at"] and sub["cancel_at"] <= now:
+        # A cancellation due at the period (or trial) end wins over renewing: no new invoice.
+        cancel_now(ctx, sub, reason="cancellation_requested", at=sub["cancel_at"])
+        return
     if sub["status"] == "trialing":
         extra = ctx.db.extra(sub["id"])
         if not extra.get("trial_will_end_sent") and now >= sub["trial_end"] - TRIAL_WARNING:
@@ -409,11 +413,7 @@ def process_due(ctx: Ctx, sub: dict[str, Any]) -> None:
         else:
             store(ctx, sub)
         return
-    start, end = current_period(sub)
-    if sub["cancel_at"] and sub["cancel_at"] <= now and sub["cancel_at"] <= end:
-        cancel_now(ctx, sub, reason="cancellation_requested", at=sub["cancel_at"])
-        return
-    if end <= now:
+    if current_period(sub)[1] <= now:
         renew(ctx, sub)
         return
     store(ctx, sub)

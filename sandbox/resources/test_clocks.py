@@ -22,11 +22,7 @@ log = logging.getLogger("sandbox.clock")
 
 
 def current(ctx: Ctx) -> dict[str, Any]:
-    created = ctx.db.meta("clock_created")
-    if created is None:
-        created = str(ctx.now)
-        if ctx.db.conn.in_transaction:
-            ctx.db.set_meta("clock_created", created)
+    created = ctx.db.meta("clock_created") or ctx.now  # set when the sandbox starts or is reset
     return sandbox_clock(created=int(created), frozen_time=ctx.now)
 
 
@@ -103,7 +99,6 @@ def advance_clock(ctx: Ctx, params: Params, clock_id: str) -> dict[str, Any]:
 
 
 def _advance(ctx: Ctx, target: int) -> dict[str, Any]:
-    current(ctx)
     clock.move_to(ctx.db, target)
     emit(ctx, "test_helpers.test_clock.advancing", dict(current(ctx), status="advancing", frozen_time=ctx.now))
     run_due(ctx, target)

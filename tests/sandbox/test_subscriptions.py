@@ -204,3 +204,14 @@ def test_cancel_now_with_proration_credits_the_customer(stripe_client, sandbox, 
     final = stripe_client.v1.invoices.retrieve(canceled.latest_invoice)
     assert final.lines.data[0].amount == pytest.approx(-4950, abs=1)
     assert stripe_client.v1.customers.retrieve(cus.id).balance == final.total
+
+
+def test_cancel_at_trial_end_never_charges(stripe_client, sandbox, pro):
+    cus = helpers.customer(stripe_client)
+    sub = helpers.subscribe(stripe_client, cus.id, pro.id, trial_period_days=7)
+    sub = stripe_client.v1.subscriptions.update(sub.id, {"cancel_at_period_end": True})
+    assert sub.cancel_at == sub.trial_end
+    sandbox.advance(to=sub.trial_end + 60)
+    sub = stripe_client.v1.subscriptions.retrieve(sub.id)
+    assert sub.status == "canceled" and sub.ended_at == sub.trial_end
+    assert stripe_client.v1.charges.list().data == []
