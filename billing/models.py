@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -122,6 +123,7 @@ class App(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[AppStatus] = mapped_column(_enum(AppStatus, "app_status"), default=AppStatus.ACTIVE)
     paused_reason: Mapped[Optional[str]] = mapped_column(Text)
+    paused_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     billing_email: Mapped[Optional[str]] = mapped_column(String(254))
     stripe_customer_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
@@ -169,11 +171,19 @@ class KernelPlan(Base):
         return self.amount == 0
 
 
+LIVE_STATUSES_SQL = "status NOT IN ('canceled', 'incomplete_expired')"
+
+
 class AppSubscription(Base):
     """One Stripe subscription of an app. A canceled one stays as history; a new checkout adds a row."""
 
     __tablename__ = "app_subscriptions"
-    __table_args__ = (Index("ix_app_subscriptions_app_status", "app_id", "status"),)
+    __table_args__ = (
+        Index("ix_app_subscriptions_app_status", "app_id", "status"),
+        # At most one live subscription per app: a second one would mean charging twice.
+        Index("uq_app_subscriptions_one_live_per_app", "app_id", unique=True,
+              sqlite_where=text(LIVE_STATUSES_SQL), postgresql_where=text(LIVE_STATUSES_SQL)),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
@@ -242,6 +252,7 @@ class KernelInvoice(Base):
 
     app: Mapped[App] = relationship()
     subscription: Mapped[Optional[AppSubscription]] = relationship()
+    payments: Mapped[list["KernelPayment"]] = relationship(back_populates="invoice")
 
     @property
     def total(self) -> Money:
@@ -363,3 +374,178 @@ class Alert(Base):
 def open_alert_count(app_id: int):
     """A select counting an app's unresolved alerts."""
     return select(func.count(Alert.id)).where(Alert.app_id == app_id, Alert.resolved_at.is_(None))
+
+
+class CheckoutStatus(enum.StrEnum):
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+
+
+class KernelCheckoutSession(Base):
+    """A Checkout Session the portal opened for an app: the success redirect is only honoured for these."""
+
+    __tablename__ = "kernel_checkout_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    stripe_session_id: Mapped[str] = mapped_column(String(255), unique=True)
+    mode: Mapped[str] = mapped_column(String(16))  # "subscription" or "setup"
+    plan_id: Mapped[Optional[int]] = mapped_column(ForeignKey("kernel_plans.id"))
+    status: Mapped[CheckoutStatus] = mapped_column(_enum(CheckoutStatus, "checkout_status"),
+                                                   default=CheckoutStatus.OPEN)
+    url: Mapped[Optional[str]] = mapped_column(Text)
+    created_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    app: Mapped[App] = relationship()
+    plan: Mapped[Optional[KernelPlan]] = relationship()
+
+
+class KernelPayment(Base):
+    """Money received (or attempted) through one Stripe PaymentIntent: an invoice payment or a one-off charge."""
+
+    __tablename__ = "kernel_payments"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_within_amount"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    invoice_id: Mapped[Optional[int]] = mapped_column(ForeignKey("kernel_invoices.id"), index=True)
+    stripe_payment_intent_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_charge_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    status: Mapped[str] = mapped_column(String(32))  # Stripe's PaymentIntent status
+    failure_code: Mapped[Optional[str]] = mapped_column(String(64))
+    paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    stripe_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    app: Mapped[App] = relationship()
+    invoice: Mapped[Optional[KernelInvoice]] = relationship(back_populates="payments")
+
+
+class KernelRefund(Base):
+    __tablename__ = "kernel_refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    payment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("kernel_payments.id"))
+    stripe_refund_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting to be sent by SMTP
+    SENT = "sent"
+    FAILED = "failed"
+    STORED = "stored"  # no SMTP configured: kept here for the owner and superadmins to read
+
+
+class OutboxMessage(Base):
+    """A notice to an app owner (dunning, receipts); sent by SMTP when configured, readable in the portal always."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[Optional[int]] = mapped_column(ForeignKey("apps.id"), index=True)
+    to_email: Mapped[str] = mapped_column(String(254))
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    # One notice per occasion (e.g. "dunning:in_123:retry:2:notice"), however often a job runs.
+    dedupe_key: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"))
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)
+    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    app: Mapped[Optional[App]] = relationship()
+
+
+class JobRun(Base):
+    """One run of a scheduled or on-demand job. The unique key stops a second launch of the same run."""
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    run_key: Mapped[str] = mapped_column(String(255), unique=True)  # e.g. "dunning:2026-11-26"
+    rq_job_id: Mapped[Optional[str]] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))  # running, succeeded, failed
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    details: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class ReconciliationRun(Base):
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(32))  # nightly, superadmin, cli
+    status: Mapped[str] = mapped_column(String(32))  # running, succeeded, failed
+    subscriptions_checked: Mapped[int] = mapped_column(Integer, default=0)
+    invoices_checked: Mapped[int] = mapped_column(Integer, default=0)
+    divergence_count: Mapped[int] = mapped_column(Integer, default=0)
+    api_calls: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    divergences: Mapped[list["ReconciliationDivergence"]] = relationship(back_populates="run")
+
+
+class ReconciliationDivergence(Base):
+    """One difference between Stripe and our tables, with both values; safe ones can be healed."""
+
+    __tablename__ = "reconciliation_divergences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"), index=True)
+    app_id: Mapped[Optional[int]] = mapped_column(ForeignKey("apps.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))  # status, plan, period, amount, paid, missing_local, missing_stripe
+    object_type: Mapped[str] = mapped_column(String(32))  # subscription, invoice
+    stripe_id: Mapped[Optional[str]] = mapped_column(String(255))
+    local_value: Mapped[Optional[Any]] = mapped_column(JSON)
+    stripe_value: Mapped[Optional[Any]] = mapped_column(JSON)
+    healable: Mapped[bool] = mapped_column(Boolean, default=False)
+    alert_id: Mapped[Optional[int]] = mapped_column(ForeignKey("alerts.id"))
+    healed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    healed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+    run: Mapped[ReconciliationRun] = relationship(back_populates="divergences")
+    app: Mapped[Optional[App]] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API, acting as its user; only a hash is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists to tell tokens apart
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the token
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()

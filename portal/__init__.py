@@ -9,7 +9,10 @@ from flask import Flask
 from billing import redaction
 from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
-from portal import admin, auth, cli, dashboard, errors, i18n, layout, payments, security
+from portal import (
+    admin, api, auth, cli, dashboard, errors, i18n, invoices, layout, notices, payments, security, subscriptions,
+    webhooks,
+)
 from portal.extensions import babel, csrf, db, limiter, migrate
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     payments.init_app(app)
     auth.init_app(app)
     dashboard.init_app(app)
+    subscriptions.init_app(app)
+    invoices.init_app(app)
+    notices.init_app(app)
+    api.init_app(app)
+    webhooks.init_app(app)
     admin.init_app(app)
     errors.init_app(app)
     security.init_app(app)

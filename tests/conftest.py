@@ -12,15 +12,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import clock
 from billing.models import App, Role, User
-from billing.plans import ensure_plans
+from billing.plans import ensure_plans, paid_plans
 from portal import create_app
 from portal.auth.passwords import hash_password
+from jobs.context import use_app
 from portal.extensions import db, limiter
+from portal.payments import gateway
 from sandbox.testing import SandboxProcess
 from scripts import services
 
@@ -100,9 +103,29 @@ def app(app_config):
         ensure_plans(db.session)
         db.session.commit()
         limiter.reset()
+    use_app(application)  # jobs run in-process (RQ_ASYNC off) or by a test worker use this app
     yield application
     with application.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def billing_app(app_config, sandbox, request):
+    """The ``app`` wired to the freshly reset sandbox: plans priced there, time from its test clock."""
+    app_config.update(SANDBOX_URL=sandbox.url, BILLING_CLOCK_FOLLOWS_GATEWAY=True)
+    application = request.getfixturevalue("app")
+    with application.app_context():
+        for plan in paid_plans(db.session):
+            plan.stripe_price_id = gateway().ensure_price(plan_code=plan.code, name=plan.name, amount=plan.price)
+        db.session.commit()
+    return application
+
+
+def pay_hosted_checkout(session_url: str, card_number: str = "4242 4242 4242 4242", follow: bool = False):
+    """Submit the sandbox's hosted Checkout form as a browser would; returns the response."""
+    form = {"email": "owner@acme.test", "cardNumber": card_number, "cardExpiry": "12 / 34", "cardCvc": "123",
+            "billingName": "Ana Owner"}
+    return requests.post(session_url, data=form, allow_redirects=follow, timeout=15)
 
 
 @pytest.fixture

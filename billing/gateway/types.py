@@ -186,6 +186,8 @@ class Invoice:
     created: int
     lines: tuple[InvoiceLine, ...] = field(default=())
     livemode: bool = False
+    payment_intent_ids: tuple[str, ...] = field(default=())
+    default_payment_method: Optional[str] = None
 
     @classmethod
     def from_stripe(cls, data: Mapping[str, Any]) -> "Invoice":
@@ -214,6 +216,11 @@ class Invoice:
             created=int(data.get("created") or 0),
             lines=tuple(InvoiceLine.from_stripe(line) for line in (data.get("lines") or {}).get("data") or []),
             livemode=bool(data.get("livemode")),
+            payment_intent_ids=tuple(
+                pi for pi in (object_id((p.get("payment") or {}).get("payment_intent"))
+                              for p in (data.get("payments") or {}).get("data") or []) if pi
+            ),
+            default_payment_method=object_id(data.get("default_payment_method")),
         )
 
     @property

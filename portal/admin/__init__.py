@@ -1,6 +1,10 @@
-"""The superadmin area: every tenant, subscription, invoice, alert and audit entry."""
+"""The superadmin area: every tenant, subscription, invoice, alert and audit entry.
+
+Each feature adds its pages to the one ``admin`` blueprint from its own module.
+"""
 from flask import Flask
 
+from portal.admin import events, reconciliation, routes  # noqa: F401 (modules register their views)
 from portal.admin.routes import bp
 
 

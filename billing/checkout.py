@@ -1,0 +1,82 @@
+"""Finishing a Stripe Checkout Session, from whichever side hears of it first.
+
+The browser's redirect to ``/billing/success`` and the ``checkout.session.completed``
+webhook both call ``complete_checkout``. It never trusts what it is told: it asks
+Stripe for the session, applies it once, and a second call (a reload, the other
+side arriving later, a redelivered event) finds it done and changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import audit, clock
+from billing.gateway import CheckoutSession, StripeGateway
+from billing.models import App, CheckoutStatus, KernelCheckoutSession
+from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    local: Optional[KernelCheckoutSession]  # None: not a session the portal opened
+    remote: Optional[CheckoutSession]
+    newly_completed: bool = False
+
+    @property
+    def is_complete(self) -> bool:
+        return self.local is not None and self.local.status == CheckoutStatus.COMPLETE
+
+
+def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_id: str, *, origin: Origin,
+                      app_id: Optional[int] = None) -> CheckoutResult:
+    """Apply a completed Checkout Session to our tables; idempotent.
+
+    ``app_id`` (from the URL the owner came back to) must match the app the session
+    was opened for, so one tenant cannot complete another's session.
+    """
+    local = session.scalar(
+        select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == stripe_session_id)
+        .with_for_update()
+    )
+    if local is None or (app_id is not None and local.app_id != app_id):
+        return CheckoutResult(None, None)
+    if local.status == CheckoutStatus.COMPLETE:
+        return CheckoutResult(local, None)
+
+    remote = gateway.retrieve_checkout_session(stripe_session_id)
+    if not remote.is_complete:
+        if remote.status == "expired":
+            local.status = CheckoutStatus.EXPIRED
+        return CheckoutResult(local, remote)
+
+    app = session.get(App, local.app_id)
+    if app.stripe_customer_id is None and remote.customer:
+        app.stripe_customer_id = remote.customer
+    if local.mode == "subscription" and remote.subscription:
+        result = sync_subscription_from_gateway(session, gateway, remote.subscription, origin=origin)
+        first_invoice = result.remote.latest_invoice if result.remote else None
+        if result.row is not None and first_invoice:
+            sync_invoice(session, gateway.retrieve_invoice(first_invoice),
+                         observed_at=int(clock.now().timestamp()), origin=origin)
+    elif local.mode == "setup" and remote.setup_payment_method:
+        live = app.current_subscription
+        live_id = live.stripe_subscription_id if live and live.status.grants_access else None
+        gateway.set_default_payment_method(remote.customer or app.stripe_customer_id, remote.setup_payment_method,
+                                           subscription_id=live_id)
+        if live_id:
+            sync_subscription_from_gateway(session, gateway, live_id, origin=origin)
+
+    local.status = CheckoutStatus.COMPLETE
+    local.completed_at = clock.now()
+    audit.record(session, action=f"checkout.{local.mode}.completed", object_type="checkout_session",
+                 object_id=stripe_session_id, app_id=app.id, before={"status": "open"},
+                 after={"status": "complete"}, actor=origin.actor, actor_user_id=origin.actor_user_id,
+                 correlation_id=origin.correlation_id)
+    log.info("checkout %s completed for app %s (%s)", stripe_session_id, app.id, origin.actor)
+    return CheckoutResult(local, remote, newly_completed=True)

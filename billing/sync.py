@@ -1,0 +1,261 @@
+"""Mirroring Stripe's subscriptions and invoices into our tables, newest state first.
+
+Every path that learns something from Stripe comes through here: the Checkout
+success redirect, the webhook handlers, reconciliation's heal button. Each row
+keeps a watermark, the Unix time of the Stripe state it holds:
+
+* state observed *after* the watermark is applied;
+* state observed *before* it is stale and ignored, so a late event never rolls
+  a subscription back;
+* state observed in the *same second* is ambiguous (Stripe's ``created`` has
+  one-second resolution), so the object is re-fetched from Stripe when the caller
+  can (``refetch``) and that answer applied.
+
+Status changes go through the state machine; an illegal one raises
+``IllegalTransition`` before anything is modified. Every change writes an audit row.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import audit, clock
+from billing.gateway.types import Card, Invoice, Subscription, SubscriptionSchedule, ts
+from billing.models import App, AppSubscription, KernelInvoice
+from billing.plans import plan_by_price
+from billing.states import SubscriptionStatus, check_transition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who or what caused a change, for the audit trail."""
+
+    actor: str  # "user", "webhook", "job:dunning", "job:reconciliation", "cli"
+    correlation_id: Optional[str] = None  # event id, request id, job run
+    actor_user_id: Optional[int] = None
+
+
+class Outcome(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    STALE = "stale"  # older than what we hold: ignored
+    NOT_OURS = "not_ours"  # no app of ours owns this customer
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    outcome: Outcome
+    row: Any = None
+    remote: Any = None  # the Stripe state that was applied (after a re-fetch, if there was one)
+
+    @property
+    def changed(self) -> bool:
+        return self.outcome in (Outcome.CREATED, Outcome.UPDATED)
+
+
+class UnknownPrice(ValueError):
+    """A Stripe price that maps to none of our plans (created by hand in the dashboard?)."""
+
+    def __init__(self, price_id: Optional[str]):
+        super().__init__(f"no plan has the Stripe price {price_id!r}")
+        self.price_id = price_id
+
+
+SUBSCRIPTION_FIELDS = (
+    "status", "plan_id", "current_period_start", "current_period_end", "cancel_at_period_end", "canceled_at",
+    "trial_end", "payment_method_id", "card_brand", "card_last4", "stripe_schedule_id", "scheduled_plan_id",
+    "scheduled_change_at",
+)
+INVOICE_FIELDS = ("status", "amount_due", "amount_paid", "amount_remaining", "attempt_count", "paid_at", "number")
+
+
+def snapshot(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON-friendly picture of ``row`` for the audit log."""
+    picture = {}
+    for name in fields:
+        value = getattr(row, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        picture[name] = value
+    return picture
+
+
+def app_for_customer(session: Session, customer_id: Optional[str]) -> Optional[App]:
+    if not customer_id:
+        return None
+    return session.scalar(select(App).where(App.stripe_customer_id == customer_id))
+
+
+def _freshness(row_watermark: int, observed_at: int) -> int:
+    return (observed_at > row_watermark) - (observed_at < row_watermark)
+
+
+def sync_subscription(
+    session: Session,
+    remote: Subscription,
+    *,
+    observed_at: int,
+    origin: Origin,
+    refetch: Optional[Callable[[], Subscription]] = None,
+    schedule: Optional[SubscriptionSchedule] = None,
+    card: Optional[Card] = None,
+) -> SyncResult:
+    """Bring our row for ``remote`` up to date (creating it if the app is ours and it is new)."""
+    row = session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == remote.id))
+    if row is not None:
+        freshness = _freshness(row.stripe_watermark, observed_at)
+        if freshness < 0:
+            log.info("ignoring stale state of %s (observed %s, holding %s)", remote.id, observed_at,
+                     row.stripe_watermark)
+            return SyncResult(Outcome.STALE, row)
+        if freshness == 0 and refetch is not None:
+            remote = refetch()
+
+    app = row.app if row is not None else app_for_customer(session, remote.customer)
+    if app is None:
+        return SyncResult(Outcome.NOT_OURS)
+    plan = plan_by_price(session, remote.price_id) if remote.price_id else None
+    if plan is None:
+        raise UnknownPrice(remote.price_id)
+    target_status = SubscriptionStatus(remote.status)
+
+    if row is None:
+        row = AppSubscription(app=app, stripe_subscription_id=remote.id, stripe_customer_id=remote.customer,
+                              status=target_status, plan=plan)
+        before = None
+        session.add(row)
+        outcome = Outcome.CREATED
+    else:
+        check_transition(row.status, target_status)  # raises before anything changes
+        before = snapshot(row, SUBSCRIPTION_FIELDS)
+        outcome = Outcome.UPDATED
+
+    row.status = target_status
+    row.plan = plan
+    row.current_period_start = remote.current_period_start
+    row.current_period_end = remote.current_period_end
+    row.cancel_at_period_end = remote.cancel_at_period_end
+    row.canceled_at = remote.canceled_at
+    row.trial_end = remote.trial_end
+    if remote.default_payment_method != row.payment_method_id:
+        row.payment_method_id = remote.default_payment_method
+        row.card_brand = row.card_last4 = None
+    if card is not None and card.payment_method_id == row.payment_method_id:
+        row.card_brand, row.card_last4 = card.brand, card.last4
+    _apply_schedule(session, row, remote, schedule)
+    row.stripe_watermark = max(row.stripe_watermark or 0, observed_at)
+
+    after = snapshot(row, SUBSCRIPTION_FIELDS)
+    if before == after:
+        return SyncResult(Outcome.UNCHANGED, row, remote)
+    session.flush()
+    audit.record(session, action=f"subscription.{outcome.value}", object_type="app_subscription",
+                 object_id=remote.id, app_id=app.id, before=before, after=after, actor=origin.actor,
+                 actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+    return SyncResult(outcome, row, remote)
+
+
+def _apply_schedule(session: Session, row: AppSubscription, remote: Subscription,
+                    schedule: Optional[SubscriptionSchedule]) -> None:
+    """A downgrade waiting for the period end is a schedule whose next phase has another price."""
+    if remote.schedule is None:
+        row.stripe_schedule_id = row.scheduled_plan_id = row.scheduled_change_at = None
+        return
+    row.stripe_schedule_id = remote.schedule
+    if schedule is None or schedule.id != remote.schedule:
+        return  # keep what we know; the caller had no fresh schedule to give
+    upcoming = [phase for phase in schedule.phases
+                if phase.start and remote.current_period_end and phase.start >= remote.current_period_end]
+    next_phase = upcoming[0] if upcoming else None
+    next_plan = plan_by_price(session, next_phase.price_id) if next_phase and next_phase.price_id else None
+    if next_plan is None or next_plan.id == row.plan_id:
+        row.scheduled_plan_id = row.scheduled_change_at = None
+    else:
+        row.scheduled_plan_id, row.scheduled_change_at = next_plan.id, next_phase.start
+
+
+def sync_invoice(
+    session: Session,
+    remote: Invoice,
+    *,
+    observed_at: int,
+    origin: Origin,
+    refetch: Optional[Callable[[], Invoice]] = None,
+) -> SyncResult:
+    """Bring our row for the invoice ``remote`` up to date (creating it when its customer is one of our apps)."""
+    if remote.id is None:
+        raise ValueError("a preview invoice has no id and is never stored")
+    row = session.scalar(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id))
+    if row is not None:
+        freshness = _freshness(row.stripe_watermark, observed_at)
+        if freshness < 0:
+            return SyncResult(Outcome.STALE, row)
+        if freshness == 0 and refetch is not None:
+            remote = refetch()
+
+    app = row.app if row is not None else app_for_customer(session, remote.customer)
+    if app is None:
+        return SyncResult(Outcome.NOT_OURS)
+    subscription = None
+    if remote.subscription:
+        subscription = session.scalar(
+            select(AppSubscription).where(AppSubscription.stripe_subscription_id == remote.subscription))
+
+    if row is None:
+        row = KernelInvoice(app=app, stripe_invoice_id=remote.id, currency=remote.currency,
+                            amount_due=remote.amount_due, amount_paid=remote.amount_paid,
+                            status=remote.status or "draft")
+        session.add(row)
+        before = None
+        outcome = Outcome.CREATED
+    else:
+        before = snapshot(row, INVOICE_FIELDS)
+        outcome = Outcome.UPDATED
+
+    row.subscription = subscription or row.subscription
+    row.number = remote.number
+    row.status = remote.status or row.status
+    row.billing_reason = remote.billing_reason
+    row.amount_due = remote.amount_due
+    row.amount_paid = remote.amount_paid
+    row.amount_remaining = remote.amount_remaining
+    row.currency = remote.currency
+    row.period_start = remote.period_start
+    row.period_end = remote.period_end
+    row.hosted_invoice_url = remote.hosted_invoice_url
+    row.invoice_pdf = remote.invoice_pdf
+    row.attempt_count = remote.attempt_count
+    row.paid_at = remote.paid_at
+    if remote.created:
+        row.created_at = ts(remote.created)  # Stripe's date, so lists sort as Stripe's do
+    row.stripe_watermark = max(row.stripe_watermark or 0, observed_at)
+
+    after = snapshot(row, INVOICE_FIELDS)
+    if before == after:
+        return SyncResult(Outcome.UNCHANGED, row, remote)
+    session.flush()
+    audit.record(session, action=f"invoice.{outcome.value}", object_type="kernel_invoice", object_id=remote.id,
+                 app_id=app.id, before=before, after=after, actor=origin.actor, actor_user_id=origin.actor_user_id,
+                 correlation_id=origin.correlation_id)
+    return SyncResult(outcome, row, remote)
+
+
+def sync_subscription_from_gateway(session: Session, gateway, subscription_id: str, *, origin: Origin,
+                                   observed_at: Optional[int] = None) -> SyncResult:
+    """Fetch the subscription (and its schedule and card) from Stripe and apply it: the freshest truth."""
+    remote = gateway.retrieve_subscription(subscription_id)
+    schedule = gateway.retrieve_schedule(remote.schedule) if remote.schedule else None
+    card = gateway.retrieve_card(remote.default_payment_method) if remote.default_payment_method else None
+    when = observed_at if observed_at is not None else int(clock.now().timestamp())
+    return sync_subscription(session, remote, observed_at=when, origin=origin, schedule=schedule, card=card)

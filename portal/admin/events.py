@@ -1,0 +1,2 @@
+"""Superadmin pages: events."""
+from portal.admin.routes import bp  # noqa: F401

@@ -1,0 +1,22 @@
+"""Handing work to RQ from a request.
+
+Jobs are named by dotted path ("jobs.webhooks.process_event") rather than imported,
+so the portal never imports the job modules (which import the portal to build
+their app context).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from flask import current_app
+from rq import Retry
+from rq.job import Job
+
+from jobs.queues import DEFAULT, get_queue
+
+
+def enqueue(func: str, *args: Any, queue: str = DEFAULT, job_id: Optional[str] = None,
+            retry: Optional[Retry] = None, **kwargs: Any) -> Job:
+    """Enqueue ``func(*args, **kwargs)``; with RQ_ASYNC off (tests) it runs at once, in this process."""
+    rq_queue = get_queue(queue, current_app.config["REDIS_URL"], is_async=current_app.config["RQ_ASYNC"])
+    return rq_queue.enqueue(func, *args, job_id=job_id, retry=retry, kwargs=kwargs or None)

@@ -1,0 +1,4 @@
+"""POST /webhooks/kernel/stripe: verify, record, enqueue, answer."""
+from flask import Blueprint
+
+bp = Blueprint("webhooks", __name__)
