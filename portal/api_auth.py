@@ -1,0 +1,74 @@
+"""Who is calling the JSON API: a signed-in browser (session cookie, CSRF header) or a bearer token.
+
+Tokens look like ``kbp_<random>``; only their SHA-256 is stored. A token acts as
+its user, with the same tenant isolation as the browser.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from functools import wraps
+
+from flask import g, jsonify, request
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import clock
+from billing.models import ApiToken, User
+from portal.extensions import csrf, db
+
+TOKEN_PREFIX = "kbp_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, user: User, name: str) -> str:
+    """Create a token for ``user``; the plain token is returned once and never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, name=name, prefix=token[:12], token_hash=hash_token(token)))
+    return token
+
+
+def _bearer_user() -> User | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    token = header.removeprefix("Bearer ").strip()
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token),
+                                                   ApiToken.revoked_at.is_(None)))
+    if row is None or not row.user.active:
+        return None
+    row.last_used_at = clock.now()
+    db.session.commit()
+    return row.user
+
+
+def api_user() -> User | None:
+    """The user behind this API request, set by ``api_auth_required``."""
+    return g.get("api_user")
+
+
+def api_auth_required(view):
+    """401 JSON unless the request carries a valid bearer token or a signed-in session.
+
+    Token requests are exempt from CSRF (no cookie is involved); session requests
+    must send the CSRF token in ``X-CSRFToken``, as a form would.
+    """
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        user = _bearer_user()
+        if user is None and current_user.is_authenticated:
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                csrf.protect()
+            user = current_user._get_current_object()
+        if user is None:
+            return jsonify(error={"code": 401, "message": "Authentication required"}), 401
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    # Bearer calls carry no cookie, so CSRF does not apply to them; session calls are checked above.
+    return csrf.exempt(wrapper)
