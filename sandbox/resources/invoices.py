@@ -369,13 +369,28 @@ def _preview(ctx: Ctx, params: Params) -> dict[str, Any]:
     # Stripe's preview without immediate invoicing shows the next renewal invoice.
     start, end = planned.next_period
     lines += proration
-    if not planned.ends_at_period_end:
-        lines += [period_line(ctx, sub, item, start, end) for item in planned.items]
+    next_items = _items_after(ctx, sub, planned.items, start)
+    if not planned.ends_at_period_end and next_items:
+        lines += [period_line(ctx, sub, item, start, end) for item in next_items]
     inv = assemble(ctx, customer=customer, sub=sub, billing_reason="upcoming", lines=lines,
                    period_start=planned.period[0], period_end=planned.period[1], currency=sub["currency"],
                    preview=True)
     inv["created"] = start
     return inv
+
+
+def _items_after(ctx: Ctx, sub: dict[str, Any], items: list[dict[str, Any]], boundary: int) -> list[dict[str, Any]]:
+    """The items the next period will bill: a schedule phase starting then replaces them."""
+    from . import subscription_schedules
+
+    schedule = subscription_schedules.schedule_of(ctx, sub)
+    if schedule is None or not schedule["current_phase"] or schedule["current_phase"]["end_date"] != boundary:
+        return items
+    phase = subscription_schedules.next_phase(ctx, schedule)
+    if phase is None:
+        return [] if schedule["end_behavior"] == "cancel" else items
+    return [{"id": items[i]["id"] if i < len(items) else None, "price": load(ctx, item["price"], "price"),
+             "quantity": item["quantity"]} for i, item in enumerate(phase["items"])]
 
 
 @route("POST", "/invoices/create_preview")

@@ -43,6 +43,11 @@ def schedule_of(ctx: Ctx, sub: dict[str, Any]) -> dict[str, Any] | None:
     return schedule if schedule and schedule["status"] in OPEN else None
 
 
+def next_phase(ctx: Ctx, schedule: dict[str, Any]) -> dict[str, Any] | None:
+    index = _phase_index(ctx, schedule) + 1
+    return schedule["phases"][index] if index < len(schedule["phases"]) else None
+
+
 def next_boundary_for(ctx: Ctx, sub: dict[str, Any]) -> int | None:
     schedule = schedule_of(ctx, sub)
     if schedule is None or schedule["current_phase"] is None:

@@ -98,3 +98,11 @@ def test_scheduled_subscription_refuses_direct_cancellation_changes(stripe_clien
     _schedule_downgrade(stripe_client, sub, pro, enterprise)
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.subscriptions.update(sub.id, {"cancel_at_period_end": True})
+
+
+def test_renewal_preview_shows_the_scheduled_price(stripe_client, enterprise_subscription):
+    sub, pro, enterprise = enterprise_subscription
+    _schedule_downgrade(stripe_client, sub, pro, enterprise)
+    preview = stripe_client.v1.invoices.create_preview({"customer": sub.customer, "subscription": sub.id})
+    assert [line.amount for line in preview.lines.data] == [9900]
+    assert preview.lines.data[0].period.start == helpers.period(sub)[1]
