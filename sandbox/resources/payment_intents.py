@@ -53,8 +53,8 @@ def attempt(ctx: Ctx, pi: dict[str, Any], *, off_session: bool, authenticated: b
         failure = "authentication_required"
     old = copy.deepcopy(pi)
     if failure is None:
-        if authenticated and pi.get("setup_future_usage"):
-            # Authenticated while setting up for later: later off-session charges succeed, as in Stripe.
+        if authenticated and (pi.get("setup_future_usage") or pm.get("customer")):
+            # Authenticated while saving the card for later: later off-session charges succeed, as in Stripe.
             ctx.db.save(pm, extra=dict(extra, authenticated=True))
         manual = pi["capture_method"] == "manual"
         charge = build_charge(ctx.now, pi=pi, pm=pm, captured=not manual, failure=None)

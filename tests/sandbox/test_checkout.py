@@ -126,7 +126,7 @@ def test_trial_checkout(stripe_client, pro):
     assert stripe_client.v1.charges.list().data == []
 
 
-def test_three_d_secure_complete_and_fail(stripe_client, pro):
+def test_three_d_secure_complete_and_fail(stripe_client, sandbox, pro):
     session = subscription_session(stripe_client, pro.id, customer_email="s@example.com")
     challenge = submit(session, form(number="4000 0025 0000 3155"))
     assert challenge.status_code == 200 and "3D Secure" in challenge.text
@@ -141,6 +141,10 @@ def test_three_d_secure_complete_and_fail(stripe_client, pro):
     assert done.status_code == 303
     sub = stripe_client.v1.subscriptions.list().data[0]
     assert sub.status == "active"
+    # Authenticated once while saving the card: the off-session renewal goes through.
+    sandbox.advance(to=helpers.period(sub)[1] + 60)
+    renewal = stripe_client.v1.subscriptions.retrieve(sub.id, {"expand": ["latest_invoice"]}).latest_invoice
+    assert renewal.billing_reason == "subscription_cycle" and renewal.status == "paid"
 
 
 def test_setup_mode(stripe_client):
