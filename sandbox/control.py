@@ -75,7 +75,7 @@ def deliveries() -> Response:
             clauses.append(f"{column} = ?")
             values.append(request.args[key])
     where = " AND ".join(clauses) or "1"
-    limit = min(int(request.args.get("limit", "10000")), 100000)
+    limit = min(_int(dict(request.args), "limit", 10000, minimum=1), 100000)
     with _box().store.read() as db:
         rows = db.conn.execute(
             "SELECT id, event_id, event_type, endpoint_id, url, attempt, status, error, outcome, at, duration_ms"
