@@ -292,6 +292,11 @@ def create_app(db_path: str, webhook_url: str | None = None, webhook_secret: str
             return json_response(InvalidRequest(message).to_json(), 404, {"Request-Id": new_id("req")})
         return Response("Not found", status=404, mimetype="text/plain")
 
+    @app.after_request
+    def request_id(response: Response) -> Response:
+        response.headers.setdefault("Request-Id", new_id("req"))  # pages and control endpoints too
+        return response
+
     if deliver_webhooks:
         box.dispatcher.start()
     return app

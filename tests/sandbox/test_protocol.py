@@ -31,6 +31,8 @@ def test_sdk_raises_authentication_error(sandbox):
 def test_every_response_has_a_request_id(sandbox):
     ids = {helpers.raw(sandbox, "GET", "/v1/customers").headers["Request-Id"] for _ in range(3)}
     assert len(ids) == 3
+    for path in ("/v1/customers/cus_missing", "/_sandbox/health", "/checkout/cs_test_missing"):
+        assert helpers.raw(sandbox, "GET", path).headers["Request-Id"].startswith("req_")
 
 
 def test_missing_object_is_resource_missing_404(stripe_client):
