@@ -164,6 +164,10 @@ class StripeGateway:
         data = self._call(self._v1.checkout.sessions.retrieve, session_id, {"expand": ["setup_intent"]})
         return CheckoutSession.from_stripe(data)
 
+    def expire_checkout_session(self, session_id: str) -> CheckoutSession:
+        """Close an open Checkout Session so it can no longer be paid (a newer one replaces it)."""
+        return CheckoutSession.from_stripe(self._call(self._v1.checkout.sessions.expire, session_id))
+
     # ------------------------------------------------------------------ subscriptions
 
     def retrieve_subscription(self, subscription_id: str) -> Subscription:
@@ -221,15 +225,22 @@ class StripeGateway:
         invoice = self.retrieve_invoice(updated.latest_invoice) if updated.latest_invoice else None
         return updated, invoice
 
-    def schedule_price_change(self, subscription: Subscription, new_price_id: str) -> SubscriptionSchedule:
-        """Downgrade: keep the current price until the period ends, then switch (a subscription schedule)."""
+    def schedule_price_change(self, subscription: Subscription, new_price_id: str,
+                              attempt: Optional[str] = None) -> SubscriptionSchedule:
+        """Downgrade: keep the current price until the period ends, then switch (a subscription schedule).
+
+        ``attempt`` names one request to schedule: after a schedule was released (the
+        owner undid a downgrade), scheduling again in the same period is a new
+        attempt and must create a new schedule, not replay the released one.
+        """
         period = int(subscription.current_period_start.timestamp()) if subscription.current_period_start else 0
         if subscription.schedule:
             schedule_id = subscription.schedule
         else:
+            key = f"schedule:create:{subscription.id}:period:{period}"
             created = self._call(self._v1.subscription_schedules.create,
                                  {"from_subscription": subscription.id},
-                                 key=f"schedule:create:{subscription.id}:period:{period}")
+                                 key=f"{key}:attempt:{attempt}" if attempt else key)
             schedule_id = created["id"]
         params = {
             "end_behavior": "release",

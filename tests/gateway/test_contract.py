@@ -264,6 +264,29 @@ def test_subscriptions_listed_page_by_page(target):
     assert {s.id for s in found} == created
 
 
+def test_an_expired_checkout_session_cannot_be_paid(target):
+    customer = target.new_customer()
+    session = target.gateway.create_subscription_checkout(
+        customer_id=customer.id, price_id=target.pro_price, app_id=1, plan_code="pro",
+        success_url="http://portal.test/s", cancel_url="http://portal.test/c", attempt=f"{target.run}:expire")
+    expired = target.gateway.expire_checkout_session(session.id)
+    assert expired.status == "expired" and not expired.is_complete
+    assert target.gateway.retrieve_checkout_session(session.id).status == "expired"
+    with pytest.raises(InvalidRequest):
+        target.gateway.expire_checkout_session(session.id)
+
+
+def test_a_downgrade_can_be_scheduled_again_after_it_was_undone(target):
+    customer = target.new_customer()
+    subscription = target.subscribe(customer, target.enterprise_price)
+    first = target.gateway.schedule_price_change(subscription, target.pro_price, attempt=f"{target.run}:1")
+    target.gateway.release_schedule(first.id)
+    released = target.gateway.retrieve_subscription(subscription.id)
+    second = target.gateway.schedule_price_change(released, target.pro_price, attempt=f"{target.run}:2")
+    assert second.id != first.id and second.status in ("active", "not_started")
+    assert target.gateway.retrieve_subscription(subscription.id).schedule == second.id
+
+
 # ---------------------------------------------------------------- sandbox-only checks
 
 
