@@ -249,6 +249,9 @@ class KernelInvoice(Base):
     paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
     stripe_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Dunning of this invoice ended (paid, voided, or retries exhausted): the dunning job stops looking at it.
+    dunning_closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    dunning_outcome: Mapped[Optional[str]] = mapped_column(String(32))  # paid, exhausted, void
 
     app: Mapped[App] = relationship()
     subscription: Mapped[Optional[AppSubscription]] = relationship()
