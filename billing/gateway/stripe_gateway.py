@@ -33,6 +33,7 @@ from billing.gateway.types import (
     Refund,
     Subscription,
     SubscriptionSchedule,
+    object_id,
 )
 from billing.money import Money
 
@@ -301,6 +302,12 @@ class StripeGateway:
         data = self._call(self._v1.invoices.list, params)
         return Page([Invoice.from_stripe(item) for item in data["data"]], bool(data["has_more"]))
 
+    def list_invoice_payment_intents(self, invoice_id: str) -> tuple[str, ...]:
+        """The PaymentIntents that paid (or tried to pay) an invoice: its ``payments`` are not in every payload."""
+        data = self._call(self._v1.invoice_payments.list, {"invoice": invoice_id, "limit": LIST_PAGE_SIZE})
+        return tuple(pi for pi in (object_id((item.get("payment") or {}).get("payment_intent"))
+                                   for item in data["data"]) if pi)
+
     def pay_invoice(self, invoice_id: str, *, attempt: str, payment_method_id: Optional[str] = None) -> Invoice:
         """Charge an open invoice now (a dunning retry, or the owner paying). ``attempt`` names the try."""
         params: dict[str, Any] = {"off_session": True}
@@ -359,6 +366,11 @@ class StripeGateway:
         data = self._call(self._v1.refunds.create, params,
                           key=f"refund:{payment_intent_id}:{reference}:{amount.amount if amount else 'all'}")
         return Refund.from_stripe(data)
+
+    def list_refunds(self, *, payment_intent_id: str) -> list[Refund]:
+        """Every refund of a payment (a charge's ``refunds`` list is only in payloads that expanded it)."""
+        data = self._call(self._v1.refunds.list, {"payment_intent": payment_intent_id, "limit": LIST_PAGE_SIZE})
+        return [Refund.from_stripe(item) for item in data["data"]]
 
     # ------------------------------------------------------------------ catalogue
 

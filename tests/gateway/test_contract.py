@@ -319,3 +319,24 @@ def test_list_pages_hold_100_objects(sandbox):
     pages = list(target.gateway.iter_pages(lambda cursor: target.gateway.list_subscriptions(starting_after=cursor)))
     assert [len(page.items) for page in pages] == [100, 100, 50]
     assert len({s.id for page in pages for s in page}) == 250
+
+
+def test_an_invoices_payment_intents_are_listed(target):
+    subscription = target.subscribe(target.new_customer(), target.pro_price)
+    intents = target.gateway.list_invoice_payment_intents(subscription.latest_invoice)
+    assert len(intents) == 1
+    paid_by = target.gateway.retrieve_payment_intent(intents[0])
+    assert paid_by.status == "succeeded" and paid_by.amount_received == PRO.amount
+
+
+def test_a_payments_refunds_are_listed(target):
+    customer = target.new_customer()
+    card = target.attach(customer, "visa")
+    intent = target.gateway.create_payment_intent(Money(3000, "BRL"), customer_id=customer.id,
+                                                  payment_method_id=card.payment_method_id,
+                                                  purpose=f"{target.run}:refunds-listed")
+    first = target.gateway.create_refund(payment_intent_id=intent.id, reference="r1", amount=Money(1000, "BRL"))
+    second = target.gateway.create_refund(payment_intent_id=intent.id, reference="r2")
+    refunds = target.gateway.list_refunds(payment_intent_id=intent.id)
+    assert {(r.id, r.amount, r.payment_intent) for r in refunds} == {(first.id, 1000, intent.id),
+                                                                    (second.id, 2000, intent.id)}
