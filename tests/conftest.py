@@ -52,8 +52,11 @@ def postgres_url():
 
 @pytest.fixture(scope="session")
 def sandbox_server():
-    """The Stripe sandbox (``python -m sandbox``) on a free port, for the whole run."""
-    with SandboxProcess(webhook_retry_base=0.2, webhook_max_attempts=5, webhook_timeout=5.0) as server:
+    """The Stripe sandbox (``python -m sandbox``) on a free port, for the whole run.
+
+    Webhook retries are fast (0.1 s base) and give up after 4 attempts, so retry tests stay short.
+    """
+    with SandboxProcess(webhook_retry_base=0.1, webhook_max_attempts=4, webhook_timeout=5.0) as server:
         yield server
 
 

@@ -1,27 +1,12 @@
-"""Fixtures for the sandbox's own tests: one sandbox process per session, reset per test."""
+"""Fixtures for the sandbox's own tests. The sandbox itself (``sandbox_server``, ``sandbox``) comes from
+tests/conftest.py: one process for the whole run, reset before each test."""
 
 from __future__ import annotations
 
 import pytest
 import stripe
 
-from sandbox.testing import SandboxProcess
-
 API_KEY = "sk_test_sandbox"
-
-
-@pytest.fixture(scope="session")
-def sandbox_server():
-    """``python -m sandbox`` on a free port; fast webhook retries so retry tests stay short."""
-    with SandboxProcess(webhook_retry_base=0.1, webhook_max_attempts=4, webhook_timeout=2.0) as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(sandbox_server):
-    """The running sandbox, emptied (state, clock, stats, faults) before the test."""
-    sandbox_server.reset()
-    return sandbox_server
 
 
 def make_client(url: str) -> stripe.StripeClient:
