@@ -50,7 +50,9 @@ def ensure_command_line_endpoint(db: Db, settings: Settings) -> None:
         return
     if not settings.webhook_secret:
         settings.webhook_secret = new_secret()
-        log.warning("no webhook secret given; signing with %s", settings.webhook_secret)
+        # Never log a secret; whoever needs to verify these deliveries should choose it.
+        log.warning("no webhook secret given for %s: generated one that nobody can verify with; "
+                    "pass --webhook-secret", settings.webhook_url)
     endpoint_id = command_line_endpoint_id(settings.webhook_url)
     existing = db.get(endpoint_id)
     endpoint = existing or webhook_endpoint(
