@@ -1,4 +1,406 @@
-"""An app's plan: checkout, upgrade, downgrade, cancel, resume, payment method."""
-from flask import Blueprint
+"""An app's plan: checkout, upgrade, downgrade, cancel, resume, payment method.
+
+The views only translate between HTTP and ``billing.subscriptions``: they load the
+app through ``get_app_or_404`` (another tenant's app is a 404), call one flow,
+commit or roll back as that module's docstring says, and answer with a redirect
+and a message. Every page keeps working when Stripe is down: only the actions
+need it, and they say so.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_required
+from sqlalchemy import select
+
+from billing.checkout import complete_checkout
+from billing.errors import CardDeclined, GatewayError, GatewayUnavailable
+from billing.models import App, AppSubscription, KernelCheckoutSession, KernelInvoice, KernelPlan
+from billing.plans import plan_by_code
+from billing.states import SubscriptionStatus
+from billing.subscriptions import (
+    Refused,
+    StalePreview,
+    cancel_at_period_end,
+    live_subscription,
+    preview_upgrade,
+    resume,
+    schedule_downgrade,
+    start_payment_method_update,
+    start_subscription_checkout,
+    undo_downgrade,
+    upgrade,
+)
+from portal.extensions import db
+from portal.i18n import date as format_date
+from portal.i18n import money
+from portal.payments import gateway
+from portal.subscriptions.web import (
+    NOT_CONFIRMED,
+    UNAVAILABLE,
+    attempt_from,
+    cancel_url,
+    new_attempt,
+    refusal_message,
+    request_origin,
+    success_url,
+)
+from portal.tenancy import get_app_or_404
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("subscriptions", __name__)
+
+DECLINE_REASONS = {
+    "insufficient_funds": _l("insufficient funds"),
+    "expired_card": _l("the card has expired"),
+    "incorrect_cvc": _l("the security code is incorrect"),
+    "authentication_required": _l("the bank asked for authentication"),
+    "lost_card": _l("the card was reported lost"),
+    "stolen_card": _l("the card was reported stolen"),
+}
+STRIPE_REFUSED = _l("The payment provider refused the request, so nothing was charged. Please try again later.")
+
+
+# ---------------------------------------------------------------- the billing page
+
+
+@dataclass(frozen=True)
+class PlanOption:
+    """One plan card on the billing page and the action it offers."""
+
+    plan: KernelPlan
+    action: str  # current, subscribe, upgrade, downgrade, scheduled, cancel, ending, blocked, none
+
+
+def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> list[PlanOption]:
+    options = []
+    for plan in plans:
+        if live is None:
+            if plan.is_free:
+                action = "current"
+            else:
+                action = "subscribe" if plan.stripe_price_id else "none"
+        elif plan.id == live.plan_id:
+            action = "current"
+        elif plan.is_free:
+            action = "ending" if live.cancel_at_period_end else "cancel"
+        elif live.status.in_dunning or live.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
+            action = "blocked"
+        elif plan.rank > live.plan.rank:
+            action = "blocked" if live.stripe_schedule_id else "upgrade"
+        elif live.scheduled_plan_id == plan.id:
+            action = "scheduled"
+        else:
+            action = "blocked" if live.cancel_at_period_end else "downgrade"
+        options.append(PlanOption(plan, action))
+    return options
+
+
+def _open_invoice(app: App) -> Optional[KernelInvoice]:
+    return db.session.scalar(select(KernelInvoice).where(KernelInvoice.app_id == app.id,
+                                                         KernelInvoice.status == "open")
+                             .order_by(KernelInvoice.created_at.desc()).limit(1))
+
+
+@bp.get("/apps/<int:app_id>/billing")
+@login_required
+def billing(app_id: int):
+    """The app's plan, its state (trial, renewal, scheduled change, cancellation), card and plan choices."""
+    app = get_app_or_404(app_id)
+    live = live_subscription(db.session, app)
+    plans = list(db.session.scalars(select(KernelPlan).where(KernelPlan.active).order_by(KernelPlan.rank)))
+    return render_template(
+        "subscriptions/billing.html", app=app, sub=live, last=app.current_subscription,
+        options=plan_options(plans, live), attempt=new_attempt(),
+        open_invoice=_open_invoice(app) if live and live.status.in_dunning else None)
+
+
+def _back(app: App):
+    return redirect(url_for("subscriptions.billing", app_id=app.id))
+
+
+def _plan_or_back(app: App, code: Optional[str]) -> Optional[KernelPlan]:
+    plan = plan_by_code(db.session, code) if code else None
+    if plan is None:
+        flash(_("Choose one of the plans below."), "error")
+    return plan
+
+
+def _gateway_failed(error: GatewayError, app: App):
+    """Roll back whatever the request started and tell the owner why nothing happened."""
+    db.session.rollback()
+    if isinstance(error, CardDeclined):
+        reason = DECLINE_REASONS.get(error.decline_code or "", _("the card was declined"))
+        flash(_("Your card was declined (%(reason)s). Nothing was changed; update your card and try again.",
+                reason=reason), "error")
+    elif isinstance(error, GatewayUnavailable):
+        log.warning("gateway unavailable for app %s: %s", app.id, error.message)
+        flash(str(UNAVAILABLE), "error")
+    else:
+        log.error("gateway refused a request for app %s: %s (%s)", app.id, error.message, error.code)
+        flash(str(STRIPE_REFUSED), "error")
+    return _back(app)
+
+
+def _refused(error: Refused, app: App):
+    # A refusal writes only facts worth keeping (an alert, a checkout found paid): keep them.
+    db.session.commit()
+    flash(refusal_message(error), "warning" if error.code != "proration_mismatch" else "error")
+    return _back(app)
+
+
+# ---------------------------------------------------------------- checkout
+
+
+@bp.post("/apps/<int:app_id>/billing/checkout")
+@login_required
+def checkout(app_id: int):
+    """Open Stripe Checkout for the chosen plan and send the browser there."""
+    app = get_app_or_404(app_id)
+    plan = _plan_or_back(app, request.form.get("plan"))
+    if plan is None:
+        return _back(app)
+    attempt = attempt_from(request.form.get("attempt"))
+    try:
+        local = start_subscription_checkout(db.session, gateway(), app, plan, origin=request_origin(),
+                                            success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+        url = local.url
+        db.session.commit()
+    except Refused as error:
+        return _refused(error, app)
+    except GatewayError as error:
+        return _gateway_failed(error, app)
+    return redirect(url, code=303)
+
+
+@bp.get("/billing/success")
+@login_required
+def checkout_success():
+    """Back from Checkout: ask Stripe how the session ended and apply it (harmless when reloaded)."""
+    session_id = request.args.get("session_id", "")
+    local = db.session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id ==
+                                                                  session_id)) if session_id else None
+    if local is None:
+        abort(404)
+    app = get_app_or_404(local.app_id)
+    mode, plan_name = local.mode, local.plan.name if local.plan else ""
+    try:
+        result = complete_checkout(db.session, gateway(), session_id, origin=request_origin(), app_id=app.id)
+        db.session.commit()
+    except GatewayError as error:
+        db.session.rollback()
+        log.warning("could not confirm checkout %s: %s", session_id, error.message)
+        flash(str(NOT_CONFIRMED), "warning")
+        return _back(app)
+    if result.is_complete:
+        if mode == "setup":
+            flash(_("Your new card is saved and will be used for the next payments."), "success")
+        else:
+            live = live_subscription(db.session, app)
+            if live is not None and live.status == SubscriptionStatus.TRIALING:
+                flash(_("Your %(plan)s trial has started.", plan=plan_name), "success")
+            else:
+                flash(_("Thank you! Your app is now on %(plan)s.", plan=plan_name), "success")
+    elif result.remote is not None and result.remote.status == "expired":
+        flash(_("This checkout has expired and nothing was charged."), "warning")
+    else:
+        flash(_("The payment is not complete yet."), "warning")
+    return _back(app)
+
+
+@bp.get("/billing/cancel")
+@login_required
+def checkout_canceled():
+    """Back from Checkout without paying: nothing changed."""
+    app_id = request.args.get("app_id", type=int)
+    if app_id is None:
+        return redirect(url_for("dashboard.index"))
+    app = get_app_or_404(app_id)
+    flash(_("Checkout was canceled. Nothing was charged and your plan did not change."), "info")
+    return _back(app)
+
+
+@bp.post("/apps/<int:app_id>/billing/payment-method")
+@login_required
+def update_payment_method(app_id: int):
+    """Save a new card through Checkout in setup mode (nothing is charged)."""
+    app = get_app_or_404(app_id)
+    attempt = attempt_from(request.form.get("attempt"))
+    try:
+        local = start_payment_method_update(db.session, gateway(), app, origin=request_origin(),
+                                            success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+        url = local.url
+        db.session.commit()
+    except GatewayError as error:
+        return _gateway_failed(error, app)
+    return redirect(url, code=303)
+
+
+# ---------------------------------------------------------------- upgrade
+
+
+@bp.get("/apps/<int:app_id>/billing/upgrade")
+@login_required
+def upgrade_preview(app_id: int):
+    """The exact amount an upgrade charges now and from the next renewal, to confirm."""
+    app = get_app_or_404(app_id)
+    plan = _plan_or_back(app, request.args.get("plan"))
+    if plan is None:
+        return _back(app)
+    try:
+        preview = preview_upgrade(db.session, gateway(), app, plan, origin=request_origin())
+        db.session.commit()
+    except Refused as error:
+        return _refused(error, app)
+    except GatewayError as error:
+        return _gateway_failed(error, app)
+    return render_template("subscriptions/upgrade.html", app=app, preview=preview, attempt=new_attempt())
+
+
+@bp.post("/apps/<int:app_id>/billing/upgrade")
+@login_required
+def upgrade_confirm(app_id: int):
+    """Upgrade now: the previewed proration is invoiced and charged, the new plan applies at once."""
+    app = get_app_or_404(app_id)
+    plan = _plan_or_back(app, request.form.get("plan"))
+    if plan is None:
+        return _back(app)
+    attempt = attempt_from(request.form.get("attempt"))
+    proration_date = request.form.get("proration_date", type=int)
+    if proration_date is None:
+        abort(400, description="missing proration_date")
+    try:
+        result = upgrade(db.session, gateway(), app, plan, proration_date=proration_date, attempt=attempt,
+                         origin=request_origin())
+        db.session.commit()
+    except StalePreview as error:
+        db.session.commit()
+        flash(refusal_message(error), "info")
+        return redirect(url_for("subscriptions.upgrade_preview", app_id=app.id, plan=plan.code))
+    except Refused as error:
+        return _refused(error, app)
+    except GatewayError as error:
+        return _gateway_failed(error, app)
+    flash(_("Your app is now on %(plan)s. %(amount)s was charged.", plan=plan.name,
+            amount=money(result.charged.amount, result.charged.currency)), "success")
+    return _back(app)
+
+
+# ---------------------------------------------------------------- downgrade
+
+
+@bp.get("/apps/<int:app_id>/billing/downgrade")
+@login_required
+def downgrade_confirm_page(app_id: int):
+    """Confirm a downgrade: the current plan stays until the period ends."""
+    app = get_app_or_404(app_id)
+    plan = _plan_or_back(app, request.args.get("plan"))
+    live = live_subscription(db.session, app)
+    if plan is None or live is None:
+        if live is None:
+            flash(refusal_message(Refused("no_subscription", "")), "warning")
+        return _back(app)
+    return render_template("subscriptions/downgrade.html", app=app, sub=live, plan=plan, attempt=new_attempt())
+
+
+@bp.post("/apps/<int:app_id>/billing/downgrade")
+@login_required
+def downgrade(app_id: int):
+    """Schedule the downgrade for the end of the period."""
+    app = get_app_or_404(app_id)
+    plan = _plan_or_back(app, request.form.get("plan"))
+    if plan is None:
+        return _back(app)
+    attempt = attempt_from(request.form.get("attempt"))
+    try:
+        row = schedule_downgrade(db.session, gateway(), app, plan, attempt=attempt, origin=request_origin())
+        when = row.scheduled_change_at or row.current_period_end
+        db.session.commit()
+    except Refused as error:
+        return _refused(error, app)
+    except GatewayError as error:
+        return _gateway_failed(error, app)
+    flash(_("Downgrade scheduled: %(plan)s from %(date)s. Your current plan stays until then.", plan=plan.name,
+            date=format_date(when)), "success")
+    return _back(app)
+
+
+@bp.post("/apps/<int:app_id>/billing/downgrade/undo")
+@login_required
+def downgrade_undo(app_id: int):
+    """Keep the current plan: drop the scheduled downgrade."""
+    app = get_app_or_404(app_id)
+    try:
+        changed = undo_downgrade(db.session, gateway(), app, origin=request_origin())
+        db.session.commit()
+    except Refused as error:
+        return _refused(error, app)
+    except GatewayError as error:
+        return _gateway_failed(error, app)
+    if changed:
+        flash(_("The scheduled downgrade was undone. Your plan stays as it is."), "success")
+    else:
+        flash(_("No plan change was scheduled."), "info")
+    return _back(app)
+
+
+# ---------------------------------------------------------------- cancel and resume
+
+
+@bp.get("/apps/<int:app_id>/billing/cancel")
+@login_required
+def cancel_confirm_page(app_id: int):
+    """Confirm a cancellation at the end of the paid period."""
+    app = get_app_or_404(app_id)
+    live = live_subscription(db.session, app)
+    if live is None:
+        flash(refusal_message(Refused("no_subscription", "")), "warning")
+        return _back(app)
+    return render_template("subscriptions/cancel.html", app=app, sub=live)
+
+
+@bp.post("/apps/<int:app_id>/billing/cancel")
+@login_required
+def cancel(app_id: int):
+    """Cancel at the period end; access is kept until then."""
+    app = get_app_or_404(app_id)
+    try:
+        changed = cancel_at_period_end(db.session, gateway(), app, origin=request_origin())
+        live = live_subscription(db.session, app)
+        until = live.current_period_end if live else None
+        db.session.commit()
+    except Refused as error:
+        return _refused(error, app)
+    except GatewayError as error:
+        return _gateway_failed(error, app)
+    if changed:
+        flash(_("Your subscription is canceled. You keep access until %(date)s, and you can resume it until then.",
+                date=format_date(until)), "success")
+    else:
+        flash(_("The subscription was already set to end."), "info")
+    return _back(app)
+
+
+@bp.post("/apps/<int:app_id>/billing/resume")
+@login_required
+def resume_subscription(app_id: int):
+    """Undo a cancellation before the period ends."""
+    app = get_app_or_404(app_id)
+    try:
+        changed = resume(db.session, gateway(), app, origin=request_origin())
+        db.session.commit()
+    except Refused as error:
+        return _refused(error, app)
+    except GatewayError as error:
+        return _gateway_failed(error, app)
+    if changed:
+        flash(_("Welcome back! Your subscription will renew as usual."), "success")
+    else:
+        flash(_("The subscription was not set to end."), "info")
+    return _back(app)

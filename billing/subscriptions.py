@@ -1,0 +1,473 @@
+"""What an app owner does to their plan, as a service: no Flask, just a session, a gateway and an app.
+
+Each flow checks the rules first (raising ``Refused`` before anything is written),
+then calls Stripe through the gateway, then brings our rows up to date through
+``billing.sync`` so the page shows the truth at once instead of waiting for the
+webhook, and writes an audit row naming the action.
+
+Transactions belong to the caller:
+
+* on success, commit;
+* on ``Refused``, commit too: a refusal writes nothing except facts worth keeping
+  (the alert of a proration mismatch, a checkout found already paid);
+* on a ``GatewayError`` (declined card, Stripe unavailable), roll back: nothing
+  local is half-written, and every Stripe call that creates or charges carries an
+  idempotency key, so trying again is safe.
+
+Double submits: a checkout's ``attempt`` (a token rendered into the form) is its
+idempotency key, so two clicks open one session; opening a session expires the
+app's other open ones, so two tabs can never both pay. Plan changes lock the
+subscription row and re-check it, so the second of two confirmations finds the
+change already made.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from billing import audit, clock
+from billing.checkout import complete_checkout
+from billing.errors import InvalidRequest, PlanChangeRefused
+from billing.gateway import Invoice, StripeGateway, Subscription
+from billing.models import (
+    LIVE_STATUSES_SQL,
+    AlertSeverity,
+    App,
+    AppSubscription,
+    CheckoutStatus,
+    KernelCheckoutSession,
+    KernelInvoice,
+    KernelPlan,
+)
+from billing.money import Money
+from billing.proration import ProrationError, prorate
+from billing.states import SubscriptionStatus
+from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+
+log = logging.getLogger(__name__)
+
+# How long the amount shown on an upgrade preview may be charged: Stripe prorates to
+# the second, so an older preview no longer describes what the change would cost.
+PREVIEW_VALID_FOR = timedelta(minutes=15)
+# The portal's clock follows the gateway's in whole seconds; a preview stamped a
+# moment "ahead" of a later reading is clock resolution, not a forged date.
+CLOCK_TOLERANCE = timedelta(seconds=5)
+
+
+class Refused(PlanChangeRefused):
+    """The rules refuse this action; ``code`` says which rule (the portal turns it into a message)."""
+
+    def __init__(self, code: str, message: str, **details):
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+class ProrationMismatch(Refused):
+    """Our proration and the gateway's preview disagree: the change is refused and an alert raised."""
+
+
+class StalePreview(Refused):
+    """The confirmed preview is too old, from the future or from another period: show a fresh one."""
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def live_subscription(session: Session, app: App, *, lock: bool = False) -> Optional[AppSubscription]:
+    """The app's subscription that is not over (at most one, by a partial unique index), or None.
+
+    ``lock`` takes the row lock (``SELECT ... FOR UPDATE``; on SQLite the IMMEDIATE
+    transaction already serializes writers) and reloads the row, so a second
+    confirmation waiting on the lock sees what the first one changed.
+    """
+    query = select(AppSubscription).where(AppSubscription.app_id == app.id, text(LIVE_STATUSES_SQL))
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
+
+
+def purchasable_plans(session: Session) -> list[KernelPlan]:
+    """The paid plans an owner can check out: active and priced in Stripe."""
+    return list(session.scalars(
+        select(KernelPlan).where(KernelPlan.active, KernelPlan.amount > 0, KernelPlan.stripe_price_id.is_not(None))
+        .order_by(KernelPlan.rank)))
+
+
+def monthly_amount(plan: KernelPlan) -> int:
+    """The plan's price per month in minor units (a yearly price spread over twelve months)."""
+    if plan.interval == "year":
+        return (plan.amount + 6) // 12
+    return plan.amount
+
+
+def mrr_contribution(subscription: Optional[AppSubscription]) -> int:
+    """What the subscription adds to monthly recurring revenue: paying statuses only, trials add nothing."""
+    if subscription is None or subscription.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE):
+        return 0
+    return monthly_amount(subscription.plan)
+
+
+# ---------------------------------------------------------------- checkout
+
+
+def ensure_customer(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> str:
+    """The app's Stripe customer id, creating the customer on first use (idempotent per app in Stripe)."""
+    if app.stripe_customer_id:
+        return app.stripe_customer_id
+    email = app.billing_email or next((owner.email for owner in app.owners), None)
+    customer = gateway.create_customer(app_id=app.id, email=email, name=app.name)
+    app.stripe_customer_id = customer.id
+    audit.record(session, action="customer.created", object_type="app", object_id=app.id, app_id=app.id,
+                 before={"stripe_customer_id": None}, after={"stripe_customer_id": customer.id},
+                 actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+    return customer.id
+
+
+def start_subscription_checkout(session: Session, gateway: StripeGateway, app: App, plan: KernelPlan, *,
+                                origin: Origin, success_url: str, cancel_url: str,
+                                attempt: str) -> KernelCheckoutSession:
+    """Open a Checkout Session that subscribes ``app`` to ``plan``; returns our record (its ``url`` is Stripe's page).
+
+    ``success_url`` should carry ``{CHECKOUT_SESSION_ID}`` for Stripe to fill in.
+    """
+    if plan.is_free or not plan.active or not plan.stripe_price_id:
+        raise Refused("plan_unavailable", f"plan {plan.code} cannot be bought")
+    current = live_subscription(session, app, lock=True)
+    if current is not None:
+        raise Refused("live_subscription", f"app {app.id} already has subscription {current.stripe_subscription_id}")
+
+    customer_id = ensure_customer(session, gateway, app, origin=origin)
+    remote = gateway.create_subscription_checkout(
+        customer_id=customer_id, price_id=plan.stripe_price_id, app_id=app.id, plan_code=plan.code,
+        success_url=success_url, cancel_url=cancel_url, attempt=attempt, trial_days=plan.trial_days or 0)
+    local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
+    if local is not None:  # the same attempt again (a double click): Stripe replayed the first session
+        return local
+    local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode="subscription", plan_id=plan.id,
+                                  url=remote.url, created_by_id=origin.actor_user_id, status=CheckoutStatus.OPEN)
+    session.add(local)
+    session.flush()
+    _expire_other_sessions(session, gateway, app, keep=local, origin=origin)
+    audit.record(session, action="checkout.subscription.opened", object_type="checkout_session",
+                 object_id=remote.id, app_id=app.id, before=None,
+                 after={"plan": plan.code, "trial_days": plan.trial_days or 0}, actor=origin.actor,
+                 actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+    return local
+
+
+def _expire_other_sessions(session: Session, gateway: StripeGateway, app: App, *, keep: KernelCheckoutSession,
+                           origin: Origin) -> None:
+    """Expire the app's other open subscription sessions, so only the newest one can be paid.
+
+    Expiring comes after creating: if an older session turns out to be paid
+    already (paid in another tab a moment ago), it is completed here, the new one
+    is expired instead and the checkout refused: the app has its subscription.
+    """
+    others = session.scalars(select(KernelCheckoutSession).where(
+        KernelCheckoutSession.app_id == app.id, KernelCheckoutSession.mode == "subscription",
+        KernelCheckoutSession.status == CheckoutStatus.OPEN, KernelCheckoutSession.id != keep.id)).all()
+    for other in others:
+        try:
+            gateway.expire_checkout_session(other.stripe_session_id)
+            other.status = CheckoutStatus.EXPIRED
+            continue
+        except InvalidRequest:
+            remote = gateway.retrieve_checkout_session(other.stripe_session_id)
+        if remote.status == "expired":
+            other.status = CheckoutStatus.EXPIRED
+        elif remote.is_complete:
+            complete_checkout(session, gateway, other.stripe_session_id, origin=origin, app_id=app.id)
+            gateway.expire_checkout_session(keep.stripe_session_id)
+            keep.status = CheckoutStatus.EXPIRED
+            raise Refused("live_subscription", f"checkout {other.stripe_session_id} was already paid")
+
+
+def start_payment_method_update(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
+                                success_url: str, cancel_url: str, attempt: str) -> KernelCheckoutSession:
+    """Open a Checkout Session in setup mode: the owner saves a new card, nothing is charged.
+
+    ``complete_checkout`` makes the saved card the default of the customer and of the
+    live subscription when the owner comes back.
+    """
+    customer_id = ensure_customer(session, gateway, app, origin=origin)
+    remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id, success_url=success_url,
+                                           cancel_url=cancel_url, attempt=attempt)
+    local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
+    if local is None:
+        local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode="setup", url=remote.url,
+                                      created_by_id=origin.actor_user_id, status=CheckoutStatus.OPEN)
+        session.add(local)
+        audit.record(session, action="checkout.setup.opened", object_type="checkout_session", object_id=remote.id,
+                     app_id=app.id, before=None, after={"mode": "setup"}, actor=origin.actor,
+                     actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+    return local
+
+
+# ---------------------------------------------------------------- upgrade
+
+
+@dataclass(frozen=True)
+class UpgradePreview:
+    """What an upgrade costs now and from the next renewal, agreed by our proration and the gateway's."""
+
+    from_plan: KernelPlan
+    to_plan: KernelPlan
+    credit: Money  # negative: unused time on the current plan
+    charge: Money  # remaining time on the new plan
+    amount_due: Money  # charged now (the proration, less any customer credit Stripe holds)
+    next_amount: Money  # the new plan's full price, charged at each renewal
+    next_renewal: Optional[datetime]
+    proration_date: int
+    trialing: bool = False
+
+    @property
+    def prorated_total(self) -> Money:
+        return self.credit + self.charge
+
+
+@dataclass(frozen=True)
+class UpgradeResult:
+    subscription: AppSubscription
+    invoice: Optional[KernelInvoice]
+    charged: Money
+
+
+def preview_upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *,
+                    origin: Origin, at: Optional[datetime] = None) -> UpgradePreview:
+    """The exact amount an upgrade to ``to_plan`` charges now, checked against the gateway's preview."""
+    row = _changeable(live_subscription(session, app))
+    _check_upgrade(row, to_plan)
+    if at is None:
+        clock.refresh()
+        at = clock.now()
+    remote = gateway.retrieve_subscription(row.stripe_subscription_id)
+    _check_remote_plan(row, remote)
+    return _verified_preview(session, gateway, app, row, remote, to_plan, int(at.timestamp()))
+
+
+def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *, proration_date: int,
+            attempt: str, origin: Origin) -> UpgradeResult:
+    """Switch to a higher plan now: the proration of the preview at ``proration_date`` is invoiced and charged.
+
+    Runs under the subscription's row lock and re-checks the plan, so a second
+    confirmation (another tab, a double click) finds the upgrade done and stops.
+    A declined card raises ``CardDeclined`` and changes nothing, in Stripe
+    (``error_if_incomplete``) or here.
+    """
+    row = _changeable(live_subscription(session, app, lock=True))
+    _check_upgrade(row, to_plan)
+    clock.refresh()
+    now = clock.now()
+    remote = gateway.retrieve_subscription(row.stripe_subscription_id)
+    _check_remote_plan(row, remote)
+    _check_proration_date(proration_date, now, remote)
+    preview = _verified_preview(session, gateway, app, row, remote, to_plan, proration_date)
+
+    from_plan = row.plan
+    updated, invoice = gateway.change_price_now(remote, to_plan.stripe_price_id, proration_date=proration_date,
+                                                attempt=attempt)
+    observed_at = int(now.timestamp())
+    sync_subscription_from_gateway(session, gateway, updated.id, origin=origin, observed_at=observed_at)
+    invoice_row = _sync_invoice(session, invoice, observed_at, origin)
+    charged = Money(invoice.amount_paid if invoice else 0, preview.amount_due.currency)
+    audit.record(session, action="subscription.upgraded", object_type="app_subscription",
+                 object_id=row.stripe_subscription_id, app_id=app.id,
+                 before={"plan": from_plan.code},
+                 after={"plan": to_plan.code, "charged": charged.amount, "currency": charged.currency,
+                        "invoice": invoice.id if invoice else None, "proration_date": proration_date},
+                 actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+    log.info("app %s upgraded %s -> %s, charged %s", app.id, from_plan.code, to_plan.code, charged)
+    return UpgradeResult(row, invoice_row, charged)
+
+
+def _check_upgrade(row: AppSubscription, to_plan: KernelPlan) -> None:
+    if row.plan_id == to_plan.id:
+        raise Refused("already_on_plan", f"already on {to_plan.code}")
+    if to_plan.rank <= row.plan.rank or not to_plan.stripe_price_id or not to_plan.active:
+        raise Refused("not_an_upgrade", f"{row.plan.code} -> {to_plan.code} is not an upgrade")
+    if row.stripe_schedule_id:
+        raise Refused("change_scheduled", "undo the scheduled change first")
+
+
+def _check_remote_plan(row: AppSubscription, remote: Subscription) -> None:
+    # Our row may lag behind Stripe (a change made elsewhere, a webhook not yet processed).
+    if remote.price_id != row.plan.stripe_price_id:
+        raise Refused("changed_meanwhile", f"Stripe has {remote.price_id}, we have {row.plan.stripe_price_id}")
+
+
+def _check_proration_date(proration_date: int, now: datetime, remote: Subscription) -> None:
+    moment = datetime.fromtimestamp(proration_date, tz=timezone.utc)
+    if moment > now + CLOCK_TOLERANCE:
+        raise StalePreview("stale_preview", "the preview is dated in the future")
+    if moment < now - PREVIEW_VALID_FOR:
+        raise StalePreview("stale_preview", "the preview is too old")
+    start, end = remote.current_period_start, remote.current_period_end
+    if start is None or end is None or not start <= moment < end:
+        raise StalePreview("stale_preview", "the preview belongs to another billing period")
+
+
+def _verified_preview(session: Session, gateway: StripeGateway, app: App, row: AppSubscription,
+                      remote: Subscription, to_plan: KernelPlan, proration_date: int) -> UpgradePreview:
+    """Our proration and the gateway's preview for the same ``proration_date``; refused if they differ by a centavo."""
+    at = datetime.fromtimestamp(proration_date, tz=timezone.utc)
+    trialing = remote.status == SubscriptionStatus.TRIALING
+    try:
+        local = prorate(row.plan.price, to_plan.price, remote.current_period_start, remote.current_period_end, at)
+    except (ProrationError, TypeError) as error:
+        raise StalePreview("stale_preview", str(error)) from error
+    expected_credit, expected_charge = local.credit, local.charge
+    if trialing:  # Stripe prorates nothing during a trial: the trial simply continues on the new plan
+        expected_credit = expected_charge = Money(0, to_plan.currency)
+    preview = gateway.preview_price_change(remote, to_plan.stripe_price_id, proration_date)
+    expected = (expected_credit + expected_charge).amount
+    if preview.proration_total != expected or preview.currency != to_plan.currency:
+        _raise_mismatch(session, app, row, to_plan, proration_date, expected, preview)
+    return UpgradePreview(
+        from_plan=row.plan, to_plan=to_plan, credit=expected_credit, charge=expected_charge,
+        amount_due=Money(preview.amount_due, preview.currency), next_amount=to_plan.price,
+        next_renewal=remote.current_period_end, proration_date=proration_date, trialing=trialing)
+
+
+def _raise_mismatch(session: Session, app: App, row: AppSubscription, to_plan: KernelPlan, proration_date: int,
+                    expected: int, preview: Invoice) -> None:
+    details = {"subscription": row.stripe_subscription_id, "from": row.plan.code, "to": to_plan.code,
+               "proration_date": proration_date, "expected": expected, "gateway": preview.proration_total,
+               "currency": preview.currency}
+    audit.raise_alert(
+        session, kind="proration_mismatch", severity=AlertSeverity.CRITICAL, app_id=app.id,
+        message=(f"Upgrade {row.plan.code} -> {to_plan.code} refused: our proration says {expected}, "
+                 f"Stripe's preview says {preview.proration_total} ({preview.currency} minor units)."),
+        details=details, dedupe_key=f"proration_mismatch:{row.stripe_subscription_id}:{to_plan.code}:{proration_date}")
+    log.error("proration mismatch for app %s: %s", app.id, details)
+    raise ProrationMismatch("proration_mismatch", "our proration and the gateway's preview disagree", **details)
+
+
+def _sync_invoice(session: Session, invoice: Optional[Invoice], observed_at: int,
+                  origin: Origin) -> Optional[KernelInvoice]:
+    if invoice is None or invoice.id is None:
+        return None
+    return sync_invoice(session, invoice, observed_at=observed_at, origin=origin).row
+
+
+# ---------------------------------------------------------------- downgrade
+
+
+def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *, attempt: str,
+                       origin: Origin) -> AppSubscription:
+    """Switch to a lower paid plan at the end of the period; the current plan stays until then."""
+    row = _changeable(live_subscription(session, app, lock=True))
+    if row.plan_id == to_plan.id:
+        raise Refused("already_on_plan", f"already on {to_plan.code}")
+    if to_plan.rank >= row.plan.rank or to_plan.is_free or not to_plan.stripe_price_id or not to_plan.active:
+        raise Refused("not_a_downgrade", f"{row.plan.code} -> {to_plan.code} is not a downgrade to a paid plan")
+    if row.cancel_at_period_end:
+        raise Refused("cancel_pending", "the subscription ends at the period end; resume it first")
+    if row.scheduled_plan_id == to_plan.id:
+        return row  # a second click: already scheduled
+    before = _plan_picture(row)
+    remote = gateway.retrieve_subscription(row.stripe_subscription_id)
+    _check_remote_plan(row, remote)
+    gateway.schedule_price_change(remote, to_plan.stripe_price_id, attempt=attempt)
+    sync_subscription_from_gateway(session, gateway, remote.id, origin=origin)
+    _record(session, row, "subscription.downgrade_scheduled", before, origin)
+    return row
+
+
+def undo_downgrade(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
+    """Drop the scheduled downgrade (release the schedule); returns False when none was scheduled."""
+    row = live_subscription(session, app, lock=True)
+    if row is None:
+        raise Refused("no_subscription", f"app {app.id} has no live subscription")
+    if not row.stripe_schedule_id:
+        return False
+    before = _plan_picture(row)
+    _release(gateway, row.stripe_schedule_id)
+    sync_subscription_from_gateway(session, gateway, row.stripe_subscription_id, origin=origin)
+    _record(session, row, "subscription.downgrade_undone", before, origin)
+    return True
+
+
+def _release(gateway: StripeGateway, schedule_id: str) -> None:
+    try:
+        gateway.release_schedule(schedule_id)
+    except InvalidRequest as error:
+        # Already released or completed in Stripe (our row lagged): the sync that follows tells the truth.
+        log.info("schedule %s was no longer active: %s", schedule_id, error.message)
+
+
+# ---------------------------------------------------------------- cancel and resume
+
+
+def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
+    """End the subscription when the paid period ends (access kept until then); False when already ending.
+
+    A scheduled downgrade is dropped first: the subscription ends instead.
+    """
+    row = live_subscription(session, app, lock=True)
+    if row is None or row.status == SubscriptionStatus.INCOMPLETE:
+        raise Refused("no_subscription", f"app {app.id} has no subscription to cancel")
+    if row.cancel_at_period_end:
+        return False
+    before = _plan_picture(row)
+    if row.stripe_schedule_id:
+        _release(gateway, row.stripe_schedule_id)
+    gateway.set_cancel_at_period_end(row.stripe_subscription_id, True)
+    sync_subscription_from_gateway(session, gateway, row.stripe_subscription_id, origin=origin)
+    _record(session, row, "subscription.cancel_scheduled", before, origin)
+    return True
+
+
+def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
+    """Undo a cancellation before the period ends; False when nothing was being canceled."""
+    row = live_subscription(session, app, lock=True)
+    if row is None:
+        raise Refused("no_subscription", f"app {app.id} has no live subscription")
+    if not row.cancel_at_period_end:
+        return False
+    clock.refresh()
+    if row.current_period_end is not None and clock.now() >= row.current_period_end:
+        raise Refused("period_over", "the period has ended; subscribe again")
+    before = _plan_picture(row)
+    gateway.set_cancel_at_period_end(row.stripe_subscription_id, False)
+    sync_subscription_from_gateway(session, gateway, row.stripe_subscription_id, origin=origin)
+    _record(session, row, "subscription.resumed", before, origin)
+    return True
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _changeable(row: Optional[AppSubscription]) -> AppSubscription:
+    """A subscription whose plan may change: live, paid up (not in dunning), not waiting for its first payment."""
+    if row is None:
+        raise Refused("no_subscription", "no live subscription")
+    if row.status.in_dunning:
+        raise Refused("past_due", "pay the open invoice before changing plans")
+    if row.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
+        raise Refused("not_changeable", f"a {row.status} subscription cannot change plans")
+    return row
+
+
+def _plan_picture(row: AppSubscription) -> dict:
+    return {
+        "plan": row.plan.code,
+        "status": row.status.value,
+        "scheduled_plan": row.scheduled_plan.code if row.scheduled_plan else None,
+        "scheduled_change_at": row.scheduled_change_at.isoformat() if row.scheduled_change_at else None,
+        "cancel_at_period_end": row.cancel_at_period_end,
+        "current_period_end": row.current_period_end.isoformat() if row.current_period_end else None,
+    }
+
+
+def _record(session: Session, row: AppSubscription, action: str, before: dict, origin: Origin) -> None:
+    session.flush()
+    session.expire(row, ["scheduled_plan"])  # sync set the foreign key; reload the plan it points at
+    audit.record(session, action=action, object_type="app_subscription", object_id=row.stripe_subscription_id,
+                 app_id=row.app_id, before=before, after=_plan_picture(row), actor=origin.actor,
+                 actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
