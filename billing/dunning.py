@@ -13,20 +13,49 @@ handler and is idempotent (one attempt #0 per invoice, one alert, one notice).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Optional
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit
-from billing.models import AlertSeverity, AttemptStatus, KernelInvoice, KernelPaymentAttempt
+from billing.errors import CardDeclined, InvalidRequest, NotFound
+from billing.gateway import Invoice, StripeGateway
+from billing.models import (
+    Alert,
+    AlertSeverity,
+    App,
+    AppStatus,
+    AttemptStatus,
+    KernelInvoice,
+    KernelPaymentAttempt,
+)
+from billing.money import Money
 from billing.notifications import notify_owners
-from billing.sync import Origin
+from billing.states import SubscriptionStatus
+from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+
+log = logging.getLogger(__name__)
 
 RETRY_DAYS = (3, 5, 7)
 GRACE_DAYS = 7
+MAX_RETRIES = len(RETRY_DAYS)
+# "Day 3" is a calendar day where the kernel's customers live, not 72 hours after the failure.
+BUSINESS_TIMEZONE = ZoneInfo("America/Sao_Paulo")
+# Each retry is announced the day before, and never charged less than this after its notice,
+# so an owner always has time to change the card.
+NOTICE_DAYS_BEFORE = 1
+NOTICE_LEAD = timedelta(hours=12)
+# A retry claimed by a run that died before recording the answer is driven again (same
+# idempotency key, so Stripe replays a charge that did happen) once it is this old.
+STUCK_CLAIM_AFTER = timedelta(minutes=10)
+OPEN_INVOICE_STATUSES = ("open", "uncollectible")
 
 
 def retry_schedule(failed_at: datetime) -> list[datetime]:
@@ -79,3 +108,434 @@ def open_dunning(session: Session, invoice: KernelInvoice, *, failed_at: datetim
                  after={"attempt": 0, "failure_code": failure_code, "next_retry": first_retry.isoformat()},
                  actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
     return attempt
+
+
+# ---------------------------------------------------------------- days 1 to 7: notices, retries, the end
+
+
+class Step(enum.StrEnum):
+    """What one pass of the dunning job did to one invoice."""
+
+    WAITING = "waiting"  # nothing due today
+    NOTIFIED = "notified"  # the owner was told of tomorrow's retry
+    RETRY_FAILED = "retry_failed"
+    RECOVERED = "recovered"  # paid: by a retry, by the owner, or in Stripe
+    EXHAUSTED = "exhausted"  # third retry failed: subscription canceled, app paused
+    VOIDED = "voided"  # the invoice was voided in Stripe: nothing left to collect
+
+
+@dataclass(frozen=True)
+class DunningContext:
+    """What every dunning step needs: Stripe, the time, who acts, and how notices travel."""
+
+    gateway: StripeGateway
+    now: datetime
+    origin: Origin
+    smtp_configured: bool = False
+    portal_base_url: str = ""  # for links in notices; empty: notices name the page instead
+
+
+@dataclass(frozen=True)
+class DunningSummary:
+    """An invoice in dunning as the owner and the superadmin see it."""
+
+    invoice: KernelInvoice
+    failed_at: datetime
+    retries: list[KernelPaymentAttempt]  # made or announced, in order
+    next_retry_on: Optional[date]
+    grace_ends_on: date
+
+    @property
+    def retries_made(self) -> int:
+        return sum(1 for attempt in self.retries if attempt.status in (AttemptStatus.FAILED, AttemptStatus.SUCCEEDED))
+
+
+def business_date(moment: datetime) -> date:
+    return moment.astimezone(BUSINESS_TIMEZONE).date()
+
+
+def retry_dates(failed_at: datetime) -> list[date]:
+    """The calendar days (São Paulo) on which retries #1..#3 fall."""
+    return [business_date(moment) for moment in retry_schedule(failed_at)]
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=BUSINESS_TIMEZONE)
+
+
+def _attempts(session: Session, invoice: KernelInvoice) -> dict[int, KernelPaymentAttempt]:
+    rows = session.scalars(select(KernelPaymentAttempt).where(KernelPaymentAttempt.invoice_id == invoice.id))
+    return {row.attempt_number: row for row in rows}
+
+
+def open_dunning_invoice_ids(session: Session) -> list[int]:
+    """Invoices whose dunning is under way: a failed renewal (attempt #0) and no end recorded yet."""
+    query = (select(KernelInvoice.id)
+             .join(KernelPaymentAttempt, (KernelPaymentAttempt.invoice_id == KernelInvoice.id)
+                   & (KernelPaymentAttempt.attempt_number == 0))
+             .where(KernelInvoice.dunning_closed_at.is_(None))
+             .order_by(KernelInvoice.id))
+    return list(session.scalars(query))
+
+
+def paused_app_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(App.id).where(App.status == AppStatus.PAUSED).order_by(App.id)))
+
+
+def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> Step:
+    """Do what is due today for one invoice in dunning; a second call on the same day does nothing more.
+
+    Stripe's invoice is read first, so an invoice paid or voided meanwhile ends
+    dunning without a retry. A retry slot is claimed in the database and committed
+    *before* Stripe is called: only the run holding the claim charges.
+    """
+    attempts = _attempts(session, invoice)
+    first = attempts.get(0)
+    if first is None or invoice.dunning_closed_at is not None:
+        return Step.WAITING
+    remote = _refresh_invoice(session, invoice, ctx)
+    if remote.status == "paid":
+        return settle_invoice(session, invoice, ctx, paid_by="stripe")
+    if remote.status == "void":
+        return _close_voided(session, invoice, attempts, ctx)
+
+    stuck = [row for number, row in sorted(attempts.items())
+             if number > 0 and row.status == AttemptStatus.SCHEDULED and row.attempted_at is not None]
+    if stuck:
+        if ctx.now - stuck[0].attempted_at < STUCK_CLAIM_AFTER:
+            return Step.WAITING  # possibly still being charged by another process
+        return _charge(session, invoice, stuck[0], ctx)
+
+    failed = sum(1 for number in range(1, MAX_RETRIES + 1)
+                 if number in attempts and attempts[number].status == AttemptStatus.FAILED)
+    number = failed + 1
+    if number > MAX_RETRIES:
+        return _give_up(session, invoice, ctx)
+
+    due_on = retry_dates(first.attempted_at)[number - 1]
+    today = business_date(ctx.now)
+    slot = attempts.get(number)
+    if slot is None:
+        if today < due_on - timedelta(days=NOTICE_DAYS_BEFORE):
+            return Step.WAITING
+        return Step.NOTIFIED if _announce_retry(session, invoice, number, due_on, ctx) else Step.WAITING
+    if slot.status != AttemptStatus.SCHEDULED or today < due_on:
+        return Step.WAITING
+    if slot.notified_at is not None and ctx.now - slot.notified_at < NOTICE_LEAD:
+        return Step.WAITING  # announced late (the job missed the day before): give the owner time
+    if not _claim(session, slot, ctx.now):
+        return Step.WAITING
+    session.commit()  # the claim must be durable before money moves
+    return _charge(session, invoice, slot, ctx)
+
+
+def _refresh_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> Invoice:
+    remote = ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id)
+    sync_invoice(session, remote, observed_at=_unix(ctx.now), origin=ctx.origin,
+                 refetch=lambda: ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id))
+    return remote
+
+
+def _unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _label(invoice: KernelInvoice) -> str:
+    return invoice.number or invoice.stripe_invoice_id
+
+
+def _amount(invoice: KernelInvoice, decimal_comma: bool = False) -> str:
+    due = invoice.amount_remaining or invoice.amount_due
+    text = f"{Money(due, invoice.currency).to_decimal()} {invoice.currency}"
+    return text.replace(".", ",") if decimal_comma else text
+
+
+def _pay_hint(invoice: KernelInvoice, ctx: DunningContext) -> tuple[str, str]:
+    if ctx.portal_base_url:
+        url = f"{ctx.portal_base_url}/apps/{invoice.app_id}/pay"
+        return f"Pay now with another card: {url}", f"Pague agora com outro cartão: {url}"
+    return ("You can pay now with another card on your app's Notices page in the billing portal.",
+            "Você pode pagar agora com outro cartão na página Avisos do seu app no portal de cobrança.")
+
+
+def _announce_retry(session: Session, invoice: KernelInvoice, number: int, due_on: date,
+                    ctx: DunningContext) -> bool:
+    """Book retry ``number`` (status scheduled) and tell the owner; False if another run booked it."""
+    slot = KernelPaymentAttempt(app_id=invoice.app_id, subscription_id=invoice.subscription_id,
+                                invoice_id=invoice.id, attempt_number=number, status=AttemptStatus.SCHEDULED,
+                                scheduled_for=_start_of(due_on), notified_at=ctx.now)
+    try:
+        with session.begin_nested():
+            session.add(slot)
+    except IntegrityError:
+        return False
+    hint_en, hint_pt = _pay_hint(invoice, ctx)
+    notify_owners(
+        session, invoice.app, kind="dunning.retry_notice",
+        subject=f"We will charge your card again on {due_on:%Y-%m-%d} / "
+                f"Nova cobrança no seu cartão em {due_on:%d/%m/%Y}",
+        body=(f"The payment of invoice {_label(invoice)} ({_amount(invoice)}) is still open. We will try to "
+              f"charge your card again on {due_on:%Y-%m-%d} (attempt {number} of {MAX_RETRIES}). {hint_en}\n\n"
+              f"A fatura {_label(invoice)} ({_amount(invoice, True)}) continua em aberto. Tentaremos cobrar "
+              f"seu cartão novamente em {due_on:%d/%m/%Y} (tentativa {number} de {MAX_RETRIES}). {hint_pt}"),
+        dedupe_key=f"dunning:{invoice.stripe_invoice_id}:retry:{number}:notice",
+        smtp_configured=ctx.smtp_configured,
+    )
+    return True
+
+
+def _claim(session: Session, slot: KernelPaymentAttempt, now: datetime) -> bool:
+    """Take the retry slot: only the one UPDATE that finds it unclaimed gets a row back."""
+    result = session.execute(
+        update(KernelPaymentAttempt)
+        .where(KernelPaymentAttempt.id == slot.id, KernelPaymentAttempt.attempted_at.is_(None),
+               KernelPaymentAttempt.status == AttemptStatus.SCHEDULED)
+        .values(attempted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    slot.attempted_at = now
+    return True
+
+
+def _charge(session: Session, invoice: KernelInvoice, slot: KernelPaymentAttempt, ctx: DunningContext) -> Step:
+    number = slot.attempt_number
+    try:
+        paid = ctx.gateway.pay_invoice(invoice.stripe_invoice_id, attempt=f"dunning-{number}")
+    except CardDeclined as declined:
+        return _retry_failed(session, invoice, slot, ctx, declined.decline_code or declined.code or "card_declined",
+                             declined.message)
+    except NotFound:
+        raise
+    except InvalidRequest:
+        # Typically "invoice is already paid" or voided meanwhile: Stripe's state decides.
+        remote = _refresh_invoice(session, invoice, ctx)
+        if remote.status not in ("paid", "void"):
+            raise
+        slot.status = AttemptStatus.CANCELED
+        if remote.status == "void":
+            return _close_voided(session, invoice, _attempts(session, invoice), ctx)
+        return settle_invoice(session, invoice, ctx, paid_by="stripe")
+    slot.status = AttemptStatus.SUCCEEDED
+    sync_invoice(session, paid, observed_at=_unix(ctx.now), origin=ctx.origin)
+    audit.record(session, action="dunning.retry_succeeded", object_type="kernel_invoice",
+                 object_id=invoice.stripe_invoice_id, app_id=invoice.app_id, before={"attempt": number,
+                 "status": "scheduled"}, after={"attempt": number, "status": "succeeded"}, actor=ctx.origin.actor,
+                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+    return settle_invoice(session, invoice, ctx, paid_by=f"retry-{number}")
+
+
+def _retry_failed(session: Session, invoice: KernelInvoice, slot: KernelPaymentAttempt, ctx: DunningContext,
+                  code: str, message: str) -> Step:
+    number = slot.attempt_number
+    slot.status = AttemptStatus.FAILED
+    slot.failure_code = code
+    slot.failure_message = message
+    _refresh_invoice(session, invoice, ctx)
+    audit.raise_alert(
+        session, kind="payment_failed", severity=AlertSeverity.CRITICAL, app_id=invoice.app_id,
+        message=f"Dunning retry #{number} of {MAX_RETRIES} failed for invoice {_label(invoice)} ({code}).",
+        details={"invoice": invoice.stripe_invoice_id, "attempt": number, "amount_due": invoice.amount_due,
+                 "currency": invoice.currency, "failure_code": code},
+        dedupe_key=f"payment_failed:{invoice.stripe_invoice_id}:{number}",
+    )
+    audit.record(session, action="dunning.retry_failed", object_type="kernel_invoice",
+                 object_id=invoice.stripe_invoice_id, app_id=invoice.app_id,
+                 before={"attempt": number, "status": "scheduled"},
+                 after={"attempt": number, "status": "failed", "failure_code": code}, actor=ctx.origin.actor,
+                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+    log.info("dunning retry #%s of %s failed (%s)", number, invoice.stripe_invoice_id, code)
+    if number >= MAX_RETRIES:
+        return _give_up(session, invoice, ctx)
+    return Step.RETRY_FAILED
+
+
+def _give_up(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> Step:
+    """After the last failed retry: cancel the subscription in Stripe, pause the app, tell everyone."""
+    subscription = invoice.subscription
+    if subscription is not None and subscription.status != SubscriptionStatus.CANCELED:
+        try:
+            ctx.gateway.cancel_now(subscription.stripe_subscription_id)
+        except NotFound:
+            raise
+        except InvalidRequest:
+            pass  # already canceled in Stripe: the sync below reads what Stripe holds
+        sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id, origin=ctx.origin)
+    app = invoice.app
+    pause_app(session, app, ctx, reason=(
+        f"Renewal payment of invoice {_label(invoice)} failed {MAX_RETRIES + 1} times; subscription canceled. / "
+        f"O pagamento da fatura {_label(invoice)} foi recusado {MAX_RETRIES + 1} vezes; assinatura cancelada."),
+        invoice=invoice)
+    audit.raise_alert(
+        session, kind="dunning_exhausted", severity=AlertSeverity.CRITICAL, app_id=invoice.app_id,
+        message=f"All {MAX_RETRIES} retries of invoice {_label(invoice)} failed: subscription canceled, app paused.",
+        details={"invoice": invoice.stripe_invoice_id, "amount_due": invoice.amount_due,
+                 "currency": invoice.currency},
+        dedupe_key=f"dunning_exhausted:{invoice.stripe_invoice_id}",
+    )
+    hint_en, hint_pt = _pay_hint(invoice, ctx)
+    notify_owners(
+        session, app, kind="dunning.canceled",
+        subject="Subscription canceled and app paused / Assinatura cancelada e app pausado",
+        body=(f"We could not charge invoice {_label(invoice)} ({_amount(invoice)}) after {MAX_RETRIES} retries. "
+              f"Your subscription was canceled and {app.name} is paused. Pay the open invoice to reactivate it. "
+              f"{hint_en}\n\n"
+              f"Não conseguimos cobrar a fatura {_label(invoice)} ({_amount(invoice, True)}) após {MAX_RETRIES} "
+              f"tentativas. Sua assinatura foi cancelada e {app.name} está pausado. Pague a fatura em aberto "
+              f"para reativá-lo. {hint_pt}"),
+        dedupe_key=f"dunning:{invoice.stripe_invoice_id}:canceled",
+        smtp_configured=ctx.smtp_configured,
+    )
+    _close(session, invoice, ctx, outcome="exhausted")
+    return Step.EXHAUSTED
+
+
+def _close(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, outcome: str,
+           paid_by: Optional[str] = None) -> None:
+    before = {"outcome": invoice.dunning_outcome}
+    invoice.dunning_closed_at = invoice.dunning_closed_at or ctx.now
+    invoice.dunning_outcome = outcome
+    after = {"outcome": outcome, **({"paid_by": paid_by} if paid_by else {})}
+    audit.record(session, action="dunning.closed", object_type="kernel_invoice", object_id=invoice.stripe_invoice_id,
+                 app_id=invoice.app_id, before=before, after=after, actor=ctx.origin.actor,
+                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+
+
+def _cancel_open_slots(attempts: dict[int, KernelPaymentAttempt]) -> None:
+    for row in attempts.values():
+        if row.status == AttemptStatus.SCHEDULED:
+            row.status = AttemptStatus.CANCELED
+
+
+def _resolve_alerts(session: Session, invoice: KernelInvoice, now: datetime) -> None:
+    """A recovered payment closes the alerts its failures raised."""
+    key = invoice.stripe_invoice_id
+    for alert in session.scalars(select(Alert).where(Alert.app_id == invoice.app_id, Alert.resolved_at.is_(None),
+                                                     Alert.dedupe_key.like(f"payment_failed:{key}:%"))):
+        alert.resolved_at = now
+
+
+def _close_voided(session: Session, invoice: KernelInvoice, attempts: dict[int, KernelPaymentAttempt],
+                  ctx: DunningContext) -> Step:
+    _cancel_open_slots(attempts)
+    _resolve_alerts(session, invoice, ctx.now)
+    _close(session, invoice, ctx, outcome="void")
+    resume_if_settled(session, invoice.app, ctx)
+    return Step.VOIDED
+
+
+def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str) -> Step:
+    """End dunning for an invoice Stripe reports paid; reactivate the subscription and the app. Idempotent.
+
+    Called by the dunning job (a retry succeeded, or Stripe says it was paid) and by
+    the portal when the owner pays; ``invoice`` must already hold Stripe's paid state.
+    """
+    if invoice.dunning_outcome == "paid":
+        return Step.RECOVERED
+    _cancel_open_slots(_attempts(session, invoice))
+    subscription = invoice.subscription
+    if subscription is not None and subscription.status != SubscriptionStatus.CANCELED:
+        sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id, origin=ctx.origin)
+    _resolve_alerts(session, invoice, ctx.now)
+    _close(session, invoice, ctx, outcome="paid", paid_by=paid_by)
+    notify_owners(
+        session, invoice.app, kind="dunning.recovered",
+        subject="Payment received, thank you / Pagamento recebido, obrigado",
+        body=(f"We received the payment of invoice {_label(invoice)} ({_amount(invoice)}). Nothing else to do.\n\n"
+              f"Recebemos o pagamento da fatura {_label(invoice)} ({_amount(invoice, True)}). Não é preciso fazer "
+              f"mais nada."),
+        dedupe_key=f"dunning:{invoice.stripe_invoice_id}:paid",
+        smtp_configured=ctx.smtp_configured,
+    )
+    resume_if_settled(session, invoice.app, ctx)
+    return Step.RECOVERED
+
+
+# ---------------------------------------------------------------- pausing and resuming an app
+
+
+def pause_app(session: Session, app: App, ctx: DunningContext, *, reason: str,
+              invoice: Optional[KernelInvoice] = None) -> bool:
+    if app.status == AppStatus.PAUSED:
+        return False
+    app.status, app.paused_reason, app.paused_at = AppStatus.PAUSED, reason, ctx.now
+    audit.record(session, action="app.paused", object_type="app", object_id=app.id, app_id=app.id,
+                 before={"status": "active"},
+                 after={"status": "paused", "reason": reason,
+                        "invoice": invoice.stripe_invoice_id if invoice else None},
+                 actor=ctx.origin.actor, actor_user_id=ctx.origin.actor_user_id,
+                 correlation_id=ctx.origin.correlation_id)
+    return True
+
+
+def resume_if_settled(session: Session, app: App, ctx: DunningContext) -> bool:
+    """Reactivate a paused app once nothing is owed or it has a live subscription again.
+
+    The rule: an app paused by dunning runs again when every invoice whose retries
+    were exhausted is paid (or voided), or when it subscribes again (a new
+    subscription that grants access), whichever comes first.
+    """
+    if app.status != AppStatus.PAUSED:
+        return False
+    owed = session.scalar(select(KernelInvoice.id).where(KernelInvoice.app_id == app.id,
+                                                         KernelInvoice.dunning_outcome == "exhausted").limit(1))
+    live = app.current_subscription
+    subscribed_again = live is not None and live.status.grants_access
+    if owed is not None and not subscribed_again:
+        return False
+    before = {"status": "paused", "reason": app.paused_reason}
+    app.status, app.paused_reason, app.paused_at = AppStatus.ACTIVE, None, None
+    audit.record(session, action="app.resumed", object_type="app", object_id=app.id, app_id=app.id, before=before,
+                 after={"status": "active", "because": "subscribed_again" if owed is not None else "paid"},
+                 actor=ctx.origin.actor, actor_user_id=ctx.origin.actor_user_id,
+                 correlation_id=ctx.origin.correlation_id)
+    return True
+
+
+def review_paused_app(session: Session, app: App, ctx: DunningContext) -> bool:
+    """For the daily job: settle exhausted invoices paid (or voided) in Stripe since, then maybe resume."""
+    for invoice in session.scalars(select(KernelInvoice).where(KernelInvoice.app_id == app.id,
+                                                               KernelInvoice.dunning_outcome == "exhausted")):
+        remote = _refresh_invoice(session, invoice, ctx)
+        if remote.status == "paid":
+            settle_invoice(session, invoice, ctx, paid_by="stripe")
+        elif remote.status == "void":
+            _close(session, invoice, ctx, outcome="void")
+    return resume_if_settled(session, app, ctx)
+
+
+# ---------------------------------------------------------------- what the portal shows
+
+
+def outstanding_invoice(session: Session, app_id: int) -> Optional[KernelInvoice]:
+    """The invoice the owner should pay now: one in dunning (or exhausted) first, else any open one."""
+    in_dunning = session.scalar(
+        select(KernelInvoice)
+        .join(KernelPaymentAttempt, (KernelPaymentAttempt.invoice_id == KernelInvoice.id)
+              & (KernelPaymentAttempt.attempt_number == 0))
+        .where(KernelInvoice.app_id == app_id, KernelInvoice.status.in_(OPEN_INVOICE_STATUSES),
+               (KernelInvoice.dunning_outcome.is_(None)) | (KernelInvoice.dunning_outcome == "exhausted"))
+        .order_by(KernelInvoice.id.desc()).limit(1))
+    if in_dunning is not None:
+        return in_dunning
+    return session.scalar(
+        select(KernelInvoice)
+        .where(KernelInvoice.app_id == app_id, KernelInvoice.status.in_(OPEN_INVOICE_STATUSES),
+               KernelInvoice.amount_remaining > 0)
+        .order_by(KernelInvoice.id.desc()).limit(1))
+
+
+def dunning_summary(session: Session, invoice: KernelInvoice) -> Optional[DunningSummary]:
+    attempts = _attempts(session, invoice)
+    first = attempts.get(0)
+    if first is None:
+        return None
+    retries = [attempts[number] for number in sorted(attempts) if number > 0]
+    next_retry_on = None
+    if invoice.dunning_closed_at is None:
+        failed = sum(1 for row in retries if row.status == AttemptStatus.FAILED)
+        if failed < MAX_RETRIES:
+            next_retry_on = retry_dates(first.attempted_at)[failed]
+    grace_ends_on = business_date(first.attempted_at + timedelta(days=GRACE_DAYS))
+    return DunningSummary(invoice, first.attempted_at, retries, next_retry_on, grace_ends_on)
