@@ -1,0 +1,293 @@
+"""What each Stripe event does to our tables: a table from event type to handler.
+
+Registering a handler for a name that is not a Stripe event type fails when this
+module is imported (as in dj-stripe), so a typo such as ``invoice.payed`` can never
+sit silently in the table. Events without a handler are recorded and ignored.
+
+Handlers treat the payload as a hint, not the truth: state goes through
+``billing.sync``, which ignores what is older than the row's watermark and asks
+Stripe again when an event is as old as the row (same second). Every change is
+audited with the event id as correlation id (``ctx.origin``).
+"""
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import audit
+from billing.checkout import complete_checkout
+from billing.dunning import open_dunning
+from billing.gateway import StripeGateway
+from billing.gateway.types import Invoice, PaymentIntent, Refund, Subscription, object_id, ts
+from billing.models import AlertSeverity, App, AppSubscription, KernelInvoice, KernelPayment
+from billing.states import IllegalTransition
+from billing.sync import Origin, Outcome, SyncResult, app_for_customer, sync_invoice, sync_subscription, \
+    sync_subscription_from_gateway
+from billing.webhooks.events import Event
+from billing.webhooks.payments import payment_from_charge, payment_for, record_refunds, upsert_payment
+
+log = logging.getLogger(__name__)
+
+
+class Handled(enum.StrEnum):
+    DONE = "processed"  # applied, or found already applied / older than what we hold
+    NOT_OURS = "ignored"  # about an object no app of ours owns
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    session: Session
+    gateway: StripeGateway
+    event: Event
+    origin: Origin
+    smtp_configured: bool = False
+
+    @property
+    def object(self) -> Mapping[str, Any]:
+        return self.event.object
+
+
+Handler = Callable[[HandlerContext], Handled]
+
+# The Stripe event types of the families the kernel may care about, as spelled in
+# Stripe's API reference (tests check each against the stripe SDK's list).
+KNOWN_EVENT_TYPES = frozenset({
+    "charge.captured", "charge.expired", "charge.failed", "charge.pending", "charge.refund.updated",
+    "charge.refunded", "charge.succeeded", "charge.updated", "charge.dispute.created", "charge.dispute.closed",
+    "checkout.session.async_payment_failed", "checkout.session.async_payment_succeeded",
+    "checkout.session.completed", "checkout.session.expired",
+    "customer.created", "customer.deleted", "customer.updated",
+    "customer.subscription.created", "customer.subscription.deleted", "customer.subscription.paused",
+    "customer.subscription.pending_update_applied", "customer.subscription.pending_update_expired",
+    "customer.subscription.resumed", "customer.subscription.trial_will_end", "customer.subscription.updated",
+    "invoice.created", "invoice.deleted", "invoice.finalization_failed", "invoice.finalized",
+    "invoice.marked_uncollectible", "invoice.overdue", "invoice.paid", "invoice.payment_action_required",
+    "invoice.payment_failed", "invoice.payment_succeeded", "invoice.sent", "invoice.upcoming", "invoice.updated",
+    "invoice.voided", "invoice_payment.paid",
+    "payment_intent.amount_capturable_updated", "payment_intent.canceled", "payment_intent.created",
+    "payment_intent.payment_failed", "payment_intent.processing", "payment_intent.requires_action",
+    "payment_intent.succeeded",
+    "payment_method.attached", "payment_method.detached", "payment_method.updated",
+    "refund.created", "refund.updated",
+    "setup_intent.canceled", "setup_intent.created", "setup_intent.setup_failed", "setup_intent.succeeded",
+    "subscription_schedule.canceled", "subscription_schedule.completed", "subscription_schedule.created",
+    "subscription_schedule.released", "subscription_schedule.updated",
+})
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*event_types: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function for ``event_types``; an unknown or doubly handled name fails at import."""
+
+    def register(handler: Handler) -> Handler:
+        for event_type in event_types:
+            if event_type not in KNOWN_EVENT_TYPES:
+                raise ValueError(f"{event_type!r} is not a Stripe event type (handler {handler.__name__})")
+            if event_type in HANDLERS:
+                raise ValueError(f"{event_type!r} already has a handler ({HANDLERS[event_type].__name__})")
+            HANDLERS[event_type] = handler
+        return handler
+
+    return register
+
+
+def _result(sync: SyncResult) -> Handled:
+    return Handled.NOT_OURS if sync.outcome == Outcome.NOT_OURS else Handled.DONE
+
+
+# ---------------------------------------------------------------- checkout
+
+@handles("checkout.session.completed")
+def checkout_completed(ctx: HandlerContext) -> Handled:
+    """The same completion the success redirect runs; whichever comes second finds it done."""
+    result = complete_checkout(ctx.session, ctx.gateway, ctx.object["id"], origin=ctx.origin)
+    return Handled.DONE if result.local is not None else Handled.NOT_OURS
+
+
+# ---------------------------------------------------------------- subscriptions
+
+def _subscription_row(session: Session, subscription_id: str) -> Optional[AppSubscription]:
+    return session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == subscription_id))
+
+
+def _apply_subscription(ctx: HandlerContext, remote: Subscription, row: Optional[AppSubscription]) -> SyncResult:
+    """Sync ``remote`` with the schedule and card it points to, fetched only when they may have changed."""
+    schedule = ctx.gateway.retrieve_schedule(remote.schedule) if remote.schedule else None
+    card = None
+    method = remote.default_payment_method
+    if method and (row is None or row.payment_method_id != method or row.card_last4 is None):
+        card = ctx.gateway.retrieve_card(method)
+    return sync_subscription(ctx.session, remote, observed_at=ctx.event.created, origin=ctx.origin,
+                             refetch=lambda: ctx.gateway.retrieve_subscription(remote.id),
+                             schedule=schedule, card=card)
+
+
+@handles("customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+         "customer.subscription.paused", "customer.subscription.resumed")
+def subscription_changed(ctx: HandlerContext) -> Handled:
+    """Our subscription row follows Stripe's: status, plan, period, cancel-at-period-end, schedule, card."""
+    remote = Subscription.from_stripe(ctx.object)
+    row = _subscription_row(ctx.session, remote.id)
+    if row is None and app_for_customer(ctx.session, remote.customer) is None:
+        return Handled.NOT_OURS
+    if row is not None and ctx.event.created < row.stripe_watermark:
+        log.info("%s is older than the state we hold for %s: ignored", ctx.event.type, remote.id)
+        return Handled.DONE
+    if row is not None and ctx.event.created == row.stripe_watermark:
+        # Same second as what we hold: only Stripe can say which came last.
+        return _result(sync_subscription_from_gateway(ctx.session, ctx.gateway, remote.id, origin=ctx.origin,
+                                                      observed_at=ctx.event.created))
+    try:
+        return _result(_apply_subscription(ctx, remote, row))
+    except IllegalTransition as refused:
+        # Either we already hold a fresher truth than our watermark says (fetched when an
+        # earlier event tied), or an intermediate event is still on its way. Stripe's
+        # present state settles the first case; the second one raises again and the job
+        # retries once the missing event had time to arrive.
+        truth = ctx.gateway.retrieve_subscription(remote.id)
+        log.info("%s for %s refused (%s); applying Stripe's current state (%s)", ctx.event.type, remote.id,
+                 refused, truth.status)
+        return _result(_apply_subscription(ctx, truth, row))
+
+
+# ---------------------------------------------------------------- invoices
+
+def _sync_invoice(ctx: HandlerContext) -> SyncResult:
+    remote = Invoice.from_stripe(ctx.object)
+    if remote.id is None:
+        return SyncResult(Outcome.NOT_OURS)
+    return sync_invoice(ctx.session, remote, observed_at=ctx.event.created, origin=ctx.origin,
+                        refetch=lambda: ctx.gateway.retrieve_invoice(remote.id))
+
+
+@handles("invoice.created", "invoice.finalized", "invoice.updated", "invoice.voided", "invoice.marked_uncollectible")
+def invoice_changed(ctx: HandlerContext) -> Handled:
+    """The invoice row follows Stripe's (status, amounts, number, links)."""
+    return _result(_sync_invoice(ctx))
+
+
+def _payment_intents_of(ctx: HandlerContext, invoice: Invoice) -> tuple[str, ...]:
+    # API versions since 2025-03-31 list an invoice's PaymentIntents under ``payments``,
+    # which a webhook payload may leave out; then Stripe is asked.
+    return invoice.payment_intent_ids or ctx.gateway.list_invoice_payment_intents(invoice.id)
+
+
+@handles("invoice.paid")
+def invoice_paid(ctx: HandlerContext) -> Handled:
+    """Mark the invoice paid and record the payment that paid it in ``kernel_payments``."""
+    result = _sync_invoice(ctx)
+    if result.outcome == Outcome.NOT_OURS:
+        return Handled.NOT_OURS
+    invoice_row: KernelInvoice = result.row
+    remote = Invoice.from_stripe(ctx.object)
+    if remote.amount_paid <= 0:
+        return Handled.DONE  # a zero-amount invoice (a trial) is paid without any payment
+    for intent_id in _payment_intents_of(ctx, remote):
+        intent = ctx.gateway.retrieve_payment_intent(intent_id)
+        if intent.status == "succeeded":
+            upsert_payment(ctx.session, invoice_row.app, intent, observed_at=ctx.event.created, origin=ctx.origin,
+                           invoice=invoice_row, paid_at=invoice_row.paid_at or ts(ctx.event.created))
+    return Handled.DONE
+
+
+@handles("invoice.payment_failed")
+def invoice_payment_failed(ctx: HandlerContext) -> Handled:
+    """The subscription follows Stripe to past_due and dunning opens: attempt #0, alert, owner notice."""
+    result = _sync_invoice(ctx)
+    if result.outcome == Outcome.NOT_OURS:
+        return Handled.NOT_OURS
+    invoice_row: KernelInvoice = result.row
+    remote = Invoice.from_stripe(ctx.object)
+    if remote.subscription:
+        sync_subscription_from_gateway(ctx.session, ctx.gateway, remote.subscription, origin=ctx.origin,
+                                       observed_at=ctx.event.created)
+        ctx.session.refresh(invoice_row)
+    if invoice_row.status not in ("open", "uncollectible"):
+        log.info("invoice %s is %s by now: no dunning", invoice_row.stripe_invoice_id, invoice_row.status)
+        return Handled.DONE
+
+    failure_code = None
+    intents = _payment_intents_of(ctx, remote)
+    if intents:
+        failure_code = ctx.gateway.retrieve_payment_intent(intents[-1]).last_error_code
+    subscription = invoice_row.subscription
+    if subscription is not None and subscription.status.in_dunning:
+        open_dunning(ctx.session, invoice_row, failed_at=ts(ctx.event.created), origin=ctx.origin,
+                     failure_code=failure_code, smtp_configured=ctx.smtp_configured)
+    else:
+        # A failed first payment (the subscription is still incomplete) or a one-off invoice: no dunning, but
+        # someone must know.
+        audit.raise_alert(
+            ctx.session, kind="invoice_payment_failed", severity=AlertSeverity.WARNING, app_id=invoice_row.app_id,
+            message=f"Payment failed for invoice {invoice_row.number or invoice_row.stripe_invoice_id}"
+                    f" ({failure_code or 'declined'}).",
+            details={"invoice": invoice_row.stripe_invoice_id, "amount_due": invoice_row.amount_due,
+                     "currency": invoice_row.currency, "failure_code": failure_code, "event": ctx.event.id},
+            dedupe_key=f"invoice_payment_failed:{invoice_row.stripe_invoice_id}",
+        )
+    return Handled.DONE
+
+
+# ---------------------------------------------------------------- payments
+
+def _app_of(ctx: HandlerContext, customer: Any, payment: Optional[KernelPayment] = None) -> Optional[App]:
+    if payment is not None:
+        return ctx.session.get(App, payment.app_id)
+    return app_for_customer(ctx.session, object_id(customer))
+
+
+@handles("payment_intent.succeeded")
+def payment_intent_succeeded(ctx: HandlerContext) -> Handled:
+    """Record (or complete) the payment in ``kernel_payments``."""
+    intent = PaymentIntent.from_stripe(ctx.object)
+    app = _app_of(ctx, intent.customer, payment_for(ctx.session, intent.id))
+    if app is None:
+        return Handled.NOT_OURS
+    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin)
+    return Handled.DONE
+
+
+@handles("payment_intent.payment_failed")
+def payment_intent_failed(ctx: HandlerContext) -> Handled:
+    """Record the failed attempt and alert the superadmins, once per PaymentIntent."""
+    intent = PaymentIntent.from_stripe(ctx.object)
+    app = _app_of(ctx, intent.customer, payment_for(ctx.session, intent.id))
+    if app is None:
+        return Handled.NOT_OURS
+    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin)
+    audit.raise_alert(
+        ctx.session, kind="payment_intent_failed", severity=AlertSeverity.WARNING, app_id=app.id,
+        message=f"A payment of {app.name} failed ({intent.last_error_code or 'declined'}).",
+        details={"payment_intent": intent.id, "amount": intent.amount, "currency": intent.currency,
+                 "failure_code": intent.last_error_code, "event": ctx.event.id},
+        dedupe_key=f"payment_intent_failed:{intent.id}",
+    )
+    return Handled.DONE
+
+
+@handles("charge.refunded")
+def charge_refunded(ctx: HandlerContext) -> Handled:
+    """One ``kernel_refunds`` row per refund, and the payment's refunded amount raised."""
+    charge = ctx.object
+    intent_id = object_id(charge.get("payment_intent"))
+    existing = payment_for(ctx.session, intent_id) if intent_id else None
+    app = _app_of(ctx, charge.get("customer"), existing)
+    if app is None:
+        return Handled.NOT_OURS
+    payment = payment_from_charge(ctx.session, app, charge, origin=ctx.origin)
+    listed = charge.get("refunds") if isinstance(charge.get("refunds"), Mapping) else None
+    if listed is not None and not listed.get("has_more"):
+        refunds = [(Refund.from_stripe(item), item.get("created")) for item in listed.get("data") or []]
+    elif intent_id:
+        refunds = [(refund, None) for refund in ctx.gateway.list_refunds(payment_intent_id=intent_id)]
+    else:
+        refunds = []
+    record_refunds(ctx.session, payment, refunds, amount_refunded=int(charge.get("amount_refunded") or 0),
+                   origin=ctx.origin)
+    return Handled.DONE

@@ -1,0 +1,165 @@
+"""POST /webhooks/kernel/stripe: bad input answers 400/413 and writes nothing; good events are recorded once."""
+import time
+
+import pytest
+from redis import Redis
+
+from billing.models import AppSubscription, ProcessedWebhook, WebhookStatus
+from billing.webhooks.signature import header_for
+from tests.webhooks.conftest import audit_actions, count, webhook_row
+from tests.webhooks.helpers import OLD_SECRET, SECRET, body, event, post, signed_headers, subscription
+
+URL = "/webhooks/kernel/stripe"
+
+
+def rejected(app, reason: str) -> int:
+    return int(Redis.from_url(app.config["REDIS_URL"]).get(f"webhooks:rejected:{reason}") or 0)
+
+
+def a_subscription_event(**kwargs):
+    return event("customer.subscription.created", subscription(sub_id=kwargs.pop("sub_id", "sub_new")), **kwargs)
+
+
+def test_a_valid_event_is_recorded_processed_and_acknowledged(app, client, acme):
+    payload = a_subscription_event(created=1_785_600_000)
+    response = post(client, payload)
+    assert response.status_code == 200 and response.json == {"received": True}
+    row = webhook_row(app, payload["id"])
+    assert (row.type, row.object_id, row.created, row.livemode) == (
+        "customer.subscription.created", "sub_new", 1_785_600_000, False)
+    assert row.payload == body(payload).decode() and row.received_at is not None
+    # RQ_ASYNC is off in tests, so the job ran in-process before the answer
+    assert row.status == WebhookStatus.PROCESSED and row.attempts == 1 and row.processed_at is not None
+    assert count(app, AppSubscription, AppSubscription.stripe_subscription_id == "sub_new") == 1
+    assert audit_actions(app, payload["id"]) == ["subscription.created"]
+
+
+def test_the_previous_secret_still_works_during_a_rotation(app, client, acme):
+    payload = a_subscription_event()
+    assert post(client, payload, secret=OLD_SECRET).status_code == 200
+    assert webhook_row(app, payload["id"]) is not None
+
+
+BAD_SIGNATURES = {
+    "missing_signature": lambda raw: {},
+    "malformed_signature": lambda raw: {"Stripe-Signature": "garbage"},
+    "bad_signature": lambda raw: {"Stripe-Signature": header_for("whsec_not_ours", raw)},
+    "stale_signature": lambda raw: {"Stripe-Signature": header_for(SECRET, raw, int(time.time()) - 301)},
+}
+
+
+@pytest.mark.parametrize("reason", list(BAD_SIGNATURES))
+def test_a_bad_signature_is_refused_and_writes_nothing(app, client, acme, reason):
+    raw = body(a_subscription_event())
+    before = rejected(app, reason)
+    response = client.post(URL, data=raw, headers=BAD_SIGNATURES[reason](raw))
+    assert response.status_code == 400 and response.json["error"]["reason"] == reason
+    assert count(app, ProcessedWebhook) == 0 and count(app, AppSubscription) == 0
+    assert rejected(app, reason) == before + 1
+
+
+@pytest.mark.parametrize("raw,reason", [
+    (b"{not json", "malformed_json"),
+    (b"\xff\xfe", "malformed_json"),
+    (b"[]", "malformed_event"),
+    (body({"object": "event", "type": "invoice.paid", "created": 1, "livemode": False, "data": {"object": {}}}),
+     "malformed_event"),  # no id
+    (body({"id": "evt_1", "type": "invoice.paid", "livemode": False, "data": {"object": {}}}), "malformed_event"),
+    (body({"id": "evt_1", "type": "invoice.paid", "created": 1, "data": {"object": {}}}), "malformed_event"),
+    (body({"id": "evt_1", "type": "invoice.paid", "created": 1, "livemode": False, "data": {}}), "malformed_event"),
+    (body({"id": "evt_1", "created": 1, "livemode": False, "data": {"object": {}}}), "malformed_event"),
+    (body({"id": "evt_1 OR 1=1", "type": "invoice.paid", "created": 1, "livemode": False,
+           "data": {"object": {}}}), "malformed_event"),
+])
+def test_signed_but_malformed_bodies_are_refused_and_write_nothing(app, client, raw, reason):
+    before = rejected(app, reason)
+    response = client.post(URL, data=raw, headers=signed_headers(raw))
+    assert response.status_code == 400 and response.json["error"]["reason"] == reason
+    assert count(app, ProcessedWebhook) == 0
+    assert rejected(app, reason) == before + 1
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read(app, client):
+    raw = body(event("invoice.paid", {"id": "in_1", "padding": "x" * (256 * 1024)}))
+    before = rejected(app, "too_large")
+    response = client.post(URL, data=raw, headers=signed_headers(raw))
+    assert response.status_code == 413 and response.json["error"]["reason"] == "too_large"
+    assert count(app, ProcessedWebhook) == 0
+    assert rejected(app, "too_large") == before + 1
+
+
+def test_a_duplicate_is_acknowledged_and_processed_once(app, client, acme):
+    payload = a_subscription_event()
+    duplicates = int(Redis.from_url(app.config["REDIS_URL"]).get("webhooks:duplicates") or 0)
+    for _ in range(3):
+        assert post(client, payload).status_code == 200
+    assert count(app, ProcessedWebhook) == 1
+    assert webhook_row(app, payload["id"]).attempts == 1
+    assert audit_actions(app, payload["id"]) == ["subscription.created"]
+    assert int(Redis.from_url(app.config["REDIS_URL"]).get("webhooks:duplicates")) == duplicates + 2
+
+
+def test_an_event_of_the_other_mode_is_recorded_and_ignored(app, client, acme):
+    payload = a_subscription_event(livemode=True)  # the sandbox gateway is test mode
+    assert post(client, payload).status_code == 200
+    row = webhook_row(app, payload["id"])
+    assert row.status == WebhookStatus.IGNORED and row.livemode is True and row.attempts == 0
+    assert count(app, AppSubscription) == 0
+
+
+def test_an_event_about_someone_elses_object_is_recorded_and_ignored(app, client, acme):
+    payload = event("customer.subscription.updated", subscription(sub_id="sub_theirs", customer="cus_unknown"))
+    assert post(client, payload).status_code == 200
+    assert webhook_row(app, payload["id"]).status == WebhookStatus.IGNORED
+    assert count(app, AppSubscription) == 0
+
+
+def test_an_unknown_event_type_is_recorded_and_ignored_not_an_error(app, client):
+    payload = event("customer.tax_id.created", {"id": "txi_1", "object": "tax_id"})
+    assert post(client, payload).status_code == 200
+    row = webhook_row(app, payload["id"])
+    assert row.status == WebhookStatus.IGNORED and row.last_error is None
+
+
+def test_the_endpoint_needs_no_csrf_token(app_config, acme, app):
+    app.config["WTF_CSRF_ENABLED"] = True
+    payload = a_subscription_event()
+    assert post(app.test_client(), payload).status_code == 200
+    assert webhook_row(app, payload["id"]).status == WebhookStatus.PROCESSED
+
+
+def test_the_endpoint_is_rate_limited_per_sender(app, client):
+    app.config["WEBHOOK_RATE_LIMIT"] = "3 per minute"
+    answers = [client.post(URL, data=b"{}", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code
+               for _ in range(4)]
+    assert answers == [400, 400, 400, 429]
+    # another sender has its own allowance
+    assert client.post(URL, data=b"{}", environ_base={"REMOTE_ADDR": "203.0.113.10"}).status_code == 400
+
+
+def test_when_the_queue_is_down_the_event_is_refused_so_stripe_retries(app, client, acme):
+    import portal.webhooks.queueing as queueing
+
+    app.config["RQ_ASYNC"] = True
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
+    queueing._queues.clear()
+    payload = a_subscription_event()
+    response = post(client, payload)
+    assert response.status_code == 503
+    assert count(app, ProcessedWebhook) == 0  # the redelivery will be recorded afresh
+    queueing._queues.clear()
+
+
+def test_a_valid_event_is_queued_on_the_webhooks_queue_with_retries(app, client, acme):
+    from rq import Queue
+
+    app.config["RQ_ASYNC"] = True
+    queue = Queue("webhooks", connection=Redis.from_url(app.config["REDIS_URL"]))
+    queue.empty()
+    payload = a_subscription_event()
+    assert post(client, payload).status_code == 200
+    job = queue.fetch_job(f"webhook-{payload['id']}")
+    assert job is not None and job.args == (payload["id"],) and job.func_name == "jobs.webhooks.process_event"
+    assert job.retries_left == 5 and queue.count == 1
+    assert webhook_row(app, payload["id"]).status == WebhookStatus.RECEIVED  # the answer did not wait
+    queue.empty()
