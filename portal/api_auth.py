@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from functools import wraps
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -62,7 +62,8 @@ def api_auth_required(view):
     def wrapper(*args, **kwargs):
         user = _bearer_user()
         if user is None and current_user.is_authenticated:
-            if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # protect() checks even when CSRF is switched off, so honour the switch as Flask-WTF's own hook does.
+            if request.method not in ("GET", "HEAD", "OPTIONS") and current_app.config.get("WTF_CSRF_ENABLED", True):
                 csrf.protect()
             user = current_user._get_current_object()
         if user is None:

@@ -1,4 +1,4 @@
-"""Command-line tools: ``flask create-superadmin`` and ``flask seed-demo``."""
+"""Command-line tools: ``flask create-superadmin``, ``flask seed-demo``, ``flask create-api-token``..."""
 from __future__ import annotations
 
 import click
@@ -8,6 +8,7 @@ from sqlalchemy import select
 from billing.errors import GatewayError
 from billing.models import App, Role, User
 from billing.plans import ensure_plans, paid_plans
+from portal.api_auth import issue_token
 from portal.auth.passwords import MIN_LENGTH, hash_password
 from portal.extensions import db
 from portal.payments import gateway
@@ -81,6 +82,19 @@ def init_app(app: Flask) -> None:
                 plan.stripe_price_id = price_id
             click.echo(f"  {plan.code:<12} {price_id}")
         db.session.commit()
+
+    @app.cli.command("create-api-token")
+    @click.argument("email")
+    @click.option("--name", required=True, help="What the token is for, shown in lists (e.g. \"deploy bot\").")
+    def create_api_token(email: str, name: str):
+        """Create a bearer token for the JSON API acting as EMAIL; it is printed once and never stored."""
+        user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None or not user.active:
+            raise click.ClickException(f"no active user {email.strip().lower()}")
+        token = issue_token(db.session, user, name.strip() or "api")
+        db.session.commit()
+        click.echo(token)
+        click.echo(f"Token for {user.email} created; store it now, it cannot be shown again.", err=True)
 
     @app.cli.command("seed-demo")
     def seed_demo_command():

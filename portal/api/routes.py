@@ -1,4 +1,162 @@
-"""The JSON API (session or bearer-token auth): 400/401/404/409/502 with a JSON body."""
-from flask import Blueprint
+"""The JSON API (session or bearer-token auth): 400/401/404/409/502 with a JSON body.
+
+Errors always look like ``{"error": {"code": 409, "message": "...", "reason": "live_subscription"}}``;
+``reason`` is a stable machine-readable word, ``message`` is for people.
+Money is integer minor units next to its currency code, as everywhere.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from flask import Blueprint, abort, jsonify, request
+from flask_babel import gettext as _
+
+from billing.errors import GatewayError, GatewayUnavailable
+from billing.models import App, AppSubscription, KernelInvoice
+from billing.plans import plan_by_code
+from billing.subscriptions import Refused, live_subscription, start_subscription_checkout
+from portal.api_auth import api_auth_required, api_user
+from portal.extensions import db
+from portal.invoices.pagination import paginate
+from portal.invoices.routes import invoices_of
+from portal.payments import gateway
+from portal.subscriptions.web import (
+    UNAVAILABLE,
+    attempt_from,
+    cancel_url,
+    new_attempt,
+    origin_for,
+    refusal_message,
+    success_url,
+)
+from portal.tenancy import visible_apps
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+REFUSAL_STATUS = {"plan_unavailable": 400}  # every other refusal is a conflict with the app's state: 409
+
+
+def error(status: int, message: str, reason: Optional[str] = None):
+    body: dict[str, Any] = {"code": status, "message": message}
+    if reason:
+        body["reason"] = reason
+    return jsonify(error=body), status
+
+
+def app_or_404(app_id: int) -> App:
+    """The app, when the API caller may see it; another tenant's app is a 404, as in the pages."""
+    user = api_user()
+    app = db.session.get(App, app_id)
+    if app is None or not (user.is_superadmin or app.is_owned_by(user)):
+        abort(404)
+    return app
+
+
+def _iso(value: Optional[datetime]) -> Optional[str]:
+    return value.isoformat() if value else None
+
+
+def subscription_json(row: Optional[AppSubscription]) -> Optional[dict[str, Any]]:
+    if row is None:
+        return None
+    return {
+        "id": row.stripe_subscription_id,
+        "plan": row.plan.code,
+        "status": row.status.value,
+        "amount": row.plan.amount,
+        "currency": row.plan.currency,
+        "interval": row.plan.interval,
+        "current_period_start": _iso(row.current_period_start),
+        "current_period_end": _iso(row.current_period_end),
+        "trial_end": _iso(row.trial_end),
+        "cancel_at_period_end": row.cancel_at_period_end,
+        "canceled_at": _iso(row.canceled_at),
+        "scheduled_change": ({"plan": row.scheduled_plan.code, "at": _iso(row.scheduled_change_at)}
+                             if row.scheduled_plan else None),
+        "card": {"brand": row.card_brand, "last4": row.card_last4} if row.card_last4 else None,
+    }
+
+
+def invoice_json(invoice: KernelInvoice) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "stripe_id": invoice.stripe_invoice_id,
+        "number": invoice.number,
+        "status": invoice.status,
+        "billing_reason": invoice.billing_reason,
+        "amount_due": invoice.amount_due,
+        "amount_paid": invoice.amount_paid,
+        "amount_remaining": invoice.amount_remaining,
+        "currency": invoice.currency,
+        "period_start": _iso(invoice.period_start),
+        "period_end": _iso(invoice.period_end),
+        "created_at": _iso(invoice.created_at),
+        "paid_at": _iso(invoice.paid_at),
+        "hosted_invoice_url": invoice.hosted_invoice_url,
+        "invoice_pdf": invoice.invoice_pdf,
+    }
+
+
+def app_json(app: App) -> dict[str, Any]:
+    return {"id": app.id, "name": app.name, "slug": app.slug, "status": app.status.value,
+            "subscription": subscription_json(live_subscription(db.session, app))}
+
+
+@bp.get("/apps")
+@api_auth_required
+def apps():
+    """The apps the caller may see, each with its live subscription."""
+    return jsonify(data=[app_json(app) for app in db.session.scalars(visible_apps(api_user()))])
+
+
+@bp.get("/apps/<int:app_id>/subscription")
+@api_auth_required
+def subscription(app_id: int):
+    """The app's live subscription (null on the Free plan)."""
+    return jsonify(app_json(app_or_404(app_id)))
+
+
+@bp.get("/apps/<int:app_id>/invoices")
+@api_auth_required
+def invoices(app_id: int):
+    """The app's invoices, newest first, 20 a page (``?page=``)."""
+    app = app_or_404(app_id)
+    page = paginate(invoices_of(app), request.args.get("page", type=int))
+    return jsonify(data=[invoice_json(invoice) for invoice in page.items], page=page.page, pages=page.pages,
+                   total=page.total, has_more=page.has_next)
+
+
+@bp.post("/apps/<int:app_id>/billing/checkout")
+@api_auth_required
+def checkout(app_id: int):
+    """Open a Stripe Checkout Session for ``{"plan": "pro"}``; answers 201 with the URL to send the payer to.
+
+    Send the same ``Idempotency-Key`` header (or ``attempt`` field) to retry safely:
+    the same session comes back instead of a second one.
+    """
+    app = app_or_404(app_id)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error(400, _("Send a JSON object such as {\"plan\": \"pro\"}."), "invalid_body")
+    code = body.get("plan")
+    plan = plan_by_code(db.session, code) if isinstance(code, str) else None
+    if plan is None:
+        return error(400, _("Unknown plan."), "unknown_plan")
+    given = request.headers.get("Idempotency-Key") or body.get("attempt")
+    attempt = attempt_from(given) if given else new_attempt()
+    try:
+        local = start_subscription_checkout(db.session, gateway(), app, plan, origin=origin_for(api_user()),
+                                            success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+        payload = {"id": local.stripe_session_id, "url": local.url, "mode": local.mode, "plan": plan.code,
+                   "status": local.status.value}
+        db.session.commit()
+    except Refused as refused:
+        db.session.commit()
+        return error(REFUSAL_STATUS.get(refused.code, 409), refusal_message(refused), refused.code)
+    except GatewayError as failure:
+        db.session.rollback()
+        reason = "gateway_unavailable" if isinstance(failure, GatewayUnavailable) else "gateway_error"
+        return error(502, str(UNAVAILABLE), reason)
+    return jsonify(checkout_session=payload), 201
+

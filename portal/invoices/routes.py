@@ -2,54 +2,21 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Generic, Optional, Sequence, TypeVar
 
 from flask import Blueprint, abort, render_template, request
 from flask_login import login_required
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 
 from billing.errors import GatewayError
 from billing.models import App, KernelInvoice
 from portal.extensions import db
+from portal.invoices.pagination import paginate
 from portal.payments import gateway
 from portal.tenancy import get_app_or_404
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("invoices", __name__)
-
-PER_PAGE = 20
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Pagination(Generic[T]):
-    items: Sequence[T]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-
-def paginate(query: Select, page: Optional[int], per_page: int = PER_PAGE) -> Pagination:
-    """One page of ``query``; a page number out of range shows the nearest page."""
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(max(page or 1, 1), pages)
-    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
-    return Pagination(items, page, per_page, total)
 
 
 def invoices_of(app: App) -> Select:
