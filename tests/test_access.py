@@ -12,6 +12,8 @@ from tests.conftest import make_app, make_user
 # Routes anyone may reach: the sign-in page, the home redirect, static files, the
 # language switch, and endpoints with their own authentication (signatures).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "dashboard.home", "i18n.switch_language", "webhooks.stripe"}
+# JSON endpoints outside /api/ (bearer token or session): anonymous callers get a 401 JSON, not a redirect.
+JSON_ENDPOINTS = {"billing_reconciliation.day_figures"}
 
 
 def _rules():
@@ -36,7 +38,7 @@ PROTECTED = _rules()
 @pytest.mark.parametrize("rule", PROTECTED, ids=[r.endpoint for r in PROTECTED])
 def test_anonymous_visitor_is_refused(client, rule):
     response = client.open(_fill(rule, {}), method=_method(rule))
-    if rule.rule.startswith("/api/"):
+    if rule.rule.startswith("/api/") or rule.endpoint in JSON_ENDPOINTS:
         assert response.status_code == 401
         assert response.is_json
     else:

@@ -10,3 +10,4 @@ from portal.admin.routes import bp
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(reconciliation.summary_bp)  # GET /billing/reconciliation (JSON)
