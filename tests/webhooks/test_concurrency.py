@@ -1,0 +1,93 @@
+"""Many copies of one event arriving at the same moment: all acknowledged, recorded once, processed once.
+
+The portal is served over HTTP by a threaded server, so each copy runs in its own
+thread on its own database connection, and the unique event id (with the
+IntegrityError of the losing INSERTs) is what keeps them apart, on SQLite and on
+PostgreSQL.
+"""
+import threading
+
+import requests
+from redis import Redis
+from rq import Queue, SimpleWorker
+from sqlalchemy import select
+
+from billing.models import AppSubscription, AuditLog, ProcessedWebhook, WebhookStatus
+from portal.extensions import db
+from tests.webhooks.conftest import count
+from tests.webhooks.helpers import body, event, signed_headers, subscription
+from tests.webhooks.serving import ThreadedServer
+
+COPIES = 16
+
+
+def _post_at_once(url: str, raw: bytes, copies: int) -> list[int]:
+    barrier = threading.Barrier(copies)
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def send():
+        with requests.Session() as http:
+            barrier.wait()
+            status = http.post(url, data=raw, headers=signed_headers(raw), timeout=30).status_code
+        with lock:
+            answers.append(status)
+
+    threads = [threading.Thread(target=send) for _ in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return answers
+
+
+def test_concurrent_copies_of_one_event_are_processed_once(backend, app, acme):
+    app.config["RQ_ASYNC"] = True
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    queue = Queue("webhooks", connection=connection)
+    queue.empty()
+    payload = event("customer.subscription.created", subscription(sub_id=f"sub_race_{backend}"))
+    raw = body(payload)
+
+    with ThreadedServer(app) as server:
+        answers = _post_at_once(f"{server.url}/webhooks/kernel/stripe", raw, COPIES)
+
+    assert answers == [200] * COPIES
+    assert count(app, ProcessedWebhook) == 1
+    assert queue.count == 1  # one job, whatever the number of copies
+
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    with app.app_context():
+        row = db.session.scalar(select(ProcessedWebhook))
+        assert row.status == WebhookStatus.PROCESSED and row.attempts == 1
+        assert db.session.scalar(select(AppSubscription.stripe_subscription_id)) == f"sub_race_{backend}"
+        assert list(db.session.scalars(select(AuditLog.action).where(AuditLog.correlation_id == payload["id"]))) \
+            == ["subscription.created"]
+    queue.empty()
+
+
+def test_concurrent_distinct_events_are_all_recorded(backend, app, acme):
+    app.config["RQ_ASYNC"] = True
+    queue = Queue("webhooks", connection=Redis.from_url(app.config["REDIS_URL"]))
+    queue.empty()
+    payloads = [event("invoice.created", {"id": f"in_{i}", "object": "invoice", "customer": "cus_nobody"})
+                for i in range(COPIES)]
+    barrier = threading.Barrier(COPIES)
+    answers = []
+
+    with ThreadedServer(app) as server:
+        def send(payload):
+            raw = body(payload)
+            barrier.wait()
+            answers.append(requests.post(f"{server.url}/webhooks/kernel/stripe", data=raw,
+                                         headers=signed_headers(raw), timeout=30).status_code)
+
+        threads = [threading.Thread(target=send, args=(p,)) for p in payloads]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+    assert sorted(answers) == [200] * COPIES
+    assert count(app, ProcessedWebhook) == COPIES and queue.count == COPIES
+    queue.empty()
