@@ -96,8 +96,91 @@ def init_app(app: Flask) -> None:
         click.echo(token)
         click.echo(f"Token for {user.email} created; store it now, it cannot be shown again.", err=True)
 
+    _job_commands(app)
+
     @app.cli.command("seed-demo")
     def seed_demo_command():
         """Create the three plans, two demo tenants with owners and a superadmin; print the logins."""
         for role, email, password in seed_demo():
             click.echo(f"  {role:<28} {email:<22} password: {password}")
+
+
+# ---------------------------------------------------------------- jobs on demand: reconcile, dunning, notices
+
+DIVERGENCES_LISTED = 20
+
+
+def _job_commands(app: Flask) -> None:
+    # The job modules import the portal (to build their app context), so they are imported when a command runs.
+
+    @app.cli.command("reconcile")
+    def reconcile_command():
+        """Compare every Stripe subscription and invoice with ours now; list the divergences."""
+        from sqlalchemy import func
+
+        from billing.models import AppSubscription, KernelInvoice, ReconciliationDivergence
+        from jobs.reconciliation import reconciliation_pass
+
+        db.session.commit()
+        click.echo(f"Gateway: {gateway().describe()}")
+        # Our row counts estimate how many Stripe objects the walk will meet.
+        expected = (db.session.scalar(select(func.count(AppSubscription.id))) or 0) + (
+            db.session.scalar(select(func.count(KernelInvoice.id))) or 0)
+        db.session.commit()
+        try:
+            with click.progressbar(length=max(expected, 1), label="Reconciling", show_pos=True) as bar:
+                _job, run = reconciliation_pass(db.session, gateway(), trigger="cli", on_progress=bar.update)
+        except GatewayError as error:
+            raise click.ClickException(f"Stripe could not be reached: {error.message}") from error
+        if run is None:
+            raise click.ClickException("A reconciliation is already running; try again when it has finished.")
+        click.echo(f"Reconciliation #{run.id}: {run.subscriptions_checked} subscriptions and {run.invoices_checked} "
+                   f"invoices checked with {run.api_calls} Stripe API calls: {run.divergence_count} divergences.")
+        listed = db.session.scalars(select(ReconciliationDivergence).where(ReconciliationDivergence.run_id == run.id)
+                                    .order_by(ReconciliationDivergence.id).limit(DIVERGENCES_LISTED))
+        for item in listed:
+            click.echo(f"  {item.kind:<15} {item.object_type:<12} {item.stripe_id}: ours {item.local_value!r}, "
+                       f"Stripe {item.stripe_value!r}{' (healable)' if item.healable else ''}")
+        if run.divergence_count > DIVERGENCES_LISTED:
+            click.echo(f"  ... and {run.divergence_count - DIVERGENCES_LISTED} more on the reconciliation page.")
+
+    @app.cli.group("dunning")
+    def dunning_group():
+        """Dunning of failed renewals."""
+
+    @dunning_group.command("run")
+    def dunning_run_command():
+        """Move every open dunning one step now (notices, due retries, the end); safe to repeat."""
+        from flask import current_app
+
+        from jobs.dunning import dunning_pass
+
+        db.session.commit()
+        run = dunning_pass(db.session, gateway(), trigger="cli",
+                           smtp_configured=bool(current_app.config.get("SMTP_URL")),
+                           portal_base_url=current_app.config.get("PORTAL_BASE_URL", ""))
+        if run is None:
+            raise click.ClickException("A dunning pass is already running.")
+        steps = ", ".join(f"{step}: {count}" for step, count in sorted((run.details or {}).get("steps", {}).items()))
+        click.echo(f"Dunning pass #{run.id}: {run.processed} processed, {run.failed} failed ({steps or 'nothing due'}).")
+        for error in (run.details or {}).get("errors", []):
+            click.echo(f"  failed: {error}", err=True)
+
+    @app.cli.group("notices")
+    def notices_group():
+        """Notices to app owners (the outbox)."""
+
+    @notices_group.command("send")
+    def notices_send_command():
+        """Send the pending notices by SMTP now (needs SMTP_URL)."""
+        from flask import current_app
+
+        from jobs.notices import send_pending_messages
+
+        if not current_app.config.get("SMTP_URL"):
+            raise click.ClickException("SMTP_URL is not set: notices are kept in the portal only.")
+        db.session.commit()
+        run = send_pending_messages(db.session, current_app.config["SMTP_URL"], current_app.config["MAIL_FROM"])
+        if run is None:
+            raise click.ClickException("Notices are already being sent.")
+        click.echo(f"Notices: {run.processed} sent, {run.failed} refused{'; ' + run.error if run.error else ''}.")
