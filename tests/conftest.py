@@ -124,6 +124,18 @@ def billing_app(app_config, sandbox, request):
     return application
 
 
+@pytest.fixture
+def webhook_pipeline(billing_app, sandbox, tmp_path):
+    """Webhooks for real: the sandbox delivers signed events to this test's portal (served over HTTP), and an RQ
+    worker process handles them. ``webhook_pipeline.wait()`` blocks until all is handled; see
+    tests/webhooks/pipeline.py."""
+    from tests.webhooks.pipeline import WebhookPipeline
+
+    pipeline = WebhookPipeline(billing_app, sandbox, tmp_path).start()
+    yield pipeline
+    pipeline.stop()
+
+
 def pay_hosted_checkout(session_url: str, card_number: str = "4242 4242 4242 4242", follow: bool = False):
     """Submit the sandbox's hosted Checkout form as a browser would; returns the response."""
     form = {"email": "owner@acme.test", "cardNumber": card_number, "cardExpiry": "12 / 34", "cardCvc": "123",
