@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 
 from billing.models import App, AppSubscription, AuditLog, KernelPlan
 from billing.sync import Origin
-from portal.extensions import db
 from tests.conftest import pay_hosted_checkout, short_session, signed_in_client
 
 VISA = "4242 4242 4242 4242"
@@ -78,4 +77,28 @@ def customer_of(app, app_id: int) -> str | None:
         return session.get(App, app_id).stripe_customer_id
 
 
-__all__ = ["db"]
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request, app_config):
+    """The test on the file SQLite of ``app_config``, then on a fresh PostgreSQL database of its own.
+
+    Request it before ``billing_app`` so the app is built on the chosen database.
+    """
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    server = make_url(request.getfixturevalue("postgres_url"))
+    name = f"flows_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    app_config["SQLALCHEMY_DATABASE_URI"] = server.set(database=name).render_as_string(hide_password=False)
+    yield "postgres"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()

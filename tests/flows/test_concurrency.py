@@ -1,0 +1,46 @@
+"""Simultaneous requests, on SQLite and PostgreSQL: the row lock lets one upgrade through and stops the other."""
+import re
+import threading
+
+
+from billing.models import AuditLog
+from tests.conftest import signed_in_client
+from tests.flows.conftest import count, subscribe, subscription_of
+from tests.flows.test_plan_changes import preview_form, stripe_updates
+
+
+def test_two_tabs_confirming_at_the_same_moment_charge_once(backend, billing_app, owner, tenant):
+    tabs = [signed_in_client(billing_app, owner) for _ in range(2)]
+    subscribe(tabs[0], tenant.id, "pro")
+    forms = [preview_form(tab, tenant.id)[1] for tab in tabs]
+    assert forms[0]["attempt"] != forms[1]["attempt"]
+
+    start = threading.Barrier(2)
+    answers = [None, None]
+
+    def confirm(index):
+        start.wait()
+        answers[index] = tabs[index].post(f"/apps/{tenant.id}/billing/upgrade", data=forms[index],
+                                          follow_redirects=True).get_data(as_text=True)
+
+    threads = [threading.Thread(target=confirm, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sum("Your app is now on Enterprise" in answer for answer in answers) == 1
+    assert sum("The app is already on this plan." in answer for answer in answers) == 1
+    assert subscription_of(billing_app, tenant.id).plan.code == "enterprise"
+    assert len(stripe_updates(billing_app, tenant.id)) == 1
+    assert count(billing_app, AuditLog, AuditLog.action == "subscription.upgraded") == 1
+
+
+def test_the_superadmin_tenant_list_on_both_databases(backend, billing_app, owner, tenant, other_tenant, superadmin):
+    subscribe(signed_in_client(billing_app, owner), tenant.id, "pro")
+    admin = signed_in_client(billing_app, superadmin)
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert re.search(r'id="mrr-total">R\$99\.00<', page)
+    assert set(re.findall(r'<tr data-app="([^"]+)"', admin.get("/admin/?plan=free").get_data(as_text=True))) == {"bravo"}
+    assert set(re.findall(r'<tr data-app="([^"]+)"', admin.get("/admin/?status=active").get_data(as_text=True))) == {"acme"}
+    assert admin.get(f"/admin/audit?app_id={tenant.id}&action=subscription.").status_code == 200
