@@ -61,3 +61,9 @@ def sign_in(page, base_url: str, email: str, password: str) -> None:
 def browser_context_args(browser_context_args):
     """The kernel's customers are Brazilian: browse as a pt-BR browser does."""
     return {**browser_context_args, "locale": "pt-BR", "viewport": {"width": 1280, "height": 800}}
+
+
+@pytest.fixture
+def billing_server(billing_app, live_server):
+    """The portal wired to the sandbox (plans priced there, its test clock) on a real port: for billing flows."""
+    return live_server
