@@ -6,8 +6,8 @@ Three layers:
   None) against one Stripe object (or None) gives the list of divergences, each
   with both values and whether it is safe to heal.
 * ``reconcile`` walks Stripe's lists page by page (100 objects a page, through
-  ``gateway.iter_pages``, which waits out a 429), loads our rows for each page in
-  one query, records every divergence with an alert (deduplicated, so a nightly
+  ``gateway.iter_pages``, which waits out a 429; subscriptions and invoices are
+  fetched at the same time), loads our rows for each page in one query, records every divergence with an alert (deduplicated, so a nightly
   rerun of an unfixed divergence does not raise a new one), and counts the API
   calls it made. A clean run is a run with ``divergence_count == 0`` and its counts.
 * ``heal`` re-applies Stripe's state through ``billing.sync`` (Stripe is the
@@ -23,6 +23,8 @@ import enum
 import hashlib
 import json
 import logging
+import queue
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 LOAD_CHUNK = 500  # ids per IN (...) query when loading our rows
+PAGES_IN_FLIGHT = 6  # fetched pages waiting to be compared, at most
 FRESH_GRACE = timedelta(minutes=10)
 # The ERP closes its books on São Paulo days: a day runs from 00:00 to 24:00 there.
 CUTOFF_TIMEZONE = ZoneInfo("America/Sao_Paulo")
@@ -228,61 +231,111 @@ class Walk:
     on_progress: Callable[[int], None]
     counters: Counters = field(default_factory=Counters)
     found: list[Found] = field(default_factory=list)
-
-    def pages(self, fetch: Callable[[Optional[str]], Page]) -> Iterator[Page]:
-        def counted(cursor: Optional[str]) -> Page:
-            self.counters.api_calls += 1
-            return fetch(cursor)
-
-        for page in self.gateway.iter_pages(counted):
-            self.counters.stripe_objects += len(page.items)
-            yield page
-            self.on_progress(len(page.items))
+    seen_subscriptions: set[str] = field(default_factory=set)
+    seen_invoices: set[str] = field(default_factory=set)
 
 
-def _walk_subscriptions(walk: Walk) -> None:
-    seen: set[str] = set()
-    for page in walk.pages(lambda cursor: walk.gateway.list_subscriptions(starting_after=cursor, limit=PAGE_SIZE)):
-        ours = [remote for remote in page if remote.customer in walk.customers]
-        rows = load_subscriptions(walk.session, [remote.id for remote in ours])
-        for remote in ours:
-            seen.add(remote.id)
-            local = rows.get(remote.id)
-            if local is None and remote.created > walk.cutoff.timestamp():
-                continue
-            walk.found.extend(compare_subscription(local, remote, app_id=walk.customers[remote.customer],
-                                                   known_prices=walk.known_prices))
-        walk.counters.subscriptions += len(ours)
-    ours_only = _ids_not_seen(walk.session, AppSubscription.stripe_subscription_id, AppSubscription.created_at,
-                              seen, walk.cutoff)
-    for local in load_subscriptions(walk.session, ours_only).values():
+def _subscription_page(walk: Walk, page: Page[Subscription]) -> None:
+    ours = [remote for remote in page if remote.customer in walk.customers]
+    rows = load_subscriptions(walk.session, [remote.id for remote in ours])
+    for remote in ours:
+        walk.seen_subscriptions.add(remote.id)
+        local = rows.get(remote.id)
+        if local is None and remote.created > walk.cutoff.timestamp():
+            continue  # its webhook may still be on the way
+        walk.found.extend(compare_subscription(local, remote, app_id=walk.customers[remote.customer],
+                                               known_prices=walk.known_prices))
+    walk.counters.subscriptions += len(ours)
+
+
+def _invoice_page(walk: Walk, page: Page[Invoice]) -> None:
+    ours = [remote for remote in page if remote.customer in walk.customers and remote.id]
+    rows = load_invoices(walk.session, [remote.id for remote in ours])
+    for remote in ours:
+        walk.seen_invoices.add(remote.id)
+        local = rows.get(remote.id)
+        if local is None and (remote.status == "draft" or remote.created > walk.cutoff.timestamp()):
+            continue  # drafts are finalized within the hour; fresh ones may still be on their way
+        walk.found.extend(compare_invoice(local, remote, app_id=walk.customers[remote.customer]))
+    walk.counters.invoices += len(ours)
+
+
+def _only_ours(walk: Walk) -> None:
+    """Our rows the walk never met in Stripe (older than the cut-off)."""
+    missing = _ids_not_seen(walk.session, AppSubscription.stripe_subscription_id, AppSubscription.created_at,
+                            walk.seen_subscriptions, walk.cutoff)
+    for local in load_subscriptions(walk.session, missing).values():
         walk.found.extend(compare_subscription(local, None))
-    walk.counters.subscriptions += len(ours_only)
-
-
-def _walk_invoices(walk: Walk) -> None:
-    seen: set[str] = set()
-    for page in walk.pages(lambda cursor: walk.gateway.list_invoices(starting_after=cursor, limit=PAGE_SIZE)):
-        ours = [remote for remote in page if remote.customer in walk.customers and remote.id]
-        rows = load_invoices(walk.session, [remote.id for remote in ours])
-        for remote in ours:
-            seen.add(remote.id)
-            local = rows.get(remote.id)
-            if local is None and (remote.status == "draft" or remote.created > walk.cutoff.timestamp()):
-                continue  # drafts are finalized within the hour; fresh ones may still be on their way
-            walk.found.extend(compare_invoice(local, remote, app_id=walk.customers[remote.customer]))
-        walk.counters.invoices += len(ours)
-    ours_only = _ids_not_seen(walk.session, KernelInvoice.stripe_invoice_id, KernelInvoice.created_at, seen,
-                              walk.cutoff)
-    for local in load_invoices(walk.session, ours_only).values():
+    walk.counters.subscriptions += len(missing)
+    missing = _ids_not_seen(walk.session, KernelInvoice.stripe_invoice_id, KernelInvoice.created_at,
+                            walk.seen_invoices, walk.cutoff)
+    for local in load_invoices(walk.session, missing).values():
         walk.found.extend(compare_invoice(local, None))
-    walk.counters.invoices += len(ours_only)
+    walk.counters.invoices += len(missing)
 
 
 def _ids_not_seen(session: Session, id_column, created_column, seen: set[str], cutoff: datetime) -> list[str]:
     """Our Stripe ids the walk never met (one column, streamed), older than the cut-off."""
     query = select(id_column).where(created_column <= cutoff).execution_options(yield_per=5000)
     return [stripe_id for stripe_id in session.scalars(query) if stripe_id not in seen]
+
+
+_DONE = object()
+
+
+def _walk_both(walk: Walk) -> None:
+    """Fetch both lists at once, each in a thread of its own; compare in this thread as pages arrive.
+
+    Stripe (and the sandbox) answers the two lists in parallel, and this thread
+    loads our rows and compares while the next pages are on their way. The queue is
+    bounded, so at most a few pages wait in memory whatever the account's size.
+    """
+    pages: queue.Queue = queue.Queue(maxsize=PAGES_IN_FLIGHT)
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def fetch(kind: str, lister: Callable[..., Page]) -> None:
+        def counted(cursor: Optional[str]) -> Page:
+            with lock:
+                walk.counters.api_calls += 1
+            return lister(starting_after=cursor, limit=PAGE_SIZE)
+
+        try:
+            for page in walk.gateway.iter_pages(counted):
+                while not stop.is_set():
+                    try:
+                        pages.put((kind, page), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            pages.put((kind, _DONE))
+        except BaseException as error:  # handed to the comparing thread, which raises it
+            pages.put((kind, error))
+
+    fetchers = [threading.Thread(target=fetch, args=("subscriptions", walk.gateway.scan_subscriptions),
+                                 name="reconcile-subscriptions", daemon=True),
+                threading.Thread(target=fetch, args=("invoices", walk.gateway.scan_invoices),
+                                 name="reconcile-invoices", daemon=True)]
+    for fetcher in fetchers:
+        fetcher.start()
+    running = len(fetchers)
+    try:
+        while running:
+            kind, page = pages.get()
+            if page is _DONE:
+                running -= 1
+                continue
+            if isinstance(page, BaseException):
+                raise page
+            walk.counters.stripe_objects += len(page.items)
+            (_subscription_page if kind == "subscriptions" else _invoice_page)(walk, page)
+            walk.on_progress(len(page.items))
+    finally:
+        stop.set()
+        for fetcher in fetchers:
+            fetcher.join(timeout=5)
 
 
 def reconcile(session: Session, gateway: StripeGateway, *, trigger: str,
@@ -299,8 +352,8 @@ def reconcile(session: Session, gateway: StripeGateway, *, trigger: str,
                                              .where(KernelPlan.stripe_price_id.is_not(None))))
     walk = Walk(session, gateway, customers, known_prices, started - FRESH_GRACE, on_progress or (lambda n: None))
     try:
-        _walk_subscriptions(walk)
-        _walk_invoices(walk)
+        _walk_both(walk)
+        _only_ours(walk)
     except Exception as error:
         session.rollback()
         run = session.get(ReconciliationRun, run.id)

@@ -340,3 +340,13 @@ def test_a_payments_refunds_are_listed(target):
     refunds = target.gateway.list_refunds(payment_intent_id=intent.id)
     assert {(r.id, r.amount, r.payment_intent) for r in refunds} == {(first.id, 1000, intent.id),
                                                                     (second.id, 2000, intent.id)}
+
+
+def test_scans_read_the_same_pages_as_the_lists(target):
+    subscription = target.subscribe(target.new_customer(), target.pro_price)
+    scanned = target.gateway.scan_subscriptions(limit=10)
+    assert scanned.items == target.gateway.list_subscriptions(limit=10).items
+    assert subscription.id in {s.id for s in scanned}  # newest first
+    assert target.gateway.scan_invoices(limit=10).items == target.gateway.list_invoices(limit=10).items
+    with pytest.raises(InvalidRequest):
+        target.gateway.scan_invoices(starting_after="in_does_not_exist")
