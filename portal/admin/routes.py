@@ -141,8 +141,8 @@ def resolve_alert(alert_id: int):
         alert.resolved_at = clock.now()
         alert.resolved_by_id = current_user.id
         audit.record(db.session, action="alert.resolved", object_type="alert", object_id=alert.id, app_id=alert.app_id,
-                     before={"resolved": False}, after={"resolved": True, "kind": alert.kind}, actor="user",
-                     actor_user_id=current_user.id, correlation_id=request_id())
+                     before={"resolved": False, "kind": alert.kind}, after={"resolved": True, "kind": alert.kind},
+                     actor="user", actor_user_id=current_user.id, correlation_id=request_id())
         db.session.commit()
         flash(_("Alert resolved."), "success")
     back = request.form.get("next", "")

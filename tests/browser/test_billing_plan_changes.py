@@ -24,7 +24,8 @@ def test_downgrade_is_scheduled_then_undone(page, billing_app, billing_server, o
     assert subscription_of(billing_app, tenant.id).scheduled_plan.code == "pro"
 
     page.click("#undo-downgrade")
-    expect(page.locator(".flash-success")).to_have_text("A redução agendada foi desfeita. Seu plano continua como está.")
+    expect(page.locator(".flash-success")).to_have_text(
+        "A redução agendada foi desfeita. Seu plano continua como está.")
     expect(page.locator("#scheduled-change")).to_have_count(0)
     expect(page.locator("#plan-name")).to_have_text("Enterprise")
     assert subscription_of(billing_app, tenant.id).scheduled_plan is None

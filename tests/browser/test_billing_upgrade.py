@@ -32,7 +32,8 @@ def test_upgrade_preview_matches_the_reference_case_and_is_charged(page, billing
 
     page.click("#confirm-upgrade")
     expect(page).to_have_url(f"{billing_server.url}/apps/{tenant.id}/billing")
-    expect(page.locator(".flash-success")).to_have_text("Seu app agora está no Enterprise. Foram cobrados R$\xa0200,00.")
+    expect(page.locator(".flash-success")).to_have_text(
+        "Seu app agora está no Enterprise. Foram cobrados R$\xa0200,00.")
     expect(page.locator("#plan-name")).to_have_text("Enterprise")
     screenshot(page, "billing-upgraded")
     assert subscription_of(billing_app, tenant.id).plan.code == "enterprise"
