@@ -317,9 +317,11 @@ def _verified_preview(session: Session, gateway: StripeGateway, app: App, row: A
     """Our proration and the gateway's preview for the same ``proration_date``; refused if they differ by a centavo."""
     at = datetime.fromtimestamp(proration_date, tz=timezone.utc)
     trialing = remote.status == SubscriptionStatus.TRIALING
+    if remote.current_period_start is None or remote.current_period_end is None:
+        raise Refused("not_changeable", f"Stripe reports no current period for {remote.id}")
     try:
         local = prorate(row.plan.price, to_plan.price, remote.current_period_start, remote.current_period_end, at)
-    except (ProrationError, TypeError) as error:
+    except ProrationError as error:
         raise StalePreview("stale_preview", str(error)) from error
     expected_credit, expected_charge = local.credit, local.charge
     if trialing:  # Stripe prorates nothing during a trial: the trial simply continues on the new plan
