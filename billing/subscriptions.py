@@ -175,17 +175,25 @@ def _expire_other_sessions(session: Session, gateway: StripeGateway, app: App, *
     for other in others:
         try:
             gateway.expire_checkout_session(other.stripe_session_id)
-            other.status = CheckoutStatus.EXPIRED
+            _mark_expired(session, other, origin)
             continue
         except InvalidRequest:
             remote = gateway.retrieve_checkout_session(other.stripe_session_id)
         if remote.status == "expired":
-            other.status = CheckoutStatus.EXPIRED
+            _mark_expired(session, other, origin)
         elif remote.is_complete:
             complete_checkout(session, gateway, other.stripe_session_id, origin=origin, app_id=app.id)
             gateway.expire_checkout_session(keep.stripe_session_id)
-            keep.status = CheckoutStatus.EXPIRED
+            _mark_expired(session, keep, origin)
             raise Refused("live_subscription", f"checkout {other.stripe_session_id} was already paid")
+
+
+def _mark_expired(session: Session, local: KernelCheckoutSession, origin: Origin) -> None:
+    local.status = CheckoutStatus.EXPIRED
+    audit.record(session, action=f"checkout.{local.mode}.expired", object_type="checkout_session",
+                 object_id=local.stripe_session_id, app_id=local.app_id, before={"status": "open"},
+                 after={"status": "expired"}, actor=origin.actor, actor_user_id=origin.actor_user_id,
+                 correlation_id=origin.correlation_id)
 
 
 def start_payment_method_update(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,

@@ -5,7 +5,8 @@ from playwright.sync_api import expect
 from billing.models import AppSubscription
 from billing.states import SubscriptionStatus
 from tests.flows.browser_steps import choose_plan, fill_card, sign_in_as
-from tests.flows.conftest import count, subscription_of
+from tests.conftest import signed_in_client
+from tests.flows.conftest import count, subscribe, subscription_of
 
 pytestmark = pytest.mark.browser
 
@@ -48,3 +49,21 @@ def test_a_declined_card_shows_why_and_subscribes_nothing(page, billing_app, bil
     expect(page).to_have_url(f"{billing_server.url}/apps/{tenant.id}/billing")
     expect(page.locator(".flash-info")).to_contain_text("Nada foi cobrado")
     expect(page.locator("#plan-name")).to_have_text("Gratuito")
+
+
+def test_owner_replaces_the_card_through_checkout(page, billing_app, billing_server, owner, tenant, screenshot):
+    subscribe(signed_in_client(billing_app, owner), tenant.id, "pro")
+    sign_in_as(page, billing_server, owner)
+    page.goto(f"{billing_server.url}/apps/{tenant.id}/billing")
+    expect(page.locator("#card")).to_have_text("Visa •••• 4242")
+    page.click("#update-card")
+    fill_card(page, "5555 5555 5555 4444")
+    screenshot(page, "checkout-card")
+    page.click("#submit")
+
+    expect(page).to_have_url(f"{billing_server.url}/apps/{tenant.id}/billing")
+    expect(page.locator(".flash-success")).to_have_text(
+        "Seu novo cartão foi salvo e será usado nos próximos pagamentos.")
+    expect(page.locator("#card")).to_have_text("Mastercard •••• 4444")
+    assert "5555 5555 5555 4444" not in page.content()
+    assert subscription_of(billing_app, tenant.id).card_last4 == "4444"

@@ -165,6 +165,8 @@ def test_two_tabs_only_the_newest_session_can_be_paid(billing_app, owner_http, t
         statuses = dict(db.session.execute(select(KernelCheckoutSession.stripe_session_id,
                                                   KernelCheckoutSession.status)).all())
     assert statuses == {older_id: CheckoutStatus.EXPIRED, newer_id: CheckoutStatus.OPEN}
+    assert count(billing_app, AuditLog, AuditLog.action == "checkout.subscription.expired",
+                 AuditLog.object_id == older_id) == 1
 
     refused = pay_hosted_checkout(first)
     assert refused.status_code not in (302, 303) and "expired" in refused.text
