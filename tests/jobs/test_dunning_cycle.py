@@ -166,3 +166,19 @@ def test_the_owner_paying_during_dunning_ends_it(billing_app, dunning, owner_cli
     assert [number for number, _status, _day in _attempts(billing_app, dunning)] == [0, 1]
     page = owner_client.get(f"/apps/{dunning.app_id}/notices").get_data(as_text=True)
     assert "Payment received" in page and "Pay now" not in page
+
+
+def test_an_invoice_paid_in_stripe_meanwhile_ends_dunning_without_a_retry(billing_app, dunning):
+    assert _run_on(billing_app, dunning, 2) == {"notified": 1}
+    with billing_app.app_context():  # paid outside the portal (Stripe's hosted invoice page, say)
+        card = gateway().attach_payment_method(dunning.customer_id, "pm_card_visa")
+        gateway().pay_invoice(dunning.invoice_id, attempt="hosted-page", payment_method_id=card.payment_method_id)
+    assert _run_on(billing_app, dunning, 3) == {"recovered": 1}
+
+    failed_on = business_date(dunning.failed_at)
+    assert _attempts(billing_app, dunning) == [(0, "failed", failed_on), (1, "canceled", None)]
+    with billing_app.app_context():
+        assert gateway().retrieve_invoice(dunning.invoice_id).attempt_count == 2  # day 0 and the outside payment
+        closed = db.session.scalar(select(AuditLog).where(AuditLog.action == "dunning.closed"))
+        assert closed.after == {"outcome": "paid", "paid_by": "stripe"} and closed.actor == "job:dunning"
+    assert _notice_kinds(billing_app, dunning.app_id)[-1] == "dunning.recovered"
