@@ -92,13 +92,6 @@ def live_subscription(session: Session, app: App, *, lock: bool = False) -> Opti
     return session.scalar(query)
 
 
-def purchasable_plans(session: Session) -> list[KernelPlan]:
-    """The paid plans an owner can check out: active and priced in Stripe."""
-    return list(session.scalars(
-        select(KernelPlan).where(KernelPlan.active, KernelPlan.amount > 0, KernelPlan.stripe_price_id.is_not(None))
-        .order_by(KernelPlan.rank)))
-
-
 def monthly_amount(plan: KernelPlan) -> int:
     """The plan's price per month in minor units (a yearly price spread over twelve months)."""
     if plan.interval == "year":
@@ -138,7 +131,9 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
     """
     if plan.is_free or not plan.active or not plan.stripe_price_id:
         raise Refused("plan_unavailable", f"plan {plan.code} cannot be bought")
-    current = live_subscription(session, app, lock=True)
+    # One checkout at a time per app: a FOR UPDATE on an app with no subscription row would lock nothing.
+    session.scalar(select(App.id).where(App.id == app.id).with_for_update())
+    current = live_subscription(session, app)
     if current is not None:
         raise Refused("live_subscription", f"app {app.id} already has subscription {current.stripe_subscription_id}")
 

@@ -45,3 +45,33 @@ def test_the_superadmin_tenant_list_on_both_databases(backend, billing_app, owne
         listed = admin.get(f"/admin/?{query}").get_data(as_text=True)
         assert set(re.findall(r'<tr data-app="([^"]+)"', listed)) == expected
     assert admin.get(f"/admin/audit?app_id={tenant.id}&action=subscription.").status_code == 200
+
+
+def _at_once(*calls):
+    start = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(index):
+        start.wait()
+        results[index] = calls[index]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_simultaneous_checkouts_leave_one_payable_session(backend, billing_app, owner, tenant):
+    from billing.models import CheckoutStatus, KernelCheckoutSession
+
+    tabs = [signed_in_client(billing_app, owner) for _ in range(3)]
+    same = {"plan": "pro", "attempt": "double-click-01"}
+    other = {"plan": "enterprise", "attempt": "another-tab-02"}
+    answers = _at_once(*(lambda tab=tab, form=form: tab.post(f"/apps/{tenant.id}/billing/checkout", data=form)
+                         for tab, form in zip(tabs, (same, same, other))))
+    assert [answer.status_code for answer in answers] == [303, 303, 303]
+    assert answers[0].headers["Location"] == answers[1].headers["Location"]
+    assert count(billing_app, KernelCheckoutSession) == 2
+    assert count(billing_app, KernelCheckoutSession, KernelCheckoutSession.status == CheckoutStatus.OPEN) == 1
