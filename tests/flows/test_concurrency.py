@@ -64,6 +64,11 @@ def _at_once(*calls):
 
 
 def test_simultaneous_checkouts_leave_one_payable_session(backend, billing_app, owner, tenant):
+    """A double click and another tab at the same moment: one session per attempt, only one left open.
+
+    This checks the outcome; whether the requests truly overlap depends on timing, so
+    unlike the upgrade test above it cannot prove on its own that the lock is needed.
+    """
     from billing.models import CheckoutStatus, KernelCheckoutSession
 
     tabs = [signed_in_client(billing_app, owner) for _ in range(3)]
