@@ -25,9 +25,8 @@ from billing.dunning import open_dunning
 from billing.gateway import StripeGateway
 from billing.gateway.types import Invoice, PaymentIntent, Refund, Subscription, object_id, ts
 from billing.models import AlertSeverity, App, AppSubscription, KernelInvoice, KernelPayment
-from billing.states import IllegalTransition
-from billing.sync import Origin, Outcome, SyncResult, app_for_customer, sync_invoice, sync_subscription, \
-    sync_subscription_from_gateway
+from billing.states import TRANSITIONS, IllegalTransition, SubscriptionStatus, can_transition
+from billing.sync import Origin, Outcome, SyncResult, app_for_customer, sync_invoice, sync_subscription
 from billing.webhooks.events import Event
 from billing.webhooks.payments import payment_from_charge, payment_for, record_refunds, upsert_payment
 
@@ -116,16 +115,65 @@ def _subscription_row(session: Session, subscription_id: str) -> Optional[AppSub
     return session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == subscription_id))
 
 
-def _apply_subscription(ctx: HandlerContext, remote: Subscription, row: Optional[AppSubscription]) -> SyncResult:
+def _apply_subscription(ctx: HandlerContext, remote: Subscription, row: Optional[AppSubscription], *,
+                        ask_on_tie: bool = True) -> SyncResult:
     """Sync ``remote`` with the schedule and card it points to, fetched only when they may have changed."""
     schedule = ctx.gateway.retrieve_schedule(remote.schedule) if remote.schedule else None
     card = None
     method = remote.default_payment_method
     if method and (row is None or row.payment_method_id != method or row.card_last4 is None):
         card = ctx.gateway.retrieve_card(method)
+    refetch = (lambda: ctx.gateway.retrieve_subscription(remote.id)) if ask_on_tie else None
     return sync_subscription(ctx.session, remote, observed_at=ctx.event.created, origin=ctx.origin,
-                             refetch=lambda: ctx.gateway.retrieve_subscription(remote.id),
-                             schedule=schedule, card=card)
+                             refetch=refetch, schedule=schedule, card=card)
+
+
+def _status_path(current: SubscriptionStatus, target: SubscriptionStatus) -> Optional[list[SubscriptionStatus]]:
+    """The shortest chain of allowed transitions from ``current`` to ``target`` (both ends included), if any."""
+    paths = {current: [current]}
+    frontier = [current]
+    while frontier:
+        following = []
+        for status in frontier:
+            for step in sorted(TRANSITIONS[status]):
+                if step not in paths:
+                    paths[step] = paths[status] + [step]
+                    following.append(step)
+        if target in paths:
+            return paths[target]
+        frontier = following
+    return None
+
+
+def _catch_up(ctx: HandlerContext, row: AppSubscription, target: SubscriptionStatus) -> None:
+    """Walk ``row`` through the statuses Stripe's subscription must have passed on its way to ``target``.
+
+    Only for Stripe's present state, fetched just now: when the events in between were
+    consumed out of order (or tied), the state machine would otherwise refuse the truth
+    for ever. Each inferred step is audited as such.
+    """
+    path = _status_path(row.status, target)
+    if path is None:
+        raise IllegalTransition(row.status, target)
+    for step in path[1:-1]:
+        previous = row.move_to(step)
+        audit.record(ctx.session, action="subscription.status_inferred", object_type="app_subscription",
+                     object_id=row.stripe_subscription_id, app_id=row.app_id, before={"status": previous.value},
+                     after={"status": step.value}, actor=ctx.origin.actor, actor_user_id=ctx.origin.actor_user_id,
+                     correlation_id=ctx.origin.correlation_id)
+
+
+def apply_stripe_subscription(ctx: HandlerContext, subscription_id: str) -> SyncResult:
+    """Fetch the subscription from Stripe and apply that (the freshest truth) at this event's time."""
+    truth = ctx.gateway.retrieve_subscription(subscription_id)
+    row = _subscription_row(ctx.session, subscription_id)
+    if row is not None and ctx.event.created < row.stripe_watermark:
+        return SyncResult(Outcome.STALE, row)
+    if row is not None and not can_transition(row.status, SubscriptionStatus(truth.status)):
+        log.info("%s: catching %s up from %s to Stripe's %s", ctx.event.type, subscription_id, row.status,
+                 truth.status)
+        _catch_up(ctx, row, SubscriptionStatus(truth.status))
+    return _apply_subscription(ctx, truth, row, ask_on_tie=False)
 
 
 @handles("customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
@@ -141,19 +189,14 @@ def subscription_changed(ctx: HandlerContext) -> Handled:
         return Handled.DONE
     if row is not None and ctx.event.created == row.stripe_watermark:
         # Same second as what we hold: only Stripe can say which came last.
-        return _result(sync_subscription_from_gateway(ctx.session, ctx.gateway, remote.id, origin=ctx.origin,
-                                                      observed_at=ctx.event.created))
+        return _result(apply_stripe_subscription(ctx, remote.id))
     try:
         return _result(_apply_subscription(ctx, remote, row))
     except IllegalTransition as refused:
-        # Either we already hold a fresher truth than our watermark says (fetched when an
-        # earlier event tied), or an intermediate event is still on its way. Stripe's
-        # present state settles the first case; the second one raises again and the job
-        # retries once the missing event had time to arrive.
-        truth = ctx.gateway.retrieve_subscription(remote.id)
-        log.info("%s for %s refused (%s); applying Stripe's current state (%s)", ctx.event.type, remote.id,
-                 refused, truth.status)
-        return _result(_apply_subscription(ctx, truth, row))
+        # Either we hold a fresher truth than our watermark says (fetched when an earlier
+        # event tied), or events in between are late: Stripe's present state settles both.
+        log.info("%s for %s refused (%s): applying Stripe's current state", ctx.event.type, remote.id, refused)
+        return _result(apply_stripe_subscription(ctx, remote.id))
 
 
 # ---------------------------------------------------------------- invoices
@@ -205,8 +248,7 @@ def invoice_payment_failed(ctx: HandlerContext) -> Handled:
     invoice_row: KernelInvoice = result.row
     remote = Invoice.from_stripe(ctx.object)
     if remote.subscription:
-        sync_subscription_from_gateway(ctx.session, ctx.gateway, remote.subscription, origin=ctx.origin,
-                                       observed_at=ctx.event.created)
+        apply_stripe_subscription(ctx, remote.subscription)
         ctx.session.refresh(invoice_row)
     if invoice_row.status not in ("open", "uncollectible"):
         log.info("invoice %s is %s by now: no dunning", invoice_row.stripe_invoice_id, invoice_row.status)

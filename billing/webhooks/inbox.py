@@ -1,60 +1,84 @@
 """Recording a verified Stripe event, exactly once, in ``processed_webhooks``.
 
-This runs on the webhook endpoint's hot path, so it is one INSERT through SQLAlchemy
-Core in its own short transaction (on PostgreSQL a single autocommit statement,
-one round trip), with no ORM unit of work around it. The unique event id does the
-deduplication: a second copy, even one racing the first on another connection,
-fails the INSERT with an IntegrityError and is reported as a duplicate.
+This runs on the webhook endpoint's hot path, so it is one INSERT in its own
+short transaction and nothing else. On PostgreSQL it is a single autocommit
+statement sent straight to the driver through an engine of its own (no pool
+pre-ping, no ORM, no per-statement compilation): one round trip. The unique
+event id does the deduplication: a second copy, even one racing the first on
+another connection, fails the INSERT with an IntegrityError and is reported as a
+duplicate.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, insert
+from sqlalchemy import create_engine, delete, insert
+from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from billing.models import ProcessedWebhook, WebhookStatus
 from billing.webhooks.events import Event
 
 _table = ProcessedWebhook.__table__
 _INSERT = insert(_table)
+_PG_INSERT = (
+    "INSERT INTO processed_webhooks (event_id, type, object_id, created, livemode, payload, status, attempts,"
+    " received_at, processed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s)"
+)
 
 
-def _connect(engine: Engine):
-    if engine.dialect.name == "postgresql":
-        # One statement is its own transaction: skip BEGIN/COMMIT round trips.
-        return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    return engine.connect()
+class Inbox:
+    """Writes received events; build one per process with ``Inbox.for_engine(the app's engine)``."""
 
+    def __init__(self, engine: Engine, fast_engine: Engine | None = None):
+        self.engine = engine
+        self._fast = fast_engine
 
-def record(engine: Engine, event: Event, payload: str, *, ignored: bool = False) -> bool:
-    """Store ``event`` as received (or ignored); False when it was already recorded (a duplicate)."""
-    values = {
-        "event_id": event.id,
-        "type": event.type,
-        "object_id": event.object_id,
-        "created": event.created,
-        "livemode": event.livemode,
-        "payload": payload,
-        "status": WebhookStatus.IGNORED if ignored else WebhookStatus.RECEIVED,
-        "attempts": 0,
-        # Wall-clock time of receipt (not the sandbox's test clock): it is an operational fact.
-        "received_at": datetime.now(timezone.utc),
-        "processed_at": datetime.now(timezone.utc) if ignored else None,
-    }
-    with _connect(engine) as connection:
+    @classmethod
+    def for_engine(cls, engine: Engine) -> "Inbox":
+        if engine.dialect.name != "postgresql":
+            return cls(engine)  # SQLite keeps the app's engine and its WAL/IMMEDIATE settings
+        # A dead pooled connection (a database restart) fails one insert, which is retried once below;
+        # pre-pinging every checkout instead would cost a round trip on each delivery.
+        fast = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+                             pool_size=engine.pool.size(), max_overflow=10)
+        # Its connections live and die with the app's engine (tests dispose it between databases).
+        sa_event.listen(engine, "engine_disposed", lambda _engine: fast.dispose())
+        return cls(engine, fast)
+
+    def record(self, event: Event, payload: str, *, ignored: bool = False) -> bool:
+        """Store ``event`` as received (or ignored); False when it was already recorded (a duplicate)."""
+        status = WebhookStatus.IGNORED if ignored else WebhookStatus.RECEIVED
+        # Wall-clock time of receipt (not the sandbox's test clock): an operational fact.
+        now = datetime.now(timezone.utc)
         try:
-            connection.execute(_INSERT, values)
-            connection.commit()
+            if self._fast is not None:
+                self._insert_fast(event, payload, status, now)
+            else:
+                with self.engine.begin() as connection:
+                    connection.execute(_INSERT, {
+                        "event_id": event.id, "type": event.type, "object_id": event.object_id,
+                        "created": event.created, "livemode": event.livemode, "payload": payload, "status": status,
+                        "attempts": 0, "received_at": now, "processed_at": now if ignored else None})
         except IntegrityError:
-            connection.rollback()
             return False
-    return True
+        return True
 
+    def _insert_fast(self, event: Event, payload: str, status: WebhookStatus, now: datetime) -> None:
+        values = (event.id, event.type, event.object_id, event.created, event.livemode, payload, status.value, now,
+                  now if status == WebhookStatus.IGNORED else None)
+        for attempt in (1, 2):
+            try:
+                with self._fast.connect() as connection:
+                    connection.exec_driver_sql(_PG_INSERT, values)
+                return
+            except DBAPIError as error:
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
 
-def forget(engine: Engine, event_id: str) -> None:
-    """Remove a row whose job could not be queued, so Stripe's redelivery records it afresh."""
-    with engine.begin() as connection:
-        connection.execute(delete(_table).where(_table.c.event_id == event_id,
-                                                _table.c.status == WebhookStatus.RECEIVED))
+    def forget(self, event_id: str) -> None:
+        """Remove a row whose job could not be queued, so Stripe's redelivery records it afresh."""
+        with self.engine.begin() as connection:
+            connection.execute(delete(_table).where(_table.c.event_id == event_id,
+                                                    _table.c.status == WebhookStatus.RECEIVED))

@@ -15,11 +15,10 @@ import os
 from flask import Blueprint, Response, current_app, request
 from redis.exceptions import RedisError
 
-from billing.webhooks import inbox
 from billing.webhooks.events import Event, MalformedEvent
 from billing.webhooks.signature import SignatureError, verify
 from jobs.queues import redis_connection
-from portal.extensions import csrf, db, limiter
+from portal.extensions import csrf, limiter
 from portal.payments import gateway
 from portal.webhooks.queueing import enqueue_processing
 
@@ -32,6 +31,7 @@ MAX_BODY_BYTES = 256 * 1024  # Stripe's events are a few KiB; a larger body is n
 DEFAULT_RATE_LIMIT = "6000 per minute"
 REJECTED_KEY = "webhooks:rejected:{}"
 DUPLICATES_KEY = "webhooks:duplicates"
+INBOX = "webhook_inbox"
 _ACK = b'{"received": true}'
 
 
@@ -75,7 +75,8 @@ def stripe():
 
     # An event of the other mode (a test event reaching the live portal) is kept for the record only.
     other_mode = event.livemode != gateway().livemode
-    if not inbox.record(db.engine, event, payload.decode("utf-8"), ignored=other_mode):
+    inbox = current_app.extensions[INBOX]
+    if not inbox.record(event, payload.decode("utf-8"), ignored=other_mode):
         _count(DUPLICATES_KEY)
         return _answer(200, _ACK)  # already recorded: processed once, by the first copy's job
     if not other_mode:
@@ -85,7 +86,7 @@ def stripe():
             # Without a job the event would sit unprocessed behind a 200; refuse it instead so
             # Stripe delivers it again, and drop the row so that delivery records it afresh.
             log.exception("could not queue %s; asking Stripe to deliver it again", event.id)
-            inbox.forget(db.engine, event.id)
+            inbox.forget(event.id)
             return _answer(503, b'{"error": {"code": 503, "message": "try again later"}}')
     return _answer(200, _ACK)
 

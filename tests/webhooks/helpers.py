@@ -4,7 +4,10 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from dataclasses import dataclass
 from typing import Any, Optional
+
+from billing.gateway.types import Subscription
 
 from billing.webhooks.signature import header_for
 
@@ -120,3 +123,15 @@ def post(client, payload: dict[str, Any] | bytes, secret: str = SECRET, **kwargs
     """POST an event to the endpoint the way Stripe does (signed raw JSON)."""
     raw = payload if isinstance(payload, bytes) else body(payload)
     return client.post("/webhooks/kernel/stripe", data=raw, headers=signed_headers(raw, secret), **kwargs)
+
+
+@dataclass
+class PresentStripe:
+    """Stripe at the network edge for unit tests: it answers with the subscription's present state."""
+
+    truth: dict
+    livemode: bool = False
+
+    def retrieve_subscription(self, subscription_id: str) -> Subscription:
+        assert subscription_id == self.truth["id"]
+        return Subscription.from_stripe(self.truth)

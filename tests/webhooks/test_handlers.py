@@ -4,13 +4,14 @@ import typing
 import pytest
 from sqlalchemy import select
 
-from billing.models import (Alert, AppSubscription, KernelInvoice, KernelPayment, KernelRefund, WebhookStatus)
+from billing.models import (Alert, AppSubscription, AuditLog, KernelInvoice, KernelPayment, KernelRefund,
+                            WebhookStatus)
 from billing.states import SubscriptionStatus
 from billing.webhooks import handlers
 from portal.extensions import db
 from tests.webhooks.conftest import audit_actions, count, webhook_row
-from tests.webhooks.helpers import (PERIOD_END, PERIOD_START, charge, event, invoice, payment_intent, post,
-                                    subscription)
+from tests.webhooks.helpers import (PERIOD_END, PERIOD_START, PresentStripe, charge, event, invoice,
+                                    payment_intent, post, subscription)
 
 T0 = PERIOD_START + 100
 
@@ -84,6 +85,32 @@ def test_an_older_event_never_overwrites_newer_state(app, client, acme):
     assert _subscription_row(app)[0] == SubscriptionStatus.PAST_DUE and _subscription_row(app)[4] == T0 + 10
     row = webhook_row(app, late["id"])
     assert row.status == WebhookStatus.PROCESSED and audit_actions(app, late["id"]) == []
+
+
+def test_when_events_in_between_are_late_stripe_s_present_state_is_reached_by_legal_steps(app, client, acme):
+    post(client, event("customer.subscription.created", subscription(status="incomplete"), created=T0))
+    app.extensions["billing_gateway"] = PresentStripe(subscription(status="past_due"))
+    # The renewal failure arrives before the first payment's "active" (still being retried by Stripe).
+    past_due = event("customer.subscription.updated", subscription(status="past_due"), created=T0 + 3600)
+    post(client, past_due)
+    assert _subscription_row(app)[0] == SubscriptionStatus.PAST_DUE
+    assert audit_actions(app, past_due["id"]) == ["subscription.status_inferred", "subscription.updated"]
+    with app.app_context():
+        inferred = db.session.scalar(select(AuditLog).where(AuditLog.action == "subscription.status_inferred"))
+        assert (inferred.before, inferred.after) == ({"status": "incomplete"}, {"status": "active"})
+    late_active = event("customer.subscription.updated", subscription(status="active"), created=T0 + 1)
+    post(client, late_active)
+    assert _subscription_row(app)[0] == SubscriptionStatus.PAST_DUE  # older: ignored
+
+
+def test_a_canceled_subscription_never_comes_back_whatever_arrives(app, client, acme):
+    post(client, event("customer.subscription.deleted", subscription(status="canceled"), created=T0))
+    app.extensions["billing_gateway"] = PresentStripe(subscription(status="active"))  # a corrupt answer
+    revived = event("customer.subscription.updated", subscription(status="active"), created=T0 + 5)
+    post(client, revived)
+    row = webhook_row(app, revived["id"])
+    assert row.status == WebhookStatus.FAILED and "IllegalTransition" in row.last_error
+    assert _subscription_row(app)[0] == SubscriptionStatus.CANCELED
 
 
 def test_a_price_we_do_not_sell_fails_the_event_without_retry_and_raises_an_alert(app, client, acme):

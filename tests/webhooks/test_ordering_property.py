@@ -8,32 +8,18 @@ one Stripe holds now, which is what the handler asks for).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from billing.gateway.types import Subscription
 from billing.models import App, AppSubscription, ProcessedWebhook, WebhookStatus
 from jobs.webhooks import process_event
 from portal.extensions import db
-from tests.webhooks.helpers import PERIOD_END, PERIOD_START, event, post, subscription
+from tests.webhooks.helpers import PERIOD_END, PERIOD_START, PresentStripe, event, post, subscription
 
 _examples = itertools.count(1)
 MONTH = 31 * 86400
-
-
-@dataclass
-class FakeGateway:
-    """Stripe at the network edge: it answers with the subscription's present state (the end of its history)."""
-
-    truth: dict
-    livemode: bool = False
-
-    def retrieve_subscription(self, subscription_id: str) -> Subscription:
-        assert subscription_id == self.truth["id"]
-        return Subscription.from_stripe(self.truth)
 
 
 # One step of a subscription's life after it became active: what changes, as a function of the state.
@@ -98,7 +84,7 @@ def test_any_delivery_order_ends_in_the_newest_state(app, client, acme, history)
     with app.app_context():
         db.session.add(App(name=customer, slug=customer, stripe_customer_id=customer))
         db.session.commit()
-    app.extensions["billing_gateway"] = FakeGateway(final)
+    app.extensions["billing_gateway"] = PresentStripe(final)  # Stripe holds the end of the history
 
     for payload in deliveries:
         assert post(client, payload).status_code == 200
@@ -112,7 +98,10 @@ def test_any_delivery_order_ends_in_the_newest_state(app, client, acme, history)
         if not failed:
             break
         for event_id in failed:
-            process_event(event_id)
+            try:
+                process_event(event_id)
+            except Exception:  # noqa: BLE001 - RQ records the failure and retries later, as the next round does
+                pass
 
     with app.app_context():
         row = db.session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == final["id"]))
