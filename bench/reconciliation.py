@@ -5,8 +5,9 @@
 For each size: the sandbox is reset and bulk-seeded, our tables get the matching
 apps, subscriptions and invoices (a clean pair, inserted in bulk; not timed), then
 ``billing.reconciliation.reconcile`` runs in a fresh child process so its time and
-its peak memory are its own. Printed per size: wall time, Stripe API calls made
-(our count, and the requests the sandbox served), objects compared per call, peak
+its peak memory are its own. Printed per size: wall time, the CPU time of the
+reconciling process and of the sandbox during the run, Stripe API calls made (our
+count, and the requests the sandbox served), objects compared per call, peak
 resident memory of the child and how much of it the run added.
 
 Targets (issue #7): API calls <= objects / 90; time and memory growing no faster
@@ -127,6 +128,12 @@ def measure(database_url: str, sandbox_url: str) -> dict:
                 "added_rss_mb": round((peak - baseline) / 1024, 1)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (to show where the wall time goes)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_kb() -> int:
     """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over from the parent."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -148,7 +155,8 @@ def main() -> None:
 
     sizes = [int(size) for size in args.sizes.split(",")]
     print(f"Reconciliation benchmark on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    header = (f"{'subscriptions':>13} {'objects':>8} {'seconds':>8} {'CPU s':>6} {'API calls':>9} {'served':>7} "
+    header = (f"{'subscriptions':>13} {'objects':>8} {'seconds':>8} {'CPU s':>6} {'sandbox CPU s':>13} "
+              f"{'API calls':>9} {'served':>7} "
               f"{'objects/call':>12} {'peak RSS MB':>11} {'added MB':>9} {'divergences':>11}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-reconciliation-") as workdir, \
@@ -158,12 +166,14 @@ def main() -> None:
             sandbox.reset()
             seeded = seed(sandbox, database_url, size)
             sandbox.clear_stats()
+            sandbox_cpu = cpu_seconds(sandbox.process.pid)
             child = subprocess.run([sys.executable, "-m", "bench.reconciliation", "--measure", database_url,
                                     sandbox.url], cwd=ROOT, capture_output=True, text=True,
                                    env={**os.environ, "PORTAL_ENV": "test"})
             if child.returncode != 0:
                 sys.exit(f"measuring {size} failed:\n{child.stderr[-3000:]}")
             result = json.loads(child.stdout.strip().splitlines()[-1])
+            result["sandbox_cpu_seconds"] = round(cpu_seconds(sandbox.process.pid) - sandbox_cpu, 1)
             served = sandbox.stats()["total"]  # every /v1 request, the clock reads included
             objects = result["subscriptions"] + result["invoices"]
             rows.append((size, objects, result, served, seeded))
@@ -172,6 +182,7 @@ def main() -> None:
     print(header)
     for size, objects, result, served, _seeded in rows:
         print(f"{size:>13,} {objects:>8,} {result['seconds']:>8.2f} {result['cpu_seconds']:>6.1f} "
+              f"{result['sandbox_cpu_seconds']:>13.1f} "
               f"{result['api_calls']:>9,} {served:>7,} "
               f"{objects / max(result['api_calls'], 1):>12.1f} {result['peak_rss_mb']:>11.1f} "
               f"{result['added_rss_mb']:>9.1f} {result['divergences']:>11}")
