@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from billing.errors import GatewayError
 from jobs.queues import DEFAULT, get_queue
@@ -39,6 +40,7 @@ from portal.payments import gateway
 log = logging.getLogger(__name__)
 
 RUNS_SHOWN = 20
+DIVERGENCES_SHOWN = 500
 # 100,000 subscriptions take about two minutes; RQ's default of three would be too tight.
 RECONCILIATION_TIMEOUT_SECONDS = 3600
 OUTBOX_PER_PAGE = 50
@@ -76,8 +78,9 @@ def reconciliation_run(run_id: int):
 
 
 def _divergences(run: ReconciliationRun) -> list[ReconciliationDivergence]:
+    """The run's divergences, the first ``DIVERGENCES_SHOWN`` of them (a broken night can find thousands)."""
     return list(db.session.scalars(select(ReconciliationDivergence).where(ReconciliationDivergence.run_id == run.id)
-                                   .order_by(ReconciliationDivergence.id)))
+                                   .order_by(ReconciliationDivergence.id).limit(DIVERGENCES_SHOWN)))
 
 
 @bp.post("/reconciliation/run")
@@ -117,6 +120,12 @@ def reconciliation_heal(divergence_id: int):
     except (IllegalTransition, UnknownPrice) as refused:
         db.session.rollback()
         flash(_("Stripe's state cannot be applied here: %(reason)s", reason=str(refused)), "error")
+        return redirect(back)
+    except IntegrityError:
+        db.session.rollback()
+        log.exception("heal of divergence %s conflicts with another row", divergence_id)
+        flash(_("Stripe's state conflicts with another of our rows (a second live subscription of the app?); "
+                "nothing was changed."), "error")
         return redirect(back)
     except GatewayError:
         db.session.rollback()
