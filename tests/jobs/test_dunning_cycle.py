@@ -182,3 +182,15 @@ def test_an_invoice_paid_in_stripe_meanwhile_ends_dunning_without_a_retry(billin
         closed = db.session.scalar(select(AuditLog).where(AuditLog.action == "dunning.closed"))
         assert closed.after == {"outcome": "paid", "paid_by": "stripe"} and closed.actor == "job:dunning"
     assert _notice_kinds(billing_app, dunning.app_id)[-1] == "dunning.recovered"
+
+
+def test_a_retry_is_never_charged_without_notice_in_advance(billing_app, dunning):
+    # The job did not run on day 2: on day 3 it announces the retry, and charges only on a later run.
+    assert _run_on(billing_app, dunning, 3) == {"notified": 1}
+    advance_to(billing_app, day(dunning, 3, hours=6))
+    assert run_now()["processed"] == 1 and [n for n, *_ in _attempts(billing_app, dunning)] == [0, 1]
+    assert _attempts(billing_app, dunning)[1][1] == "scheduled"
+    advance_to(billing_app, day(dunning, 3, hours=14))
+    result = run_now()
+    with billing_app.app_context():
+        assert db.session.get(JobRun, result["run"]).details["steps"] == {"retry_failed": 1}
