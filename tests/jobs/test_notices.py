@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from billing.models import App, OutboxMessage, OutboxStatus
+from billing.models import App, OutboxMessage
 from billing.notifications import notify_owners
 from jobs.notices import SmtpSettings, send_pending, send_pending_messages
 from portal.extensions import db
