@@ -261,3 +261,26 @@ def test_success_pages_of_another_tenant_are_not_found(billing_app, owner_http, 
     assert count(billing_app, AppSubscription) == 0
     assert owner_http.get("/billing/success?session_id=cs_test_not_ours").status_code == 404
     assert other_http.get(f"/billing/cancel?app_id={tenant.id}").status_code == 404
+
+
+def test_stripe_down_on_return_says_so_and_a_reload_later_activates(billing_app, owner_http, tenant, sandbox):
+    url = open_checkout(owner_http, tenant.id)
+    success = local_path(pay_hosted_checkout(url).headers["Location"])
+    sandbox.fail(count=20, status=503)
+    page = owner_http.get(success, follow_redirects=True).get_data(as_text=True)
+    assert "We could not confirm your payment with Stripe yet" in page
+    assert count(billing_app, AppSubscription) == 0
+    sandbox.fail(count=0)  # Stripe is back
+    page = owner_http.get(success, follow_redirects=True).get_data(as_text=True)
+    assert "Your app is now on Pro" in page
+    assert subscription_of(billing_app, tenant.id).status == SubscriptionStatus.ACTIVE
+
+
+def test_the_app_overview_shows_plan_renewal_card_and_latest_invoices(billing_app, owner_http, tenant):
+    subscribe(owner_http, tenant.id)
+    page = owner_http.get(f"/apps/{tenant.id}").get_data(as_text=True)
+    assert 'id="overview-plan"' in page and "Pro" in page and "R$99.00 per month" in page
+    assert "Renews on" in page and "Visa •••• 4242" in page
+    with short_session(billing_app) as session:
+        number = session.scalar(select(KernelInvoice.number))
+    assert number in page and f"/apps/{tenant.id}/billing" in page
