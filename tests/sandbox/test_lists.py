@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import stripe
@@ -53,18 +52,15 @@ def test_deleted_customer(stripe_client):
     assert stripe_client.v1.customers.list().data == []
 
 
-def test_bulk_seed_and_fast_pages(stripe_client, sandbox):
+def test_bulk_seed_then_pages(stripe_client, sandbox):
     pro = helpers.price(stripe_client, 9900)
-    started = time.monotonic()
     counts = sandbox.bulk_seed(3000, pro.id, invoices_per_subscription=2)
     assert counts["subscriptions"] == 3000 and counts["invoices"] == 6000
-    assert time.monotonic() - started < 15
     sandbox.clear_stats()
-    started = time.monotonic()
+    # How fast pages are is measured by bench/reconciliation.py; here only what they hold.
     page = stripe_client.v1.subscriptions.list({"limit": 100})
     later = stripe_client.v1.invoices.list({"limit": 100, "starting_after": stripe_client.v1.invoices.list(
         {"limit": 100}).data[-1].id, "status": "paid"})
-    assert time.monotonic() - started < 1.0
     assert len(page.data) == 100 and page.has_more and len(later.data) == 100
     sub = page.data[0]
     assert sub.status == "active"
