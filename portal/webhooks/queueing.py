@@ -58,7 +58,8 @@ def enqueue_processing(event_id: str, *, replay: bool = False) -> Optional[Job]:
         return inline.enqueue_call(JOB, args=(event_id,), job_id=identifier, retry=retry)
     queue = _queue(config["REDIS_URL"])
     with queue.connection.pipeline() as pipe:
+        # An explicit description spares RQ building one from the call's repr on every delivery.
         job = queue.enqueue_call(JOB, args=(event_id,), job_id=identifier, retry=retry, result_ttl=RESULT_TTL,
-                                 failure_ttl=FAILURE_TTL, pipeline=pipe)
+                                 failure_ttl=FAILURE_TTL, description=f"Stripe event {event_id}", pipeline=pipe)
         pipe.execute()
     return job

@@ -51,6 +51,16 @@ def backend(request, app_config):
     if request.param == "sqlite":
         yield "sqlite"
         return
+    yield from _fresh_postgres(request, app_config)
+
+
+@pytest.fixture
+def backend_postgres(request, app_config):
+    """``app_config`` pointed at a fresh PostgreSQL database of its own."""
+    yield from _fresh_postgres(request, app_config)
+
+
+def _fresh_postgres(request, app_config):
     import uuid
 
     from sqlalchemy import create_engine

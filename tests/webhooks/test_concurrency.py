@@ -7,10 +7,11 @@ PostgreSQL.
 """
 import threading
 
+import pytest
 import requests
 from redis import Redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from billing.models import AppSubscription, AuditLog, ProcessedWebhook, WebhookStatus
 from portal.extensions import db
@@ -91,3 +92,22 @@ def test_concurrent_distinct_events_are_all_recorded(backend, app, acme):
     assert sorted(answers) == [200] * COPIES
     assert count(app, ProcessedWebhook) == COPIES and queue.count == COPIES
     queue.empty()
+
+
+@pytest.mark.postgres
+def test_after_a_database_restart_the_next_delivery_is_still_recorded(app_config, request):
+    """The inbox skips pre-ping on its hot path; a connection killed under it costs one retry, not the event."""
+    request.getfixturevalue("backend_postgres")
+    app = request.getfixturevalue("app")
+    client = app.test_client()
+    first = event("invoice.created", {"id": "in_before", "object": "invoice", "customer": "cus_nobody"})
+    assert client.post("/webhooks/kernel/stripe", data=body(first), headers=signed_headers(body(first))).status_code \
+        == 200
+    with app.app_context():
+        db.session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        db.session.commit()
+    second = event("invoice.created", {"id": "in_after", "object": "invoice", "customer": "cus_nobody"})
+    assert client.post("/webhooks/kernel/stripe", data=body(second), headers=signed_headers(body(second))) \
+        .status_code == 200
+    assert count(app, ProcessedWebhook) == 2
