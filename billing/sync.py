@@ -142,7 +142,7 @@ def sync_subscription(
         outcome = Outcome.UPDATED
 
     row.status = target_status
-    row.plan = plan
+    row.plan, row.plan_id = plan, plan.id  # the id too: the audit snapshot is taken before any flush
     row.current_period_start = remote.current_period_start
     row.current_period_end = remote.current_period_end
     row.cancel_at_period_end = remote.cancel_at_period_end
@@ -183,6 +183,20 @@ def _apply_schedule(session: Session, row: AppSubscription, remote: Subscription
         row.scheduled_plan_id = row.scheduled_change_at = None
     else:
         row.scheduled_plan_id, row.scheduled_change_at = next_plan.id, next_phase.start
+
+
+def service_period(invoice: Invoice) -> tuple[Optional[datetime], Optional[datetime]]:
+    """The period an invoice pays for.
+
+    Stripe's ``period_start``/``period_end`` on a renewal invoice name the period that
+    just ended (when its items accrued); the lines carry the service period itself,
+    which is what an owner reading "period" expects.
+    """
+    starts = [line.period_start for line in invoice.lines if line.period_start]
+    ends = [line.period_end for line in invoice.lines if line.period_end]
+    if starts and ends:
+        return min(starts), max(ends)
+    return invoice.period_start, invoice.period_end
 
 
 def sync_invoice(
@@ -231,8 +245,7 @@ def sync_invoice(
     row.amount_paid = remote.amount_paid
     row.amount_remaining = remote.amount_remaining
     row.currency = remote.currency
-    row.period_start = remote.period_start
-    row.period_end = remote.period_end
+    row.period_start, row.period_end = service_period(remote)
     row.hosted_invoice_url = remote.hosted_invoice_url
     row.invoice_pdf = remote.invoice_pdf
     row.attempt_count = remote.attempt_count

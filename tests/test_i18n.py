@@ -64,11 +64,20 @@ def test_every_user_facing_string_has_a_portuguese_translation():
     for _filename, _lineno, message, _comments, _context in extract_from_dir(
         str(ROOT), method_map=method_map, keywords=keywords
     ):
-        msgids.add(message[0] if isinstance(message, tuple) else message)
+        singular = message[0] if isinstance(message, (tuple, list)) else message
+        if singular:
+            msgids.add(singular)
     mo_path = Path(ROOT, "translations", "pt_BR", "LC_MESSAGES", "messages.mo")
     with open(mo_path, "rb") as handle:
         catalog = read_mo(handle)
-    translated = {m.id[0] if isinstance(m.id, tuple) else m.id for m in catalog if m.id and m.string}
+    translated = set()
+    for entry in catalog:
+        if not entry.id:
+            continue
+        # Plural entries carry tuples: translated only when every plural form is.
+        forms = entry.string if isinstance(entry.string, (tuple, list)) else (entry.string,)
+        if all(forms):
+            translated.add(entry.id[0] if isinstance(entry.id, (tuple, list)) else entry.id)
     assert msgids, "no strings extracted: the extraction settings are wrong"
     missing = sorted(msgids - translated)
     assert not missing, f"untranslated (run `make translations` and fill pt_BR): {missing}"

@@ -186,3 +186,20 @@ def test_invoices_of_others_are_not_stored(session):
     assert sync_invoice(session, remote_invoice(customer="cus_other"), observed_at=1, origin=ORIGIN).outcome == \
         Outcome.NOT_OURS
     assert session.scalar(select(func.count(KernelInvoice.id))) == 0
+
+
+def test_the_audit_of_a_created_subscription_names_its_plan(session):
+    sync_subscription(session, remote_subscription(), observed_at=1, origin=ORIGIN)
+    entry = session.scalar(select(AuditLog))
+    assert entry.after["plan_id"] is not None
+
+
+def test_an_invoice_period_is_the_period_its_lines_pay_for(session):
+    renewal = Invoice.from_stripe({
+        "id": "in_renewal", "customer": "cus_acme", "status": "paid", "currency": "brl", "amount_due": 9900,
+        "amount_paid": 9900, "period_start": int(START.timestamp()) - 30 * 86400, "period_end": int(START.timestamp()),
+        "lines": {"data": [{"amount": 9900, "period": {"start": int(START.timestamp()), "end": int(END.timestamp())},
+                            "parent": {"subscription_item_details": {"proration": False}}}]},
+    })
+    row = sync_invoice(session, renewal, observed_at=1, origin=ORIGIN).row
+    assert (row.period_start, row.period_end) == (START, END)
