@@ -150,3 +150,14 @@ def test_run_now_from_the_superadmin_page(billing_app, tenant, superadmin_client
         assert run.trigger == "superadmin" and run.status == "succeeded" and run.divergence_count == 0
     page = response.get_data(as_text=True)
     assert "0 divergences." in page
+
+
+def test_the_nightly_run_happens_once_a_night(billing_app, tenant):
+    from jobs.reconciliation import run_nightly
+
+    subscribe(billing_app, tenant.id)
+    first = run_nightly()
+    assert first["divergences"] == 0 and first["api_calls"] == 2
+    assert run_nightly() is None  # a second worker, or a retried job, the same night
+    with billing_app.app_context():
+        assert db.session.scalar(select(func.count(ReconciliationRun.id))) == 1
