@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from billing.checkout import complete_checkout
 from billing.models import (Alert, App, AppSubscription, KernelCheckoutSession, KernelInvoice, KernelPayment,
-                            KernelPaymentAttempt, KernelRefund, OutboxMessage, ProcessedWebhook, WebhookStatus)
+                            KernelPaymentAttempt, KernelRefund, OutboxMessage, ProcessedWebhook)
 from billing.money import Money
 from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
