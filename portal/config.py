@@ -105,6 +105,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict:
         "BABEL_DEFAULT_LOCALE": "pt_BR",
         "BABEL_DEFAULT_TIMEZONE": "America/Sao_Paulo",
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "translations"),
+        # Per sending address on POST /webhooks/kernel/stripe (docs/webhooks.md explains the figure).
+        "WEBHOOK_RATE_LIMIT": env.get("WEBHOOK_RATE_LIMIT", "6000 per minute"),
+        # How many reverse proxies stand in front of the portal (0: none). Their X-Forwarded-*
+        # headers are trusted, so rate limits see the client's address, not the proxy's.
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0") or 0),
         "SMTP_URL": env.get("SMTP_URL", ""),
         "MAIL_FROM": env.get("MAIL_FROM", "billing@kernel.localhost"),
         "MAX_CONTENT_LENGTH": 1024 * 1024,

@@ -16,7 +16,7 @@ from jobs.queues import DEFAULT, get_queue
 
 
 def enqueue(func: str, *args: Any, queue: str = DEFAULT, job_id: Optional[str] = None,
-            retry: Optional[Retry] = None, **kwargs: Any) -> Job:
+            retry: Optional[Retry] = None, timeout: Optional[int] = None, **kwargs: Any) -> Job:
     """Enqueue ``func(*args, **kwargs)``; with RQ_ASYNC off (tests) it runs at once, in this process."""
     rq_queue = get_queue(queue, current_app.config["REDIS_URL"], is_async=current_app.config["RQ_ASYNC"])
-    return rq_queue.enqueue(func, *args, job_id=job_id, retry=retry, kwargs=kwargs or None)
+    return rq_queue.enqueue_call(func, args=args, kwargs=kwargs, job_id=job_id, retry=retry, timeout=timeout)

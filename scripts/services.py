@@ -78,15 +78,13 @@ class Service:
 
 def _spawn(command: list[str], log_path: Path | None, env: dict | None = None, cwd: Path = ROOT) -> subprocess.Popen:
     # Each service gets its own process group so one Ctrl-C is handled by us, in order.
-    output = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    return subprocess.Popen(
-        command,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    if log_path is None:
+        return subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    # The child keeps its own copy of the descriptor; ours is closed as soon as it has started.
+    with open(log_path, "ab") as output:
+        return subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def start_redis(workdir: Path, port: int | None = None, log_path: Path | None = None) -> Service:

@@ -124,3 +124,16 @@ def test_security_headers(client):
 
 def test_emails_are_stored_lowercase(app):
     assert make_user(app, "MiXeD@Case.test").email == "mixed@case.test"
+
+
+def test_behind_a_trusted_proxy_the_address_limit_is_per_client(app, app_config):
+    proxied = create_app({**app_config, "TRUSTED_PROXIES": 1})  # same database and Redis as ``app``
+    client = proxied.test_client()
+
+    def attempt(address: str, i: int) -> int:
+        return client.post("/login", data={"email": f"u{i}@acme.test", "password": "wrong"},
+                           headers={"X-Forwarded-For": address}).status_code
+
+    statuses = [attempt("203.0.113.1", i) for i in range(21)]
+    assert statuses[:20] == [401] * 20 and statuses[20] == 429
+    assert attempt("203.0.113.2", 99) == 401  # another client behind the same proxy is not throttled

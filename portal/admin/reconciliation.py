@@ -10,7 +10,7 @@ import logging
 import uuid
 from datetime import date
 
-from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from redis.exceptions import RedisError
@@ -18,7 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from billing.errors import GatewayError
-from jobs.queues import DEFAULT, get_queue
 from billing.models import (
     App,
     JobRun,
@@ -34,6 +33,7 @@ from portal.admin.routes import bp
 from portal.api_auth import api_auth_required, api_user
 from portal.auth.session import superadmin_required
 from portal.extensions import db
+from portal.queue import enqueue
 from portal.invoices.pagination import paginate
 from portal.payments import gateway
 
@@ -93,9 +93,7 @@ def reconciliation_run_now():
     # End this request's transaction first: with RQ_SYNC the job runs here, and SQLite has one writer.
     db.session.commit()
     try:
-        queue = get_queue(DEFAULT, current_app.config["REDIS_URL"], is_async=current_app.config["RQ_ASYNC"])
-        queue.enqueue_call("jobs.reconciliation.run_now", kwargs={"trigger": "superadmin"},
-                           timeout=RECONCILIATION_TIMEOUT_SECONDS)
+        enqueue("jobs.reconciliation.run_now", trigger="superadmin", timeout=RECONCILIATION_TIMEOUT_SECONDS)
     except RedisError:
         log.exception("could not queue a reconciliation")
         flash(_("The job queue is unavailable. Please try again later."), "error")

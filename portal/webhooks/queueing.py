@@ -1,6 +1,7 @@
 """Handing a recorded event to the ``webhooks`` queue, in one Redis round trip.
 
-``portal.queue.enqueue`` is the general helper; this one sits on the webhook
+``portal.queue.enqueue`` is the general helper (used here when jobs run inline, in
+tests); the asynchronous path sits on the webhook
 endpoint's hot path, so it keeps one ``Queue`` per process (RQ asks the Redis
 version once per Queue object) and writes the job and its queue entry in a single
 pipeline (MULTI/EXEC) instead of three separate commands.
@@ -16,6 +17,7 @@ from rq import Queue, Retry
 from rq.job import Job
 
 from jobs.queues import WEBHOOKS, get_queue
+from portal.queue import enqueue
 
 JOB = "jobs.webhooks.process_event"
 # Backoff between attempts of a failing handler: 10 s, 1 min, 5 min, 30 min, 2 h. Long
@@ -52,10 +54,7 @@ def enqueue_processing(event_id: str, *, replay: bool = False) -> Optional[Job]:
     retry = retry_policy(config)
     identifier = job_id(event_id, replay)
     if not config["RQ_ASYNC"]:
-        # Runs the job now, in this process (tests). Not through portal.queue.enqueue, whose
-        # explicit kwargs= makes RQ refuse positional arguments.
-        inline = get_queue(WEBHOOKS, config["REDIS_URL"], is_async=False)
-        return inline.enqueue_call(JOB, args=(event_id,), job_id=identifier, retry=retry)
+        return enqueue(JOB, event_id, queue=WEBHOOKS, job_id=identifier, retry=retry)  # runs now, in-process
     queue = _queue(config["REDIS_URL"])
     with queue.connection.pipeline() as pipe:
         # An explicit description spares RQ building one from the call's repr on every delivery.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 from flask import Blueprint, Response, current_app, request
 from redis.exceptions import RedisError
@@ -36,7 +35,7 @@ _ACK = b'{"received": true}'
 
 
 def rate_limit() -> str:
-    return current_app.config.get("WEBHOOK_RATE_LIMIT") or os.environ.get("WEBHOOK_RATE_LIMIT") or DEFAULT_RATE_LIMIT
+    return current_app.config.get("WEBHOOK_RATE_LIMIT") or DEFAULT_RATE_LIMIT
 
 
 def _count(key: str) -> None:
