@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
+from billing.dunning import DunningContext, resume_if_settled
 from billing.gateway import CheckoutSession, StripeGateway
 from billing.models import App, CheckoutStatus, KernelCheckoutSession
 from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
@@ -72,6 +73,9 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
         if live_id:
             sync_subscription_from_gateway(session, gateway, live_id, origin=origin)
 
+    if local.mode == "subscription":
+        # A paused app that subscribes again runs again at once (see billing.dunning's rule).
+        resume_if_settled(session, app, DunningContext(gateway=gateway, now=clock.now(), origin=origin))
     local.status = CheckoutStatus.COMPLETE
     local.completed_at = clock.now()
     audit.record(session, action=f"checkout.{local.mode}.completed", object_type="checkout_session",

@@ -455,6 +455,20 @@ def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext
 # ---------------------------------------------------------------- pausing and resuming an app
 
 
+def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str) -> bool:
+    """``settle_invoice`` for an invoice that is (or was, exhausted) in dunning; False for any other invoice.
+
+    The ``invoice.paid`` webhook calls it, so a dunning paid in Stripe ends at once
+    rather than at the next daily run.
+    """
+    if invoice.status != "paid" or invoice.dunning_outcome not in (None, "exhausted"):
+        return False
+    if not _attempts(session, invoice).get(0):
+        return False
+    settle_invoice(session, invoice, ctx, paid_by=paid_by)
+    return True
+
+
 def pause_app(session: Session, app: App, ctx: DunningContext, *, reason: str,
               invoice: Optional[KernelInvoice] = None) -> bool:
     if app.status == AppStatus.PAUSED:

@@ -19,9 +19,9 @@ from typing import Any, Callable, Mapping, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import audit
+from billing import audit, clock
 from billing.checkout import complete_checkout
-from billing.dunning import open_dunning
+from billing.dunning import DunningContext, open_dunning, settle_if_in_dunning
 from billing.gateway import StripeGateway
 from billing.gateway.types import Invoice, PaymentIntent, Refund, Subscription, object_id, ts
 from billing.models import AlertSeverity, App, AppSubscription, KernelInvoice, KernelPayment
@@ -221,6 +221,10 @@ def _payment_intents_of(ctx: HandlerContext, invoice: Invoice) -> tuple[str, ...
     return invoice.payment_intent_ids or ctx.gateway.list_invoice_payment_intents(invoice.id)
 
 
+def _dunning_context(ctx: HandlerContext) -> DunningContext:
+    return DunningContext(gateway=ctx.gateway, now=clock.now(), origin=ctx.origin, smtp_configured=ctx.smtp_configured)
+
+
 @handles("invoice.paid")
 def invoice_paid(ctx: HandlerContext) -> Handled:
     """Mark the invoice paid and record the payment that paid it in ``kernel_payments``."""
@@ -228,6 +232,7 @@ def invoice_paid(ctx: HandlerContext) -> Handled:
     if result.outcome == Outcome.NOT_OURS:
         return Handled.NOT_OURS
     invoice_row: KernelInvoice = result.row
+    settle_if_in_dunning(ctx.session, invoice_row, _dunning_context(ctx), paid_by="stripe")
     remote = Invoice.from_stripe(ctx.object)
     if remote.amount_paid <= 0:
         return Handled.DONE  # a zero-amount invoice (a trial) is paid without any payment
