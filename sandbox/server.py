@@ -117,8 +117,14 @@ def sandbox() -> Sandbox:
     return current_app.extensions["sandbox"]
 
 
+def dump(body: Any) -> str:
+    """Compact JSON: Stripe indents its answers, but ``indent`` bypasses Python's C encoder, and
+    on a page of 100 objects that was most of the sandbox's time. The SDK parses either."""
+    return json.dumps(body, separators=(",", ":"))
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = Response(json.dumps(body, indent=2), status=status, mimetype="application/json")
+    response = Response(dump(body), status=status, mimetype="application/json")
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -250,7 +256,7 @@ def _remember(ctx: Ctx, key: str, digest: str, status: int, body: Any, request_i
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET method=excluded.method,"
         " path=excluded.path, digest=excluded.digest, status=excluded.status, body=excluded.body,"
         " request_id=excluded.request_id, created=excluded.created",
-        (key, request.method, request.path, digest, status, json.dumps(body, indent=2), request_id, ctx.now))
+        (key, request.method, request.path, digest, status, dump(body), request_id, ctx.now))
 
 
 def _view_for(route: common.Route):
