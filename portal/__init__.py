@@ -68,3 +68,5 @@ def _configure_logging(app: Flask) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redaction.install()
     redaction.install(app.logger)
+    # The SDK logs every request at INFO; our own lines say what was done and why.
+    logging.getLogger("stripe").setLevel(logging.WARNING)
