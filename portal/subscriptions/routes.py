@@ -155,6 +155,18 @@ def _refused(error: Refused, app: App):
     return _back(app)
 
 
+# Every action on an app's plan fails the same two ways; the views leave both to these handlers.
+@bp.errorhandler(Refused)
+def _on_refused(error: Refused):
+    return _refused(error, get_app_or_404(request.view_args["app_id"]))
+
+
+@bp.errorhandler(GatewayError)
+def _on_gateway_error(error: GatewayError):
+    db.session.rollback()
+    return _gateway_failed(error, get_app_or_404(request.view_args["app_id"]))
+
+
 # ---------------------------------------------------------------- checkout
 
 
@@ -167,15 +179,10 @@ def checkout(app_id: int):
     if plan is None:
         return _back(app)
     attempt = attempt_from(request.form.get("attempt"))
-    try:
-        local = start_subscription_checkout(db.session, gateway(), app, plan, origin=request_origin(),
-                                            success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
-        url = local.url
-        db.session.commit()
-    except Refused as error:
-        return _refused(error, app)
-    except GatewayError as error:
-        return _gateway_failed(error, app)
+    local = start_subscription_checkout(db.session, gateway(), app, plan, origin=request_origin(),
+                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+    url = local.url
+    db.session.commit()
     return redirect(url, code=303)
 
 
@@ -232,13 +239,10 @@ def update_payment_method(app_id: int):
     """Save a new card through Checkout in setup mode (nothing is charged)."""
     app = get_app_or_404(app_id)
     attempt = attempt_from(request.form.get("attempt"))
-    try:
-        local = start_payment_method_update(db.session, gateway(), app, origin=request_origin(),
-                                            success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
-        url = local.url
-        db.session.commit()
-    except GatewayError as error:
-        return _gateway_failed(error, app)
+    local = start_payment_method_update(db.session, gateway(), app, origin=request_origin(),
+                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+    url = local.url
+    db.session.commit()
     return redirect(url, code=303)
 
 
@@ -253,13 +257,8 @@ def upgrade_preview(app_id: int):
     plan = _plan_or_back(app, request.args.get("plan"))
     if plan is None:
         return _back(app)
-    try:
-        preview = preview_upgrade(db.session, gateway(), app, plan, origin=request_origin())
-        db.session.commit()
-    except Refused as error:
-        return _refused(error, app)
-    except GatewayError as error:
-        return _gateway_failed(error, app)
+    preview = preview_upgrade(db.session, gateway(), app, plan, origin=request_origin())
+    db.session.commit()
     return render_template("subscriptions/upgrade.html", app=app, preview=preview, attempt=new_attempt())
 
 
@@ -283,10 +282,6 @@ def upgrade_confirm(app_id: int):
         db.session.commit()
         flash(refusal_message(error), "info")
         return redirect(url_for("subscriptions.upgrade_preview", app_id=app.id, plan=plan.code))
-    except Refused as error:
-        return _refused(error, app)
-    except GatewayError as error:
-        return _gateway_failed(error, app)
     flash(_("Your app is now on %(plan)s. %(amount)s was charged.", plan=plan.name,
             amount=money(result.charged.amount, result.charged.currency)), "success")
     return _back(app)
@@ -318,14 +313,9 @@ def downgrade(app_id: int):
     if plan is None:
         return _back(app)
     attempt = attempt_from(request.form.get("attempt"))
-    try:
-        row = schedule_downgrade(db.session, gateway(), app, plan, attempt=attempt, origin=request_origin())
-        when = row.scheduled_change_at or row.current_period_end
-        db.session.commit()
-    except Refused as error:
-        return _refused(error, app)
-    except GatewayError as error:
-        return _gateway_failed(error, app)
+    row = schedule_downgrade(db.session, gateway(), app, plan, attempt=attempt, origin=request_origin())
+    when = row.scheduled_change_at or row.current_period_end
+    db.session.commit()
     flash(_("Downgrade scheduled: %(plan)s from %(date)s. Your current plan stays until then.", plan=plan.name,
             date=format_date(when)), "success")
     return _back(app)
@@ -336,13 +326,8 @@ def downgrade(app_id: int):
 def downgrade_undo(app_id: int):
     """Keep the current plan: drop the scheduled downgrade."""
     app = get_app_or_404(app_id)
-    try:
-        changed = undo_downgrade(db.session, gateway(), app, origin=request_origin())
-        db.session.commit()
-    except Refused as error:
-        return _refused(error, app)
-    except GatewayError as error:
-        return _gateway_failed(error, app)
+    changed = undo_downgrade(db.session, gateway(), app, origin=request_origin())
+    db.session.commit()
     if changed:
         flash(_("The scheduled downgrade was undone. Your plan stays as it is."), "success")
     else:
@@ -370,15 +355,10 @@ def cancel_confirm_page(app_id: int):
 def cancel(app_id: int):
     """Cancel at the period end; access is kept until then."""
     app = get_app_or_404(app_id)
-    try:
-        changed = cancel_at_period_end(db.session, gateway(), app, origin=request_origin())
-        live = live_subscription(db.session, app)
-        until = live.current_period_end if live else None
-        db.session.commit()
-    except Refused as error:
-        return _refused(error, app)
-    except GatewayError as error:
-        return _gateway_failed(error, app)
+    changed = cancel_at_period_end(db.session, gateway(), app, origin=request_origin())
+    live = live_subscription(db.session, app)
+    until = live.current_period_end if live else None
+    db.session.commit()
     if changed:
         flash(_("Your subscription is canceled. You keep access until %(date)s, and you can resume it until then.",
                 date=format_date(until)), "success")
@@ -392,13 +372,8 @@ def cancel(app_id: int):
 def resume_subscription(app_id: int):
     """Undo a cancellation before the period ends."""
     app = get_app_or_404(app_id)
-    try:
-        changed = resume(db.session, gateway(), app, origin=request_origin())
-        db.session.commit()
-    except Refused as error:
-        return _refused(error, app)
-    except GatewayError as error:
-        return _gateway_failed(error, app)
+    changed = resume(db.session, gateway(), app, origin=request_origin())
+    db.session.commit()
     if changed:
         flash(_("Welcome back! Your subscription will renew as usual."), "success")
     else:
