@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from billing import clock
@@ -65,6 +67,38 @@ def sandbox(sandbox_server):
     """The running sandbox, emptied (objects, clock, faults) before the test."""
     sandbox_server.reset()
     return sandbox_server
+
+
+def _fresh_postgres_database(request, app_config):
+    """Point ``app_config`` at a new PostgreSQL database of its own; dropped afterwards."""
+    server = make_url(request.getfixturevalue("postgres_url"))
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    app_config["SQLALCHEMY_DATABASE_URI"] = server.set(database=name).render_as_string(hide_password=False)
+    yield "postgres"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request, app_config):
+    """The test on the file SQLite of ``app_config``, then on a fresh PostgreSQL database of its own.
+
+    Request it before ``app`` or ``billing_app`` so the app is built on the chosen database.
+    """
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    yield from _fresh_postgres_database(request, app_config)
+
+
+@pytest.fixture
+def postgres_backend(request, app_config):
+    """``app_config`` pointed at a fresh PostgreSQL database of its own (request it before ``app``)."""
+    yield from _fresh_postgres_database(request, app_config)
 
 
 # ---------------------------------------------------------------- the app

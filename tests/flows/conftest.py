@@ -75,30 +75,3 @@ def set_plan(app, code: str, **values) -> None:
 def customer_of(app, app_id: int) -> str | None:
     with short_session(app) as session:
         return session.get(App, app_id).stripe_customer_id
-
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request, app_config):
-    """The test on the file SQLite of ``app_config``, then on a fresh PostgreSQL database of its own.
-
-    Request it before ``billing_app`` so the app is built on the chosen database.
-    """
-    if request.param == "sqlite":
-        yield "sqlite"
-        return
-    import uuid
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    server = make_url(request.getfixturevalue("postgres_url"))
-    name = f"flows_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    app_config["SQLALCHEMY_DATABASE_URI"] = server.set(database=name).render_as_string(hide_password=False)
-    yield "postgres"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
