@@ -20,7 +20,7 @@ import enum
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,6 +32,7 @@ from billing.plans import plan_by_price
 from billing.states import SubscriptionStatus, check_transition
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,15 @@ def app_for_customer(session: Session, customer_id: Optional[str]) -> Optional[A
     return session.scalar(select(App).where(App.stripe_customer_id == customer_id))
 
 
-def _freshness(row_watermark: int, observed_at: int) -> int:
-    return (observed_at > row_watermark) - (observed_at < row_watermark)
+def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Callable[[], T]]) -> Optional[T]:
+    """The state to apply to ``row``: ``remote``, Stripe's answer on a same-second tie, or None when stale."""
+    if row is None or observed_at > row.stripe_watermark:
+        return remote
+    if observed_at < row.stripe_watermark:
+        log.info("ignoring stale state of %s (observed %s, holding %s)", getattr(remote, "id", "?"), observed_at,
+                 row.stripe_watermark)
+        return None
+    return refetch() if refetch is not None else remote
 
 
 def sync_subscription(
@@ -113,14 +121,9 @@ def sync_subscription(
 ) -> SyncResult:
     """Bring our row for ``remote`` up to date (creating it if the app is ours and it is new)."""
     row = session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == remote.id))
-    if row is not None:
-        freshness = _freshness(row.stripe_watermark, observed_at)
-        if freshness < 0:
-            log.info("ignoring stale state of %s (observed %s, holding %s)", remote.id, observed_at,
-                     row.stripe_watermark)
-            return SyncResult(Outcome.STALE, row)
-        if freshness == 0 and refetch is not None:
-            remote = refetch()
+    remote = _newest(row, remote, observed_at, refetch)
+    if remote is None:
+        return SyncResult(Outcome.STALE, row)
 
     app = row.app if row is not None else app_for_customer(session, remote.customer)
     if app is None:
@@ -211,12 +214,9 @@ def sync_invoice(
     if remote.id is None:
         raise ValueError("a preview invoice has no id and is never stored")
     row = session.scalar(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id))
-    if row is not None:
-        freshness = _freshness(row.stripe_watermark, observed_at)
-        if freshness < 0:
-            return SyncResult(Outcome.STALE, row)
-        if freshness == 0 and refetch is not None:
-            remote = refetch()
+    remote = _newest(row, remote, observed_at, refetch)
+    if remote is None:
+        return SyncResult(Outcome.STALE, row)
 
     app = row.app if row is not None else app_for_customer(session, remote.customer)
     if app is None:
