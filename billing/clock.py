@@ -45,18 +45,18 @@ class MovableClock:
 class ExternalClock:
     """Follows another clock, such as the sandbox's test clock, by keeping its offset.
 
-    The offset from the system clock is read again after ``ttl_seconds`` or on
+    The offset from the system clock is read again after ``ttl`` or on
     ``refresh()`` (jobs and billing actions call it first), so stamping a row does
     not cost a request. When the source cannot be reached the last known offset
     stays: pages still render while the sandbox is down.
     """
 
-    def __init__(self, read: Callable[[], datetime], ttl_seconds: float = 1.0):
+    def __init__(self, read: Callable[[], datetime], ttl: timedelta = timedelta(seconds=1)):
         self._read = read
-        self._ttl = ttl_seconds
+        self._ttl_ns = int(ttl.total_seconds() * 1_000_000_000)
         self._lock = threading.Lock()
         self._offset = timedelta(0)
-        self._read_at: float | None = None
+        self._read_at_ns: int | None = None  # time.monotonic_ns() of the last read
 
     def refresh(self) -> None:
         try:
@@ -65,10 +65,10 @@ class ExternalClock:
             return
         with self._lock:
             self._offset = source - datetime.now(timezone.utc)
-            self._read_at = time.monotonic()
+            self._read_at_ns = time.monotonic_ns()
 
     def now(self) -> datetime:
-        if self._read_at is None or time.monotonic() - self._read_at > self._ttl:
+        if self._read_at_ns is None or time.monotonic_ns() - self._read_at_ns > self._ttl_ns:
             self.refresh()
         with self._lock:
             return datetime.now(timezone.utc) + self._offset

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 import stripe
@@ -445,13 +445,14 @@ class StripeGateway:
                           key=f"test_clock:create:{name}:{frozen_time}")
         return data["id"]
 
-    def advance_test_clock(self, to: datetime, clock_id: str = SANDBOX_CLOCK_ID, wait_seconds: float = 120) -> None:
+    def advance_test_clock(self, to: datetime, clock_id: str = SANDBOX_CLOCK_ID,
+                           wait: timedelta = timedelta(minutes=2)) -> None:
         """Move a test clock forward and wait until Stripe has run everything that fell due."""
         self._call(self._v1.test_helpers.test_clocks.advance, clock_id, {"frozen_time": int(to.timestamp())})
-        deadline = time.monotonic() + wait_seconds
+        deadline = datetime.now(timezone.utc) + wait
         while self._call(self._v1.test_helpers.test_clocks.retrieve, clock_id)["status"] != "ready":
-            if time.monotonic() > deadline:
-                raise GatewayUnavailable(f"test clock {clock_id} still advancing after {wait_seconds:.0f}s")
+            if datetime.now(timezone.utc) > deadline:
+                raise GatewayUnavailable(f"test clock {clock_id} still advancing after {wait}")
             time.sleep(1)
 
     # ------------------------------------------------------------------ plumbing
