@@ -80,6 +80,8 @@ SCHEDULES: tuple[Schedule, ...] = (
     # Mid-morning: retries hit cards when banks' fraud checks are least strict and owners can react to notices.
     Schedule("dunning-daily", "jobs.dunning.run_daily", daily_at=time(9, 0), timeout_seconds=1800),
     Schedule("notices-send", "jobs.notices.send_pending", every=timedelta(minutes=5)),
+    # The safety net of the webhook hand-off: recorded events that never got a job (Redis down, no pump).
+    Schedule("webhooks-sweep", "jobs.webhooks.sweep_inbox", every=timedelta(minutes=1), timeout_seconds=120),
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import create_engine, delete, insert
+from sqlalchemy import create_engine, insert
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -86,9 +86,3 @@ class Inbox:
                     raise DBAPIError(_PG_INSERT, values, error) from error
             finally:
                 connection.close()  # back to the pool (or discarded when invalidated)
-
-    def forget(self, event_id: str) -> None:
-        """Remove a row whose job could not be queued, so Stripe's redelivery records it afresh."""
-        with self.engine.begin() as connection:
-            connection.execute(delete(_table).where(_table.c.event_id == event_id,
-                                                    _table.c.status == WebhookStatus.RECEIVED))

@@ -1,64 +1,33 @@
-"""Handing a recorded event to the ``webhooks`` queue, in one Redis round trip.
+"""Handing a recorded event over for processing.
 
-``portal.queue.enqueue`` is the general helper (used here when jobs run inline, in
-tests); the asynchronous path sits on the webhook
-endpoint's hot path, so it keeps one ``Queue`` per process (RQ asks the Redis
-version once per Queue object) and writes the job and its queue entry in a single
-pipeline (MULTI/EXEC) instead of three separate commands.
+On the endpoint's hot path (``RQ_ASYNC`` on) the hand-off is one ``LPUSH`` of the
+event id onto ``webhooks:inbox``; the pump (``jobs/webhook_pump.py``) turns ids into
+RQ jobs off the request. Where speed does not matter (the admin's replay, and tests
+with ``RQ_ASYNC`` off, where the job runs at once in-process) the RQ job is created
+here directly, the same job the pump would create.
 """
 from __future__ import annotations
 
-import threading
-import uuid
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 from flask import current_app
-from rq import Queue, Retry
+from redis import Redis
 from rq.job import Job
 
 from jobs.queues import WEBHOOKS, get_queue
+from jobs.webhook_pump import INBOX_KEY, JOB, create_job, job_id, retry_policy
 from portal.queue import enqueue
 
-JOB = "jobs.webhooks.process_event"
-# Backoff between attempts of a failing handler: 10 s, 1 min, 5 min, 30 min, 2 h. Long
-# enough for Stripe to come back or a late event to arrive; after that, an alert.
-RETRY_INTERVALS = (10, 60, 300, 1800, 7200)
-RESULT_TTL = 60  # the row in processed_webhooks is the record; RQ keeps results briefly
-FAILURE_TTL = 7 * 86400
 
-_queues: dict[str, Queue] = {}
-_lock = threading.Lock()
-
-
-def job_id(event_id: str, replay: bool = False) -> str:
-    """RQ job ids derived from the event: a second enqueue of the same delivery is visible as such."""
-    return f"webhook-{event_id}-replay-{uuid.uuid4().hex[:8]}" if replay else f"webhook-{event_id}"
-
-
-def retry_policy(config: Mapping[str, Any]) -> Retry:
-    intervals = list(config.get("WEBHOOK_RETRY_INTERVALS", RETRY_INTERVALS))
-    return Retry(max=len(intervals), interval=intervals)
-
-
-def _queue(redis_url: str) -> Queue:
-    queue = _queues.get(redis_url)
-    if queue is None:
-        with _lock:
-            queue = _queues.setdefault(redis_url, get_queue(WEBHOOKS, redis_url))
-    return queue
+def hand_off(connection: Redis, event_id: str) -> None:
+    """Put ``event_id`` in line for the pump: one Redis round trip."""
+    connection.lpush(INBOX_KEY, event_id)
 
 
 def enqueue_processing(event_id: str, *, replay: bool = False) -> Optional[Job]:
-    """Queue the processing of ``event_id`` (run at once, in-process, when RQ_ASYNC is off)."""
+    """Queue the processing of ``event_id`` as an RQ job (run at once, in-process, when RQ_ASYNC is off)."""
     config = current_app.config
     retry = retry_policy(config)
-    identifier = job_id(event_id, replay)
     if not config["RQ_ASYNC"]:
-        return enqueue(JOB, event_id, queue=WEBHOOKS, job_id=identifier, retry=retry)  # runs now, in-process
-    queue = _queue(config["REDIS_URL"])
-    with queue.connection.pipeline() as pipe:
-        # An explicit description spares RQ building one from the call's repr on every delivery.
-        job = queue.enqueue_call(JOB, args=(event_id,), job_id=identifier, retry=retry, result_ttl=RESULT_TTL,
-                                 failure_ttl=FAILURE_TTL, description=f"Stripe event {event_id}", pipeline=pipe)
-        pipe.execute()
-    return job
+        return enqueue(JOB, event_id, queue=WEBHOOKS, job_id=job_id(event_id, replay), retry=retry)  # runs now
+    return create_job(get_queue(WEBHOOKS, config["REDIS_URL"]), event_id, retry, replay=replay)

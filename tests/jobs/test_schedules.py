@@ -37,6 +37,7 @@ def test_registering_twice_does_not_duplicate_schedules(redis):
         "schedule-dunning-daily-20261202T120000Z",  # 09:00 in São Paulo, tomorrow: today's 09:00 has passed
         "schedule-notices-send-20261201T151000Z",
         "schedule-reconciliation-nightly-20261202T053000Z",  # 02:30 in São Paulo
+        "schedule-webhooks-sweep-20261201T150800Z",
     ]
     job = Job.fetch("schedule-dunning-daily-20261202T120000Z", connection=redis)
     assert job.func_name == "jobs.schedules.run_scheduled" and job.args == ("dunning-daily",)

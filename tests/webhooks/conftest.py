@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from redis import Redis
 from sqlalchemy import func, select
 
 from billing.models import App, AuditLog, KernelPlan, ProcessedWebhook
+from jobs.webhook_pump import CLAIMED_KEY, INBOX_KEY, Pump, retry_policy
 from portal.extensions import db
 from tests.webhooks.helpers import OLD_SECRET, SECRET
 
@@ -12,6 +14,16 @@ from tests.webhooks.helpers import OLD_SECRET, SECRET
 @pytest.fixture(autouse=True)
 def _webhook_secrets(app_config):
     app_config["STRIPE_KERNEL_WEBHOOK_SECRETS"] = [SECRET, OLD_SECRET]
+
+
+@pytest.fixture(autouse=True)
+def _empty_inbox(redis_url):
+    """No event id handed off by an earlier test (another database) and no rate-limit window left over."""
+    connection = Redis.from_url(redis_url)
+    connection.delete(INBOX_KEY, CLAIMED_KEY, *connection.scan_iter(match="webhooks:rate:*"))
+    yield
+    connection.delete(INBOX_KEY, CLAIMED_KEY)
+    connection.close()
 
 
 @pytest.fixture
@@ -29,6 +41,11 @@ def acme(app, tenant):
 def count(app, model, *conditions) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model).where(*conditions))
+
+
+def pump(app) -> int:
+    """Turn every handed-off event id into its RQ job, as the worker's pump does; returns how many."""
+    return Pump(Redis.from_url(app.config["REDIS_URL"]), retry_policy(app.config)).drain()
 
 
 def webhook_row(app, event_id: str) -> ProcessedWebhook | None:

@@ -15,7 +15,8 @@ from sqlalchemy import select, text
 
 from billing.models import AppSubscription, AuditLog, ProcessedWebhook, WebhookStatus
 from portal.extensions import db
-from tests.webhooks.conftest import count
+from jobs.webhook_pump import INBOX_KEY
+from tests.webhooks.conftest import count, pump
 from tests.webhooks.helpers import body, event, signed_headers, subscription
 from tests.webhooks.serving import ThreadedServer
 
@@ -55,7 +56,8 @@ def test_concurrent_copies_of_one_event_are_processed_once(backend, app, acme):
 
     assert answers == [200] * COPIES
     assert count(app, ProcessedWebhook) == 1
-    assert queue.count == 1  # one job, whatever the number of copies
+    assert connection.lrange(INBOX_KEY, 0, -1) == [payload["id"].encode()]  # handed off once
+    assert pump(app) == 1 and queue.count == 1  # one job, whatever the number of copies
 
     SimpleWorker([queue], connection=connection).work(burst=True)
     with app.app_context():
@@ -90,7 +92,8 @@ def test_concurrent_distinct_events_are_all_recorded(backend, app, acme):
             thread.join(60)
 
     assert sorted(answers) == [200] * COPIES
-    assert count(app, ProcessedWebhook) == COPIES and queue.count == COPIES
+    assert count(app, ProcessedWebhook) == COPIES
+    assert pump(app) == COPIES and queue.count == COPIES
     queue.empty()
 
 

@@ -1,12 +1,14 @@
 """POST /webhooks/kernel/stripe: bad input answers 400/413 and writes nothing; good events are recorded once."""
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from redis import Redis
 
 from billing.models import AppSubscription, ProcessedWebhook, WebhookStatus
 from billing.webhooks.signature import header_for
-from tests.webhooks.conftest import audit_actions, count, webhook_row
+from jobs.webhook_pump import CLAIMED_KEY, INBOX_KEY
+from tests.webhooks.conftest import audit_actions, count, pump, webhook_row
 from tests.webhooks.helpers import OLD_SECRET, SECRET, body, event, post, signed_headers, subscription
 
 URL = "/webhooks/kernel/stripe"
@@ -128,38 +130,102 @@ def test_the_endpoint_needs_no_csrf_token(app_config, acme, app):
     assert webhook_row(app, payload["id"]).status == WebhookStatus.PROCESSED
 
 
-def test_the_endpoint_is_rate_limited_per_sender(app, client):
+def test_signed_deliveries_are_rate_limited_per_sender_and_the_refused_one_is_not_recorded(app, client):
     app.config["WEBHOOK_RATE_LIMIT"] = "3 per minute"
-    answers = [client.post(URL, data=b"{}", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code
-               for _ in range(4)]
-    assert answers == [400, 400, 400, 429]
+    sender = {"REMOTE_ADDR": "203.0.113.9"}
+    # Unsigned junk is refused before the limiter: it never eats the allowance of Stripe's own deliveries.
+    assert [client.post(URL, data=b"{}", environ_base=sender).status_code for _ in range(4)] == [400] * 4
+    payloads = [event("customer.tax_id.created", {"id": f"txi_{i}", "object": "tax_id"}) for i in range(4)]
+    before = rejected(app, "rate_limited")
+    answers = [post(client, payload, environ_base=sender) for payload in payloads]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    refused = answers[3]
+    assert refused.json["error"]["reason"] == "rate_limited" and "3 per minute" in refused.json["error"]["message"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert webhook_row(app, payloads[3]["id"]) is None and count(app, ProcessedWebhook) == 3
+    assert rejected(app, "rate_limited") == before + 1
     # another sender has its own allowance
-    assert client.post(URL, data=b"{}", environ_base={"REMOTE_ADDR": "203.0.113.10"}).status_code == 400
+    assert post(client, payloads[3], environ_base={"REMOTE_ADDR": "203.0.113.10"}).status_code == 200
 
 
-def test_when_the_queue_is_down_the_event_is_refused_so_stripe_retries(app, client, acme):
-    import portal.webhooks.queueing as queueing
+def test_behind_a_trusted_proxy_the_limit_counts_the_client_address(app_config, request):
+    app_config["TRUSTED_PROXIES"] = 1
+    app = request.getfixturevalue("app")
+    app.config["WEBHOOK_RATE_LIMIT"] = "1 per minute"
+    client = app.test_client()
 
-    app.config["RQ_ASYNC"] = True
-    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
-    queueing._queues.clear()
-    payload = a_subscription_event()
-    response = post(client, payload)
-    assert response.status_code == 503
-    assert count(app, ProcessedWebhook) == 0  # the redelivery will be recorded afresh
-    queueing._queues.clear()
+    def from_client(address: str):
+        return post(client, event("customer.tax_id.created", {"id": "txi_1", "object": "tax_id"}),
+                    environ_base={"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": address})
+
+    assert [from_client("198.51.100.1").status_code, from_client("198.51.100.2").status_code] == [200, 200]
+    assert from_client("198.51.100.1").status_code == 429
 
 
-def test_a_valid_event_is_queued_on_the_webhooks_queue_with_retries(app, client, acme):
+def test_a_valid_event_is_handed_to_the_pump_which_queues_its_job_with_retries(app, client, acme):
     from rq import Queue
 
     app.config["RQ_ASYNC"] = True
-    queue = Queue("webhooks", connection=Redis.from_url(app.config["REDIS_URL"]))
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    queue = Queue("webhooks", connection=redis)
     queue.empty()
     payload = a_subscription_event()
     assert post(client, payload).status_code == 200
+    # The answer did not wait for the handler, nor for the job: the id waits in the inbox.
+    assert redis.lrange(INBOX_KEY, 0, -1) == [payload["id"].encode()] and queue.count == 0
+    assert webhook_row(app, payload["id"]).status == WebhookStatus.RECEIVED
+
+    assert pump(app) == 1
     job = queue.fetch_job(f"webhook-{payload['id']}")
     assert job is not None and job.args == (payload["id"],) and job.func_name == "jobs.webhooks.process_event"
     assert job.retries_left == 5 and queue.count == 1
-    assert webhook_row(app, payload["id"]).status == WebhookStatus.RECEIVED  # the answer did not wait
+    assert redis.llen(INBOX_KEY) == 0 and redis.llen(CLAIMED_KEY) == 0
     queue.empty()
+
+
+def test_duplicates_and_events_of_the_other_mode_are_not_handed_off(app, client, acme):
+    app.config["RQ_ASYNC"] = True
+    redis = Redis.from_url(app.config["REDIS_URL"])
+    payload = a_subscription_event()
+    for _ in range(3):
+        assert post(client, payload).status_code == 200
+    assert post(client, a_subscription_event(livemode=True)).status_code == 200
+    assert redis.lrange(INBOX_KEY, 0, -1) == [payload["id"].encode()]
+
+
+def test_when_redis_is_down_the_event_is_acknowledged_recorded_and_swept_later(app, client, acme):
+    from rq import Queue, SimpleWorker
+
+    from jobs.webhooks import sweep_inbox
+
+    redis_url = app.config["REDIS_URL"]
+    app.config["RQ_ASYNC"] = True
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there: no limiter, no hand-off
+    payload = a_subscription_event()
+    assert post(client, payload).status_code == 200
+    assert webhook_row(app, payload["id"]).status == WebhookStatus.RECEIVED
+
+    app.config["REDIS_URL"] = redis_url  # Redis is back; the id never reached the inbox
+    queue = Queue("webhooks", connection=Redis.from_url(redis_url))
+    queue.empty()
+    assert Redis.from_url(redis_url).llen(INBOX_KEY) == 0
+    assert sweep_inbox() == 0  # within its first 30 s an event may still be on its way
+    later = datetime.now(timezone.utc) + timedelta(seconds=31)
+    assert sweep_inbox(now=later) == 1
+    assert sweep_inbox(now=later) == 0  # its job exists now: not queued twice
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    assert webhook_row(app, payload["id"]).status == WebhookStatus.PROCESSED
+    assert count(app, AppSubscription, AppSubscription.stripe_subscription_id == "sub_new") == 1
+    queue.empty()
+
+
+def test_other_methods_get_a_json_405_and_the_rule_still_builds_its_url(app, client):
+    from flask import url_for
+
+    response = client.get(URL)
+    assert response.status_code == 405 and response.json["error"]["code"] == 405
+    assert response.headers["Allow"] == "POST"
+    with app.test_request_context():
+        assert url_for("webhooks.stripe") == URL
+    assert client.get("/login").status_code == 200  # every other request is Flask's

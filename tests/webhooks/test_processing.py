@@ -13,7 +13,7 @@ from jobs.webhooks import process_event
 from portal.extensions import db
 from portal.payments import gateway
 from tests.conftest import pay_hosted_checkout
-from tests.webhooks.conftest import audit_actions, count, webhook_row
+from tests.webhooks.conftest import audit_actions, count, pump, webhook_row
 from tests.webhooks.helpers import event, post, subscription
 
 
@@ -23,7 +23,8 @@ def _queue(app) -> Queue:
     return queue
 
 
-def _work(queue: Queue) -> None:
+def _work(app, queue: Queue) -> None:
+    pump(app)  # the handed-off ids become jobs, as the worker's pump makes them
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
@@ -31,11 +32,11 @@ def test_a_failing_handler_is_retried_its_error_stored_and_nothing_marked_proces
     app.config.update(RQ_ASYNC=True, WEBHOOK_RETRY_INTERVALS=[0, 0])  # two retries, at once (no scheduler needed)
     queue = _queue(app)
     post(client, event("customer.subscription.created", subscription(sub_id="sub_first"), created=1_800_000_000))
-    _work(queue)
+    _work(app, queue)
     # A second live subscription for the same app is refused by the database until the first one ends.
     second = event("customer.subscription.created", subscription(sub_id="sub_second"), created=1_800_000_001)
     post(client, second)
-    _work(queue)
+    _work(app, queue)
 
     row = webhook_row(app, second["id"])
     assert row.status == WebhookStatus.FAILED and row.attempts == 3  # the first run and two retries
@@ -49,7 +50,7 @@ def test_a_failing_handler_is_retried_its_error_stored_and_nothing_marked_proces
     # Stripe then reports the first subscription's end; the failed event goes through when replayed.
     post(client, event("customer.subscription.deleted", subscription(sub_id="sub_first", status="canceled"),
                        created=1_800_000_002))
-    _work(queue)
+    _work(app, queue)
     process_event(second["id"])
     assert webhook_row(app, second["id"]).status == WebhookStatus.PROCESSED
     queue.empty()
@@ -75,7 +76,7 @@ def test_a_transient_stripe_outage_is_ridden_out_by_the_retries(billing_app, san
     queue = _queue(billing_app)
     post(client, completed)
     sandbox.fail(3, status=503)  # the first attempt's request and the SDK's own two retries
-    _work(queue)
+    _work(billing_app, queue)
 
     row = webhook_row(billing_app, completed["id"])
     assert row.status == WebhookStatus.PROCESSED and row.attempts == 2
