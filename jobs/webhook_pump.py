@@ -74,13 +74,13 @@ def ensure_job(queue: Queue, event_id: str, retry: Retry) -> bool:
     status = connection.hget(Job.key_for(identifier), "status")
     if status is not None and status.decode() not in _OVER:
         return False
+    if status is not None:
+        # Its registries belong to the earlier run; start from a clean slate.
+        try:
+            Job.fetch(identifier, connection=connection).delete()
+        except NoSuchJobError:
+            pass  # it expired meanwhile
     with connection.pipeline() as pipe:
-        if status is not None:
-            # Its registries belong to the earlier run; start from a clean slate.
-            try:
-                Job.fetch(identifier, connection=connection).delete(pipeline=pipe)
-            except NoSuchJobError:
-                pass  # it expired meanwhile
         create_job(queue, event_id, retry, pipeline=pipe)
         pipe.execute()
     return True
