@@ -2,11 +2,13 @@
 
 The endpoint's hot path records the event and hands it over with one ``LPUSH`` of
 its id; creating the RQ job (a pickled call, about twenty hash fields, six
-commands) happens here, off the request. Each id is moved atomically (``BLMOVE``)
-onto ``webhooks:inbox:claimed`` while its job is created and removed from there
-once the job exists, so a pump killed half-way loses nothing: the next pump to
-start pushes the claimed ids back. Several pumps (one per worker) may run at
-once: ``BLMOVE`` gives each id to one of them.
+commands) happens here, off the request. Each id is moved atomically onto
+``webhooks:inbox:claimed`` while its job is created (``BLMOVE`` waits for one; in a
+burst a short Lua script moves up to ``BATCH`` at once, so the round trips and the
+MULTI/EXEC are paid per batch, not per event) and removed from there once the job
+exists, so a pump killed half-way loses nothing: the next pump to start pushes the
+claimed ids back. Several pumps (one per worker) may run at once: each move gives
+an id to exactly one of them.
 
 This module is also where the processing job is defined as RQ sees it (queue,
 job id, retry policy, TTLs), shared by the pump, the sweeper
@@ -31,6 +33,7 @@ from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from billing.webhooks.events import EVENT_ID
 from jobs.queues import WEBHOOKS
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,18 @@ FAILURE_TTL = 7 * 86400
 # (processing is idempotent: a settled event is left as it is).
 _OVER = {JobStatus.FINISHED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value}
 BLOCK_SECONDS = 1.0  # how long one BLMOVE waits; also how soon a stop request or a dead parent is noticed
+# Ids claimed at once when several wait (a burst): a handful of round trips per batch instead of per id.
+BATCH = 100
+# Moves up to ARGV[1] ids from the inbox's oldest end to the claimed list, atomically (BLMOVE moves one).
+_CLAIM_MANY = """
+local ids = {}
+for i = 1, tonumber(ARGV[1]) do
+  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not id then break end
+  ids[i] = id
+end
+return ids
+"""
 
 
 def job_id(event_id: str, replay: bool = False) -> str:
@@ -67,33 +82,47 @@ def create_job(queue: Queue, event_id: str, retry: Retry, *, replay: bool = Fals
                               pipeline=pipeline)
 
 
-def ensure_job(queue: Queue, event_id: str, retry: Retry) -> bool:
-    """Create the processing job of ``event_id`` unless one is already waiting or running; True when created."""
-    identifier = job_id(event_id)
+def _start_afresh(connection: Redis, identifier: str) -> None:
+    # The earlier run's registries and fields would linger in a job hash written over.
+    try:
+        Job.fetch(identifier, connection=connection).delete()
+    except NoSuchJobError:
+        pass  # it expired meanwhile
+
+
+def ensure_jobs(queue: Queue, event_ids: list[str], retry: Retry) -> list[str]:
+    """Create the processing job of each event unless one is already waiting or running; returns those created."""
     connection = queue.connection
-    status = connection.hget(Job.key_for(identifier), "status")
-    if status is not None and status.decode() not in _OVER:
-        return False
-    if status is not None:
-        # Its registries belong to the earlier run; start from a clean slate.
-        try:
-            Job.fetch(identifier, connection=connection).delete()
-        except NoSuchJobError:
-            pass  # it expired meanwhile
-    with connection.pipeline() as pipe:
-        create_job(queue, event_id, retry, pipeline=pipe)
-        pipe.execute()
-    return True
+    with connection.pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            pipe.hget(Job.key_for(job_id(event_id)), "status")
+        statuses = pipe.execute()
+    wanted: dict[str, None] = {}  # ordered, and an id twice in one batch gets one job
+    for event_id, status in zip(event_ids, statuses):
+        if status is None:
+            wanted[event_id] = None
+        elif status.decode() in _OVER and event_id not in wanted:
+            _start_afresh(connection, job_id(event_id))
+            wanted[event_id] = None
+    if wanted:
+        with connection.pipeline() as pipe:  # one MULTI/EXEC for the whole batch
+            for event_id in wanted:
+                create_job(queue, event_id, retry, pipeline=pipe)
+            pipe.execute()
+    return list(wanted)
 
 
 class Pump:
-    """Moves ids from ``webhooks:inbox`` to RQ jobs, one at a time, safely alongside other pumps."""
+    """Moves ids from ``webhooks:inbox`` to RQ jobs, in batches, safely alongside other pumps."""
 
-    def __init__(self, connection: Redis, retry: Optional[Retry] = None, *, block_seconds: float = BLOCK_SECONDS):
+    def __init__(self, connection: Redis, retry: Optional[Retry] = None, *, block_seconds: float = BLOCK_SECONDS,
+                 batch: int = BATCH):
         self.connection = connection
         self.queue = Queue(WEBHOOKS, connection=connection)
         self.retry = retry or retry_policy()
         self.block_seconds = block_seconds
+        self.batch = batch
+        self._claim_many = connection.register_script(_CLAIM_MANY)
 
     def recover(self) -> int:
         """Push back the ids a pump claimed but never finished (it died mid-way); returns how many."""
@@ -103,33 +132,39 @@ class Pump:
             moved += 1
         return moved
 
-    def step(self, block: bool = True) -> Optional[str]:
-        """Hand over the oldest waiting id (waiting up to ``block_seconds`` for one); None when there was none."""
-        if block:
-            raw = self.connection.blmove(INBOX_KEY, CLAIMED_KEY, self.block_seconds, "RIGHT", "LEFT")
-        else:
-            raw = self.connection.lmove(INBOX_KEY, CLAIMED_KEY, "RIGHT", "LEFT")
-        if raw is None:
-            return None
-        event_id = raw.decode("utf-8", "replace")
-        try:
-            created = ensure_job(self.queue, event_id, self.retry)
-        except RedisError:
-            raise  # the id stays claimed; the next pump to start, or the sweeper, takes care of it
-        except Exception:
-            # Not an id RQ accepts (nothing the endpoint pushes): dropping it must not stop the pump.
-            log.exception("could not queue a job for %r; dropped from the inbox", event_id)
-            created = False
-        self.connection.lrem(CLAIMED_KEY, 1, raw)
-        if created:
-            log.debug("queued %s", event_id)
-        return event_id
+    def _claim(self, block: bool) -> list[bytes]:
+        claimed = self._claim_many(keys=[INBOX_KEY, CLAIMED_KEY], args=[self.batch])
+        if claimed or not block:
+            return claimed
+        # Nothing waiting: sleep in Redis until an id arrives (or block_seconds pass).
+        first = self.connection.blmove(INBOX_KEY, CLAIMED_KEY, self.block_seconds, "RIGHT", "LEFT")
+        return [first] if first is not None else []
+
+    def step(self, block: bool = True) -> list[str]:
+        """Hand over the oldest waiting ids (up to ``batch``; waiting up to ``block_seconds`` for one when there is
+        none and ``block``); returns the ids handed over."""
+        claimed = self._claim(block)
+        if not claimed:
+            return []
+        event_ids = [raw.decode("utf-8", "replace") for raw in claimed]
+        valid = [event_id for event_id in event_ids if EVENT_ID.fullmatch(event_id)]
+        if len(valid) < len(event_ids):
+            # Nothing the endpoint pushes; dropped so that it never blocks the pump.
+            log.error("dropped from the inbox, not Stripe event ids: %r", sorted(set(event_ids) - set(valid)))
+        # A RedisError from here on leaves the ids claimed: the next pump to start, or the sweeper, queues them.
+        created = ensure_jobs(self.queue, valid, self.retry)
+        with self.connection.pipeline(transaction=False) as pipe:
+            for raw in claimed:
+                pipe.lrem(CLAIMED_KEY, 1, raw)
+            pipe.execute()
+        log.debug("queued %d of %d handed-off events", len(created), len(claimed))
+        return event_ids
 
     def drain(self) -> int:
         """Hand over every waiting id without blocking (tests, the benchmark); returns how many."""
         handed = 0
-        while self.step(block=False) is not None:
-            handed += 1
+        while batch := self.step(block=False):
+            handed += len(batch)
         return handed
 
     def run(self, should_stop: Callable[[], bool]) -> None:

@@ -79,11 +79,22 @@ def test_an_id_claimed_by_a_pump_that_died_is_recovered_by_the_next(redis, queue
 def test_a_job_already_waiting_is_not_created_twice(redis, queue):
     first = create_job(queue, "evt_twice", retry_policy())
     redis.lpush(INBOX_KEY, "evt_twice", "evt_twice")  # e.g. swept, then its id came through the inbox as well
+    redis.lpush(INBOX_KEY, "evt_new", "evt_new")  # twice in one batch, no job yet
 
-    assert Pump(redis).drain() == 2
+    assert Pump(redis).drain() == 4
 
-    assert queue.job_ids == ["webhook-evt_twice"]
+    assert queue.job_ids == ["webhook-evt_twice", "webhook-evt_new"]
     assert Job.fetch("webhook-evt_twice", connection=redis).enqueued_at == first.enqueued_at
+
+
+def test_a_burst_is_handed_over_in_batches_and_junk_never_blocks_the_pump(redis, queue):
+    ids = [f"evt_burst_{n:03d}" for n in range(250)]
+    redis.lpush(INBOX_KEY, *ids[:120], "not an event id", *ids[120:])
+
+    assert Pump(redis, batch=100).drain() == 251
+
+    assert queue.job_ids == [f"webhook-{event_id}" for event_id in ids]
+    assert redis.llen(INBOX_KEY) == 0 and redis.llen(CLAIMED_KEY) == 0
 
 
 def test_a_job_that_is_over_is_replaced_by_a_fresh_one(redis, queue):
@@ -126,6 +137,7 @@ def _received(app, event_id: str, age: timedelta, status: WebhookStatus = Webhoo
 
 def test_the_sweeper_queues_old_received_events_without_a_job_and_nothing_else(app, queue):
     _received(app, "evt_lost", timedelta(minutes=5))
+    _received(app, "evt_lost_too", timedelta(minutes=2))
     _received(app, "evt_just_now", timedelta(seconds=5))  # its hand-off may still be on its way
     _received(app, "evt_with_job", timedelta(minutes=5))
     create_job(queue, "evt_with_job", retry_policy())
@@ -133,11 +145,11 @@ def test_the_sweeper_queues_old_received_events_without_a_job_and_nothing_else(a
     _received(app, "evt_failed", timedelta(minutes=5), WebhookStatus.FAILED)
     _received(app, "evt_ignored", timedelta(minutes=5), WebhookStatus.IGNORED)
 
-    assert sweep_inbox() == 1
-    assert sorted(queue.job_ids) == ["webhook-evt_lost", "webhook-evt_with_job"]
+    assert sweep_inbox() == 2
+    assert sorted(queue.job_ids) == ["webhook-evt_lost", "webhook-evt_lost_too", "webhook-evt_with_job"]
     assert queue.fetch_job("webhook-evt_lost").retries_left == 5
     assert sweep_inbox() == 0  # idempotent
-    assert len(queue.job_ids) == 2
+    assert len(queue.job_ids) == 3
 
 
 def test_the_sweeper_runs_every_minute_from_the_schedules():
