@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Worker
 
 from jobs.context import portal_app
@@ -39,13 +40,26 @@ def stop_pump(pump: subprocess.Popen) -> None:
             pump.wait()
 
 
+class PortalWorker(Worker):
+    """RQ's worker; each maintenance round (every 10 minutes) also makes sure the schedules are registered."""
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        # A Redis restarted empty loses the chain of occurrences, the sweeper's included (the very case it is
+        # there for); registering is idempotent, so doing it again here restores them without a restart.
+        try:
+            register_schedules(self.connection)
+        except RedisError as error:
+            log.warning("could not check the schedules: %s", error)
+
+
 def main() -> None:
     app = portal_app()
     connection = Redis.from_url(app.config["REDIS_URL"])
     # Stable ids: a restart or a second worker finds the schedules already there (see jobs/schedules.py).
     for job_id in register_schedules(connection):
         log.info("schedule ready: %s", job_id)
-    worker = Worker(QUEUES, connection=connection)
+    worker = PortalWorker(QUEUES, connection=connection)
     pump = start_pump(app.config["REDIS_URL"])
     log.info("RQ worker listening on %s; webhook pump started (pid %d)", ", ".join(QUEUES), pump.pid)
     try:

@@ -152,9 +152,23 @@ def test_the_sweeper_queues_old_received_events_without_a_job_and_nothing_else(a
     assert len(queue.job_ids) == 3
 
 
-def test_the_sweeper_runs_every_minute_from_the_schedules():
+def test_the_sweeper_runs_every_minute_and_its_schedule_comes_back_after_redis_lost_it(redis_url):
+    from rq.registry import ScheduledJobRegistry
+
+    from jobs.queues import QUEUES
+    from jobs.worker import PortalWorker
+
     schedule = schedule_by_id("webhooks-sweep")
     assert schedule.func == "jobs.webhooks.sweep_inbox" and schedule.every == timedelta(minutes=1)
+    empty = Redis.from_url(redis_url.rsplit("/", 1)[0] + "/8")  # as a Redis restarted without its data
+    empty.flushdb()
+    try:
+        PortalWorker(QUEUES, connection=empty).run_maintenance_tasks()  # every 10 minutes in a running worker
+        scheduled = ScheduledJobRegistry(schedule.queue, connection=empty).get_job_ids()
+        assert any(job.startswith("schedule-webhooks-sweep-") for job in scheduled)
+    finally:
+        empty.flushdb()
+        empty.close()
 
 
 def test_an_event_handed_off_while_no_pump_runs_is_processed_once_the_sweeper_queues_it(app, client, acme, queue,
