@@ -7,8 +7,9 @@ does), calls its WSGI app directly with signed ``invoice.paid`` events, and prin
 CPU time per request in total and spent in each step (signature check, parsing, rate
 limit, INSERT, hand-off); "the rest" is the WSGI middleware itself (routing, reading
 the body, the answer). CPU time, unlike wall time, is barely disturbed by other load
-on the machine. Then it times the pump turning the handed-off ids into RQ jobs, the
-work that moved off the request.
+on the machine. Then it times the pump turning the handed-off ids into RQ jobs (the
+work that moved off the request) and, as a yardstick, the bare endpoint's CPU per
+request in the same process.
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def main() -> None:
         app = create_app()
         logging.getLogger().setLevel(logging.WARNING)
 
-        def call(body: bytes) -> None:
+        def call(body: bytes, wsgi_app=app) -> None:
             environ = {
                 "REQUEST_METHOD": "POST", "PATH_INFO": "/webhooks/kernel/stripe", "SCRIPT_NAME": "",
                 "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
@@ -92,7 +93,7 @@ def main() -> None:
                 "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
                 "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0)}
             statuses = []
-            b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+            b"".join(wsgi_app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
             assert statuses[0].startswith("200"), statuses
 
         for body in prepare(500, "warm"):
@@ -109,6 +110,19 @@ def main() -> None:
         rest = total - sum(spent.values()) / len(bodies) * 1000
         print(f"  {'the rest (WSGI middleware, body, answer)':40s} {rest:.3f} ms")
         pump_cpu(redis.url, len(bodies) + 500)
+
+        # The bare endpoint (bench/webhooks_bare.py) in the same process and run: its CPU is the yardstick.
+        os.environ["BARE_CONNINFO"] = postgres.url.replace("postgresql+psycopg://", "postgresql://")
+        from bench.webhooks_bare import app as bare
+
+        for body in prepare(500, "bare_warm"):
+            call(body, bare)
+        bodies = prepare(args.events, "bare_measured")
+        began = time.process_time()
+        for body in bodies:
+            call(body, bare)
+        bare_cpu = (time.process_time() - began) / len(bodies) * 1000
+        print(f"Bare endpoint, same run: {bare_cpu:.3f} ms CPU per request (the portal's is {total / bare_cpu:.2f}x)")
     finally:
         redis.stop()
         postgres.stop()
