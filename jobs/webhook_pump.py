@@ -52,6 +52,7 @@ _OVER = {JobStatus.FINISHED.value, JobStatus.FAILED.value, JobStatus.STOPPED.val
 BLOCK_SECONDS = 1.0  # how long one BLMOVE waits; also how soon a stop request or a dead parent is noticed
 # Ids claimed at once when several wait (a burst): a handful of round trips per batch instead of per id.
 BATCH = 100
+LINGER_SECONDS = 0.005  # after waking for one id, how long to let others join its batch
 # Moves up to ARGV[1] ids from the inbox's oldest end to the claimed list, atomically (BLMOVE moves one).
 _CLAIM_MANY = """
 local ids = {}
@@ -116,12 +117,13 @@ class Pump:
     """Moves ids from ``webhooks:inbox`` to RQ jobs, in batches, safely alongside other pumps."""
 
     def __init__(self, connection: Redis, retry: Optional[Retry] = None, *, block_seconds: float = BLOCK_SECONDS,
-                 batch: int = BATCH):
+                 batch: int = BATCH, linger_seconds: float = LINGER_SECONDS):
         self.connection = connection
         self.queue = Queue(WEBHOOKS, connection=connection)
         self.retry = retry or retry_policy()
         self.block_seconds = block_seconds
         self.batch = batch
+        self.linger_seconds = linger_seconds
         self._claim_many = connection.register_script(_CLAIM_MANY)
 
     def recover(self) -> int:
@@ -138,7 +140,12 @@ class Pump:
             return claimed
         # Nothing waiting: sleep in Redis until an id arrives (or block_seconds pass).
         first = self.connection.blmove(INBOX_KEY, CLAIMED_KEY, self.block_seconds, "RIGHT", "LEFT")
-        return [first] if first is not None else []
+        if first is None:
+            return []
+        # Let the ids arriving right behind it join its batch: at hundreds of events a second this turns
+        # a batch per event into one per few, for a few milliseconds' delay before processing.
+        time.sleep(self.linger_seconds)
+        return [first, *self._claim_many(keys=[INBOX_KEY, CLAIMED_KEY], args=[self.batch - 1])]
 
     def step(self, block: bool = True) -> list[str]:
         """Hand over the oldest waiting ids (up to ``batch``; waiting up to ``block_seconds`` for one when there is
