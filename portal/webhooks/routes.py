@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from portal.webhooks.endpoint import DUPLICATES_KEY, INBOX, PATH, REJECTED_KEY  # noqa: F401 (read by the admin)
+from portal.webhooks.endpoint import DUPLICATES_KEY, PATH, REJECTED_KEY
 
+__all__ = ["bp", "DUPLICATES_KEY", "REJECTED_KEY"]  # the counters' keys, read by the admin's events page
 bp = Blueprint("webhooks", __name__)
 bp.add_url_rule(PATH, endpoint="stripe", methods=["POST"], build_only=True)

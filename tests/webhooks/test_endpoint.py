@@ -229,3 +229,25 @@ def test_other_methods_get_a_json_405_and_the_rule_still_builds_its_url(app, cli
     with app.test_request_context():
         assert url_for("webhooks.stripe") == URL
     assert client.get("/login").status_code == 200  # every other request is Flask's
+
+
+def test_when_the_database_cannot_record_the_event_nothing_is_acknowledged(app, client, caplog):
+    from sqlalchemy import text
+
+    from portal.extensions import db
+
+    with app.app_context():
+        db.session.execute(text("DROP TABLE processed_webhooks"))
+        db.session.commit()
+    payload = a_subscription_event()
+    response = post(client, payload)
+    assert response.status_code == 500 and response.json == {"error": {"code": 500, "message": "Internal error"}}
+    assert any("unhandled error" in record.getMessage() for record in caplog.records)
+
+
+def test_refusals_are_logged_with_their_reason_never_the_payload(app, client, caplog):
+    raw = body(event("invoice.paid", {"id": "in_secretive", "customer_email": "owner@acme.test"}))
+    client.post(URL, data=raw, headers={"Stripe-Signature": header_for("whsec_not_ours", raw)})
+    messages = [record.getMessage() for record in caplog.records if record.name.startswith("portal.webhooks")]
+    assert messages == ["webhook refused (bad_signature): no signature matches a configured secret"]
+    assert "owner@acme.test" not in caplog.text and "whsec_" not in caplog.text
