@@ -121,8 +121,9 @@ def test_the_worker_runs_the_pump_as_a_process_and_stops_it(redis_url, redis, qu
 
 
 def test_a_pump_whose_worker_is_gone_stops_by_itself(redis_url):
-    # ``--parent`` names a process that is not its parent: as if the worker had been killed outright.
-    pump = subprocess.run([sys.executable, "-m", "jobs.webhook_pump", "--parent", "1"], cwd=ROOT, timeout=30,
+    # ``--parent`` names a process that is not its parent (this one is): as if the worker had been killed outright.
+    not_its_parent = str(os.getpid() + 1)
+    pump = subprocess.run([sys.executable, "-m", "jobs.webhook_pump", "--parent", not_its_parent], cwd=ROOT, timeout=30,
                           env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True)
     assert pump.returncode == 0 and "webhook pump stopped" in pump.stderr
 
