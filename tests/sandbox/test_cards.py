@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -141,7 +142,8 @@ def test_numbers_and_cvcs_are_never_stored_or_returned(sandbox, stripe_client):
     cus = stripe_client.v1.customers.create({"payment_method": pm.id})
     pi = charge(stripe_client, cus.id, pm.id)
     body = json.dumps([pm.to_dict(), pi.to_dict(), helpers.events(stripe_client)])
-    assert "5555555555554444" not in body and "987" not in body.replace(pm.id, "")
+    # The CVC as a value of its own: "987" also occurs inside timestamps and ids, which is no leak.
+    assert "5555555555554444" not in body and not re.search(r'(?<![0-9A-Za-z])987(?![0-9A-Za-z])', body)
     with sqlite3.connect(sandbox.db_path) as db:
         for table, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
             for row in db.execute(f"SELECT * FROM {table}"):
