@@ -60,36 +60,3 @@ def audit_actions(app, correlation_id: str) -> list[str]:
     with app.app_context():
         return list(db.session.scalars(select(AuditLog.action).where(AuditLog.correlation_id == correlation_id)
                                        .order_by(AuditLog.id)))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request, app_config):
-    """Run the test on the file SQLite of ``app_config`` and on a fresh PostgreSQL database of its own."""
-    if request.param == "sqlite":
-        yield "sqlite"
-        return
-    yield from _fresh_postgres(request, app_config)
-
-
-@pytest.fixture
-def backend_postgres(request, app_config):
-    """``app_config`` pointed at a fresh PostgreSQL database of its own."""
-    yield from _fresh_postgres(request, app_config)
-
-
-def _fresh_postgres(request, app_config):
-    import uuid
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    server = make_url(request.getfixturevalue("postgres_url"))
-    name = f"webhooks_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    app_config["SQLALCHEMY_DATABASE_URI"] = server.set(database=name).render_as_string(hide_password=False)
-    yield "postgres"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()

@@ -100,7 +100,7 @@ def test_concurrent_distinct_events_are_all_recorded(backend, app, acme):
 @pytest.mark.postgres
 def test_after_a_database_restart_the_next_delivery_is_still_recorded(app_config, request):
     """The inbox skips pre-ping on its hot path; a connection killed under it costs one retry, not the event."""
-    request.getfixturevalue("backend_postgres")
+    request.getfixturevalue("postgres_backend")
     app = request.getfixturevalue("app")
     client = app.test_client()
     first = event("invoice.created", {"id": "in_before", "object": "invoice", "customer": "cus_nobody"})
