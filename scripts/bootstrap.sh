@@ -8,13 +8,15 @@ purpose="${1:-run}"
 
 packages=(redis-server)
 if [ "$purpose" = test ]; then
-  packages+=(chromium postgresql)
+  # Fonts too: with --no-install-recommends Chromium comes without any, and screenshots show boxes.
+  packages+=(chromium fonts-liberation postgresql)
 fi
 
 binary_for() {
   case "$1" in
     redis-server) echo /usr/bin/redis-server ;;
     chromium) echo /usr/bin/chromium ;;
+    fonts-liberation) ls /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf 2>/dev/null || true ;;
     postgresql) ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -n1 || true ;;
   esac
 }
