@@ -24,7 +24,7 @@ binary_for() {
 missing=()
 for package in "${packages[@]}"; do
   binary="$(binary_for "$package")"
-  if [ -z "$binary" ] || [ ! -x "$binary" ]; then
+  if [ -z "$binary" ] || [ ! -e "$binary" ]; then
     missing+=("$package")
   fi
 done
