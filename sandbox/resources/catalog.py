@@ -26,7 +26,7 @@ def create_product(ctx: Ctx, params: Params) -> dict[str, Any]:
         if not re.fullmatch(r"[A-Za-z0-9_\-]{1,250}", product_id):
             raise InvalidRequest("Invalid product id.", param="id")
         if ctx.db.get(product_id) is not None:
-            raise InvalidRequest(f"Product already exists.", code="resource_already_exists", param="id")
+            raise InvalidRequest("Product already exists.", code="resource_already_exists", param="id")
     obj = build_product(ctx.now, product_id=product_id, name=params.str("name", required=True) or "",
                         description=params.str("description") or None, active=params.bool("active", True),
                         metadata=params.metadata() or {})

@@ -142,7 +142,7 @@ def finalize(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
     from . import customers
 
     if inv["status"] != "draft":
-        raise InvalidRequest(f"This invoice is already finalized, you can't re-finalize a non-draft invoice.",
+        raise InvalidRequest("This invoice is already finalized, you can't re-finalize a non-draft invoice.",
                              code="invoice_not_editable", param=None)
     customer = load(ctx, inv["customer"], "customer")
     new_balance = _apply_balance(inv, customer["balance"])

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
-from billing import clock
 from billing.dunning import business_date
 from billing.models import (
     Alert,
