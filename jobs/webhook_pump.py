@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import time
+from datetime import timedelta
 import uuid
 from typing import Any, Callable, Mapping, Optional
 
@@ -49,10 +50,10 @@ FAILURE_TTL = 7 * 86400
 # A job in one of these states will not run again by itself: an id that comes back gets a fresh job
 # (processing is idempotent: a settled event is left as it is).
 _OVER = {JobStatus.FINISHED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value}
-BLOCK_SECONDS = 1.0  # how long one BLMOVE waits; also how soon a stop request or a dead parent is noticed
+BLOCK = timedelta(seconds=1)  # how long one BLMOVE waits; also how soon a stop request or a dead parent is noticed
 # Ids claimed at once when several wait (a burst): a handful of round trips per batch instead of per id.
 BATCH = 100
-LINGER_SECONDS = 0.005  # after waking for one id, how long to let others join its batch
+LINGER = timedelta(milliseconds=5)  # after waking for one id, how long to let others join its batch
 # Moves up to ARGV[1] ids from the inbox's oldest end to the claimed list, atomically (BLMOVE moves one).
 _CLAIM_MANY = """
 local ids = {}
@@ -116,14 +117,14 @@ def ensure_jobs(queue: Queue, event_ids: list[str], retry: Retry) -> list[str]:
 class Pump:
     """Moves ids from ``webhooks:inbox`` to RQ jobs, in batches, safely alongside other pumps."""
 
-    def __init__(self, connection: Redis, retry: Optional[Retry] = None, *, block_seconds: float = BLOCK_SECONDS,
-                 batch: int = BATCH, linger_seconds: float = LINGER_SECONDS):
+    def __init__(self, connection: Redis, retry: Optional[Retry] = None, *, block: timedelta = BLOCK,
+                 batch: int = BATCH, linger: timedelta = LINGER):
         self.connection = connection
         self.queue = Queue(WEBHOOKS, connection=connection)
         self.retry = retry or retry_policy()
-        self.block_seconds = block_seconds
+        self.block_seconds = block.total_seconds()
         self.batch = batch
-        self.linger_seconds = linger_seconds
+        self.linger_seconds = linger.total_seconds()
         self._claim_many = connection.register_script(_CLAIM_MANY)
 
     def recover(self) -> int:

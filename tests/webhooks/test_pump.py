@@ -70,7 +70,7 @@ def test_an_id_claimed_by_a_pump_that_died_is_recovered_by_the_next(redis, queue
     redis.lpush(INBOX_KEY, "evt_fresh")
 
     deadline = time.monotonic() + 10
-    Pump(redis, block_seconds=0.05).run(should_stop=lambda: queue.count == 2 or time.monotonic() > deadline)
+    Pump(redis, block=timedelta(milliseconds=50)).run(should_stop=lambda: queue.count == 2 or time.monotonic() > deadline)
 
     assert sorted(queue.job_ids) == ["webhook-evt_fresh", "webhook-evt_orphan"]
     assert redis.llen(CLAIMED_KEY) == 0 and redis.llen(INBOX_KEY) == 0
