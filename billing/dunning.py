@@ -244,10 +244,8 @@ def _label(invoice: KernelInvoice) -> str:
     return invoice.number or invoice.stripe_invoice_id
 
 
-def _amount(invoice: KernelInvoice, decimal_comma: bool = False) -> str:
-    due = invoice.amount_remaining or invoice.amount_due
-    text = f"{Money(due, invoice.currency).to_decimal()} {invoice.currency}"
-    return text.replace(".", ",") if decimal_comma else text
+def _amount(invoice: KernelInvoice, locale: str = "en") -> str:
+    return Money(invoice.amount_remaining or invoice.amount_due, invoice.currency).format(locale)
 
 
 def _pay_hint(invoice: KernelInvoice, ctx: DunningContext) -> tuple[str, str]:
@@ -276,7 +274,7 @@ def _announce_retry(session: Session, invoice: KernelInvoice, number: int, due_o
                 f"Nova cobrança no seu cartão em {due_on:%d/%m/%Y}",
         body=(f"The payment of invoice {_label(invoice)} ({_amount(invoice)}) is still open. We will try to "
               f"charge your card again on {due_on:%Y-%m-%d} (attempt {number} of {MAX_RETRIES}). {hint_en}\n\n"
-              f"A fatura {_label(invoice)} ({_amount(invoice, True)}) continua em aberto. Tentaremos cobrar "
+              f"A fatura {_label(invoice)} ({_amount(invoice, 'pt_BR')}) continua em aberto. Tentaremos cobrar "
               f"seu cartão novamente em {due_on:%d/%m/%Y} (tentativa {number} de {MAX_RETRIES}). {hint_pt}"),
         dedupe_key=f"dunning:{invoice.stripe_invoice_id}:retry:{number}:notice",
         smtp_configured=ctx.smtp_configured,
@@ -381,7 +379,7 @@ def _give_up(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> S
         body=(f"We could not charge invoice {_label(invoice)} ({_amount(invoice)}) after {MAX_RETRIES} retries. "
               f"Your subscription was canceled and {app.name} is paused. Pay the open invoice to reactivate it. "
               f"{hint_en}\n\n"
-              f"Não conseguimos cobrar a fatura {_label(invoice)} ({_amount(invoice, True)}) após {MAX_RETRIES} "
+              f"Não conseguimos cobrar a fatura {_label(invoice)} ({_amount(invoice, 'pt_BR')}) após {MAX_RETRIES} "
               f"tentativas. Sua assinatura foi cancelada e {app.name} está pausado. Pague a fatura em aberto "
               f"para reativá-lo. {hint_pt}"),
         dedupe_key=f"dunning:{invoice.stripe_invoice_id}:canceled",
@@ -443,7 +441,7 @@ def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext
         session, invoice.app, kind="dunning.recovered",
         subject="Payment received, thank you / Pagamento recebido, obrigado",
         body=(f"We received the payment of invoice {_label(invoice)} ({_amount(invoice)}). Nothing else to do.\n\n"
-              f"Recebemos o pagamento da fatura {_label(invoice)} ({_amount(invoice, True)}). Não é preciso fazer "
+              f"Recebemos o pagamento da fatura {_label(invoice)} ({_amount(invoice, 'pt_BR')}). Não é preciso fazer "
               f"mais nada."),
         dedupe_key=f"dunning:{invoice.stripe_invoice_id}:paid",
         smtp_configured=ctx.smtp_configured,

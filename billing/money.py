@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from babel.numbers import format_currency
+
 # Minor-unit exponents of the currencies the kernel bills in, plus zero- and
 # three-decimal examples so the rules are exercised beyond two decimals.
 CURRENCY_EXPONENTS = {"BRL": 2, "USD": 2, "EUR": 2, "JPY": 0, "KWD": 3}
@@ -67,6 +69,10 @@ class Money:
     def _same_currency(self, other: "Money") -> None:
         if not isinstance(other, Money) or other.currency != self.currency:
             raise MoneyError("cannot combine amounts in different currencies")
+
+    def format(self, locale: str) -> str:
+        """The amount as people of ``locale`` write it ("R$ 1.234,56" in pt_BR), via Babel's CLDR data."""
+        return format_currency(self.to_decimal(), self.currency, locale=locale)
 
     def __str__(self) -> str:
         return f"{self.to_decimal()} {self.currency}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, Flask, redirect, request, session, url_for
-from flask_babel import format_currency, format_date, format_datetime, get_locale
+from flask_babel import format_date, format_datetime, get_locale
 
 from billing.money import Money
 from portal.redirects import is_safe_redirect
@@ -29,7 +29,7 @@ def select_locale() -> str:
 def money(amount: int | None, currency: str | None) -> str:
     if amount is None or currency is None:
         return ""
-    return format_currency(Money(int(amount), currency).to_decimal(), currency.upper())
+    return Money(int(amount), currency).format(str(get_locale()))
 
 
 def date(value: datetime | None, fmt: str = "medium") -> str:

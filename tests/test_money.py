@@ -47,3 +47,9 @@ def test_decimal_round_trip_is_exact(amount):
     money = Money(amount, "BRL")
     assert Money.parse(str(money.to_decimal()), "BRL") == money
     assert money.to_decimal() == Decimal(amount) / 100
+
+
+def test_format_follows_the_locale():
+    assert Money(123456, "BRL").format("pt_BR").replace("\xa0", " ") == "R$ 1.234,56"
+    assert Money(123456, "BRL").format("en") == "R$1,234.56"
+    assert Money(500, "JPY").format("en") == "¥500"
