@@ -7,12 +7,10 @@ superadmin's API token). It lives on a small blueprint of its own, ``summary_bp`
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import date
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -28,12 +26,13 @@ from billing.models import (
 )
 from billing.reconciliation import GATEWAYS, HealRefused, day_summary, heal
 from billing.states import IllegalTransition
-from billing.sync import Origin, UnknownPrice
+from billing.sync import UnknownPrice
 from portal.admin.routes import bp
 from portal.api_auth import api_auth_required, api_user
 from portal.auth.session import superadmin_required
 from portal.extensions import db
 from portal.queue import enqueue
+from portal.request_context import request_origin
 from portal.invoices.pagination import paginate
 from portal.payments import gateway
 
@@ -46,12 +45,6 @@ RECONCILIATION_TIMEOUT_SECONDS = 3600
 OUTBOX_PER_PAGE = 50
 
 summary_bp = Blueprint("billing_reconciliation", __name__)
-
-
-def _origin() -> Origin:
-    if "request_id" not in g:
-        g.request_id = f"req_{uuid.uuid4().hex}"
-    return Origin(actor="user", correlation_id=g.request_id, actor_user_id=current_user.id)
 
 
 def _running() -> bool:
@@ -109,7 +102,7 @@ def reconciliation_heal(divergence_id: int):
     divergence = db.session.get(ReconciliationDivergence, divergence_id) or abort(404)
     back = url_for("admin.reconciliation_run", run_id=divergence.run_id)
     try:
-        healed = heal(db.session, gateway(), divergence, origin=_origin())
+        healed = heal(db.session, gateway(), divergence, origin=request_origin())
         db.session.commit()
     except HealRefused as refused:
         db.session.rollback()

@@ -22,7 +22,7 @@ from billing.states import SubscriptionStatus
 from portal.auth.session import superadmin_required
 from portal.extensions import db
 from portal.invoices.pagination import paginate
-from portal.subscriptions.web import request_id
+from portal.request_context import request_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -21,15 +21,8 @@ from portal.extensions import db
 from portal.invoices.pagination import paginate
 from portal.invoices.routes import invoices_of
 from portal.payments import gateway
-from portal.subscriptions.web import (
-    UNAVAILABLE,
-    attempt_from,
-    cancel_url,
-    new_attempt,
-    origin_for,
-    refusal_message,
-    success_url,
-)
+from portal.request_context import attempt_from, new_attempt, origin_for
+from portal.subscriptions.web import UNAVAILABLE, cancel_url, refusal_message, success_url
 from portal.tenancy import visible_apps
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

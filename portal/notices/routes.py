@@ -8,51 +8,39 @@ paused after the last retry it also reactivates the app.
 from __future__ import annotations
 
 import logging
-import re
-import secrets
-import uuid
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import select
 
 from billing import audit, clock
 from billing.checkout import complete_checkout
-from billing.dunning import DunningContext, dunning_summary, outstanding_invoice, settle_invoice
+from billing.dunning import DunningContext, dunning_summary, outstanding_invoice, settle_if_in_dunning
 from billing.errors import CardDeclined, GatewayError
-from billing.models import KernelCheckoutSession, KernelPaymentAttempt
+from billing.models import KernelCheckoutSession
 from billing.notifications import owner_notices
-from billing.sync import Origin, sync_invoice
+from billing.subscriptions import start_payment_method_update
+from billing.sync import sync_invoice
 from portal.extensions import db
 from portal.payments import gateway
+from portal.request_context import is_attempt, new_attempt, request_origin
+from portal.subscriptions.web import UNAVAILABLE
 from portal.tenancy import get_app_or_404
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("notices", __name__)
 
-_ATTEMPT = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 NOTICES_SHOWN = 100
-
-
-def _origin() -> Origin:
-    if "request_id" not in g:
-        g.request_id = f"req_{uuid.uuid4().hex}"
-    return Origin(actor="user", correlation_id=g.request_id, actor_user_id=current_user.id)
 
 
 def _context() -> DunningContext:
     config = current_app.config
     clock.refresh()
-    return DunningContext(gateway=gateway(), now=clock.now(), origin=_origin(),
+    return DunningContext(gateway=gateway(), now=clock.now(), origin=request_origin(),
                           smtp_configured=bool(config.get("SMTP_URL")),
                           portal_base_url=config.get("PORTAL_BASE_URL", ""))
-
-
-def _in_dunning(invoice) -> bool:
-    return db.session.scalar(select(KernelPaymentAttempt.id).where(
-        KernelPaymentAttempt.invoice_id == invoice.id, KernelPaymentAttempt.attempt_number == 0)) is not None
 
 
 @bp.get("/apps/<int:app_id>/notices")
@@ -75,39 +63,32 @@ def pay_open_invoice(app_id: int):
     summary = dunning_summary(db.session, invoice) if invoice else None
     if request.method == "GET":
         return render_template("notices/pay.html", app=app, invoice=invoice, summary=summary,
-                               attempt=secrets.token_urlsafe(16))
+                               attempt=new_attempt())
     if invoice is None:
         flash(_("There is no open invoice to pay."), "info")
         return redirect(url_for("notices.index", app_id=app.id))
     attempt = request.form.get("attempt", "")
-    if not _ATTEMPT.match(attempt) or not app.stripe_customer_id:
+    if not is_attempt(attempt):
         flash(_("The form expired. Please try again."), "error")
         return render_template("notices/pay.html", app=app, invoice=invoice, summary=summary,
-                               attempt=secrets.token_urlsafe(16)), 400
+                               attempt=new_attempt()), 400
     try:
-        remote = gateway().create_setup_checkout(
-            customer_id=app.stripe_customer_id, app_id=app.id, attempt=f"pay:{attempt}",
+        # The same setup Checkout as a card update, coming back here to pay; a double submit
+        # replays the same session (the attempt is its idempotency key).
+        local = start_payment_method_update(
+            db.session, gateway(), app, origin=request_origin(), attempt=f"pay:{attempt}",
             success_url=url_for("notices.pay_complete", app_id=app.id, _external=True)
             + "?session_id={CHECKOUT_SESSION_ID}",
             cancel_url=url_for("notices.pay_open_invoice", app_id=app.id, _external=True))
-    except GatewayError:
-        log.exception("could not open a setup Checkout for app %s", app.id)
-        flash(_("Payments are temporarily unavailable, nothing was charged. Please try again in a few minutes."),
-              "error")
-        return render_template("notices/pay.html", app=app, invoice=invoice, summary=summary,
-                               attempt=secrets.token_urlsafe(16)), 502
-    local = db.session.scalar(select(KernelCheckoutSession).where(
-        KernelCheckoutSession.stripe_session_id == remote.id))
-    if local is None:  # a double submit replays the same session: keep one row
-        origin = _origin()
-        db.session.add(KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode="setup",
-                                             url=remote.url, created_by_id=current_user.id))
-        audit.record(db.session, action="dunning.payment_started", object_type="kernel_invoice",
-                     object_id=invoice.stripe_invoice_id, app_id=app.id, before=None,
-                     after={"checkout_session": remote.id}, actor=origin.actor, actor_user_id=origin.actor_user_id,
-                     correlation_id=origin.correlation_id)
+        url = local.url
         db.session.commit()
-    return redirect(remote.url, code=303)
+    except GatewayError:
+        db.session.rollback()
+        log.exception("could not open a setup Checkout for app %s", app.id)
+        flash(str(UNAVAILABLE), "error")
+        return render_template("notices/pay.html", app=app, invoice=invoice, summary=summary,
+                               attempt=new_attempt()), 502
+    return redirect(url, code=303)
 
 
 @bp.get("/apps/<int:app_id>/pay/complete")
@@ -143,8 +124,7 @@ def pay_complete(app_id: int):
     except GatewayError:
         db.session.rollback()
         log.exception("owner payment for app %s could not reach Stripe", app.id)
-        flash(_("Payments are temporarily unavailable, nothing was charged. Please try again in a few minutes."),
-              "error")
+        flash(str(UNAVAILABLE), "error")
         return redirect(url_for("notices.pay_open_invoice", app_id=app.id))
     sync_invoice(db.session, paid, observed_at=int(ctx.now.timestamp()), origin=ctx.origin,
                  refetch=lambda: ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id))
@@ -152,8 +132,7 @@ def pay_complete(app_id: int):
                  object_id=invoice.stripe_invoice_id, app_id=app.id, before={"status": "open"},
                  after={"status": paid.status, "amount_paid": paid.amount_paid}, actor=ctx.origin.actor,
                  actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
-    if paid.status == "paid" and _in_dunning(invoice):
-        settle_invoice(db.session, invoice, ctx, paid_by="owner")
+    settle_if_in_dunning(db.session, invoice, ctx, paid_by="owner")
     db.session.commit()
     flash(_("Payment received, thank you. Your new card will be used from now on."), "success")
     return redirect(url_for("notices.index", app_id=app.id))

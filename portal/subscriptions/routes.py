@@ -40,16 +40,8 @@ from portal.extensions import db
 from portal.i18n import date as format_date
 from portal.i18n import money
 from portal.payments import gateway
-from portal.subscriptions.web import (
-    NOT_CONFIRMED,
-    UNAVAILABLE,
-    attempt_from,
-    cancel_url,
-    new_attempt,
-    refusal_message,
-    request_origin,
-    success_url,
-)
+from portal.request_context import attempt_from, new_attempt, request_origin
+from portal.subscriptions.web import NOT_CONFIRMED, UNAVAILABLE, cancel_url, refusal_message, success_url
 from portal.tenancy import get_app_or_404
 
 log = logging.getLogger(__name__)
