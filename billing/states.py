@@ -65,3 +65,23 @@ def check_transition(current: SubscriptionStatus, target: SubscriptionStatus) ->
     """Raise ``IllegalTransition`` unless ``current -> target`` is allowed (staying put always is)."""
     if not can_transition(current, target):
         raise IllegalTransition(current, target)
+
+
+def transition_path(current: SubscriptionStatus, target: SubscriptionStatus) -> list[SubscriptionStatus] | None:
+    """The shortest chain of allowed transitions from ``current`` to ``target`` (both ends included), if any.
+
+    What a subscription must have gone through when only its first and last states are known.
+    """
+    paths = {current: [current]}
+    frontier = [current]
+    while frontier:
+        following = []
+        for status in frontier:
+            for step in sorted(TRANSITIONS[status]):
+                if step not in paths:
+                    paths[step] = paths[status] + [step]
+                    following.append(step)
+        if target in paths:
+            return paths[target]
+        frontier = following
+    return None

@@ -1,7 +1,9 @@
 """The subscription state machine refuses illegal transitions and changes nothing then."""
 import pytest
 
-from billing.states import TRANSITIONS, IllegalTransition, SubscriptionStatus as S, can_transition, check_transition
+from billing.states import (
+    TRANSITIONS, IllegalTransition, SubscriptionStatus as S, can_transition, check_transition, transition_path,
+)
 
 
 @pytest.mark.parametrize(
@@ -37,3 +39,9 @@ def test_the_table_covers_every_status_and_canceled_is_terminal():
 def test_grace_period_keeps_access_while_past_due():
     assert S.PAST_DUE.grants_access and S.ACTIVE.grants_access and S.TRIALING.grants_access
     assert not S.CANCELED.grants_access and not S.PAUSED.grants_access
+
+
+def test_the_shortest_legal_path_between_two_statuses():
+    assert transition_path(S.INCOMPLETE, S.PAST_DUE) == [S.INCOMPLETE, S.ACTIVE, S.PAST_DUE]
+    assert transition_path(S.ACTIVE, S.ACTIVE) == [S.ACTIVE]
+    assert transition_path(S.CANCELED, S.ACTIVE) is None

@@ -25,7 +25,7 @@ from billing.dunning import DunningContext, open_dunning, settle_if_in_dunning
 from billing.gateway import StripeGateway
 from billing.gateway.types import Invoice, PaymentIntent, Refund, Subscription, object_id, ts
 from billing.models import AlertSeverity, App, AppSubscription, KernelInvoice, KernelPayment
-from billing.states import TRANSITIONS, IllegalTransition, SubscriptionStatus, can_transition
+from billing.states import IllegalTransition, SubscriptionStatus, can_transition, transition_path
 from billing.sync import Origin, Outcome, SyncResult, app_for_customer, sync_invoice, sync_subscription
 from billing.webhooks.events import Event
 from billing.webhooks.payments import payment_from_charge, payment_for, record_refunds, upsert_payment
@@ -128,23 +128,6 @@ def _apply_subscription(ctx: HandlerContext, remote: Subscription, row: Optional
                              refetch=refetch, schedule=schedule, card=card)
 
 
-def _status_path(current: SubscriptionStatus, target: SubscriptionStatus) -> Optional[list[SubscriptionStatus]]:
-    """The shortest chain of allowed transitions from ``current`` to ``target`` (both ends included), if any."""
-    paths = {current: [current]}
-    frontier = [current]
-    while frontier:
-        following = []
-        for status in frontier:
-            for step in sorted(TRANSITIONS[status]):
-                if step not in paths:
-                    paths[step] = paths[status] + [step]
-                    following.append(step)
-        if target in paths:
-            return paths[target]
-        frontier = following
-    return None
-
-
 def _catch_up(ctx: HandlerContext, row: AppSubscription, target: SubscriptionStatus) -> None:
     """Walk ``row`` through the statuses Stripe's subscription must have passed on its way to ``target``.
 
@@ -152,7 +135,7 @@ def _catch_up(ctx: HandlerContext, row: AppSubscription, target: SubscriptionSta
     consumed out of order (or tied), the state machine would otherwise refuse the truth
     for ever. Each inferred step is audited as such.
     """
-    path = _status_path(row.status, target)
+    path = transition_path(row.status, target)
     if path is None:
         raise IllegalTransition(row.status, target)
     for step in path[1:-1]:
