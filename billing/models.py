@@ -24,8 +24,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    func,
-    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -372,11 +370,6 @@ class Alert(Base):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
-
-
-def open_alert_count(app_id: int):
-    """A select counting an app's unresolved alerts."""
-    return select(func.count(Alert.id)).where(Alert.app_id == app_id, Alert.resolved_at.is_(None))
 
 
 class CheckoutStatus(enum.StrEnum):

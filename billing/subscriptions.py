@@ -25,9 +25,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Any, Optional
 
-from sqlalchemy import select, text
+from sqlalchemy import case, select, text
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
@@ -92,6 +92,10 @@ def live_subscription(session: Session, app: App, *, lock: bool = False) -> Opti
     return session.scalar(query)
 
 
+# Statuses that count towards monthly recurring revenue: paying ones; trials add nothing yet.
+MRR_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+
+
 def monthly_amount(plan: KernelPlan) -> int:
     """The plan's price per month in minor units (a yearly price spread over twelve months)."""
     if plan.interval == "year":
@@ -99,9 +103,14 @@ def monthly_amount(plan: KernelPlan) -> int:
     return plan.amount
 
 
+def monthly_amount_sql(plan) -> Any:
+    """``monthly_amount`` as a SQL expression over ``plan`` (a KernelPlan, or an alias of it), for totals."""
+    return case((plan.interval == "year", (plan.amount + 6) // 12), else_=plan.amount)
+
+
 def mrr_contribution(subscription: Optional[AppSubscription]) -> int:
-    """What the subscription adds to monthly recurring revenue: paying statuses only, trials add nothing."""
-    if subscription is None or subscription.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE):
+    """What the subscription adds to monthly recurring revenue (the superadmin's tenants list sums this in SQL)."""
+    if subscription is None or subscription.status not in MRR_STATUSES:
         return 0
     return monthly_amount(subscription.plan)
 

@@ -19,6 +19,7 @@ from billing.models import (
     KernelPlan,
 )
 from billing.states import SubscriptionStatus
+from billing.subscriptions import MRR_STATUSES, monthly_amount_sql
 from portal.auth.session import superadmin_required
 from portal.extensions import db
 from portal.invoices.pagination import paginate
@@ -28,7 +29,6 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PER_PAGE = 50
 ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
-PAYING = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 NEVER_SUBSCRIBED = "none"
 
 
@@ -48,8 +48,7 @@ def tenants_query(status: Optional[str], plan_code: Optional[str]) -> tuple[Sele
     sub = aliased(AppSubscription)
     plan = aliased(KernelPlan)
     live = and_(sub.id.is_not(None), sub.status.not_in(ENDED))
-    monthly = case((plan.interval == "year", (plan.amount + 6) // 12), else_=plan.amount)
-    mrr = case((and_(live, sub.status.in_(PAYING)), monthly), else_=0)
+    mrr = case((and_(live, sub.status.in_(MRR_STATUSES)), monthly_amount_sql(plan)), else_=0)
 
     def joined(query: Select) -> Select:
         query = (query.select_from(App).outerjoin(newest, newest.c.app_id == App.id)
