@@ -73,9 +73,9 @@ def seed(sandbox, database_url: str, size: int) -> dict:
 
         # Our side, from what Stripe holds (listing is setup here, not the measured run).
         started = time.perf_counter()
-        subscriptions = [s for page in gateway.iter_pages(lambda c: gateway.scan_subscriptions(starting_after=c))
+        subscriptions = [s for page in gateway.iter_pages(lambda c: gateway.list_subscriptions(starting_after=c))
                          for s in page]
-        invoices = [i for page in gateway.iter_pages(lambda c: gateway.scan_invoices(starting_after=c)) for i in page]
+        invoices = [i for page in gateway.iter_pages(lambda c: gateway.list_invoices(starting_after=c)) for i in page]
         apps = [{"id": n + 1, "name": f"Bench app {n}", "slug": f"bench-{n}", "status": "active",
                  "stripe_customer_id": s.customer} for n, s in enumerate(subscriptions)]
         app_of = {row["stripe_customer_id"]: row["id"] for row in apps}

@@ -314,9 +314,9 @@ def _walk_both(walk: Walk) -> None:
         except BaseException as error:  # handed to the comparing thread, which raises it
             pages.put((kind, error))
 
-    fetchers = [threading.Thread(target=fetch, args=("subscriptions", walk.gateway.scan_subscriptions),
+    fetchers = [threading.Thread(target=fetch, args=("subscriptions", walk.gateway.list_subscriptions),
                                  name="reconcile-subscriptions", daemon=True),
-                threading.Thread(target=fetch, args=("invoices", walk.gateway.scan_invoices),
+                threading.Thread(target=fetch, args=("invoices", walk.gateway.list_invoices),
                                  name="reconcile-invoices", daemon=True)]
     for fetcher in fetchers:
         fetcher.start()

@@ -342,11 +342,12 @@ def test_a_payments_refunds_are_listed(target):
                                                                     (second.id, 2000, intent.id)}
 
 
-def test_scans_read_the_same_pages_as_the_lists(target):
+def test_list_pages_read_as_plain_json_hold_what_retrieving_each_object_gives(target):
     subscription = target.subscribe(target.new_customer(), target.pro_price)
-    scanned = target.gateway.scan_subscriptions(limit=10)
-    assert scanned.items == target.gateway.list_subscriptions(limit=10).items
-    assert subscription.id in {s.id for s in scanned}  # newest first
-    assert target.gateway.scan_invoices(limit=10).items == target.gateway.list_invoices(limit=10).items
+    listed = target.gateway.list_subscriptions(limit=10)
+    assert listed.items == [target.gateway.retrieve_subscription(s.id) for s in listed]
+    assert subscription.id in {s.id for s in listed}  # newest first
+    invoices = target.gateway.list_invoices(limit=10)
+    assert invoices.items == [target.gateway.retrieve_invoice(i.id) for i in invoices]
     with pytest.raises(InvalidRequest):
-        target.gateway.scan_invoices(starting_after="in_does_not_exist")
+        target.gateway.list_invoices(starting_after="in_does_not_exist")
