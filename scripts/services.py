@@ -56,7 +56,7 @@ def http_ok(url: str) -> bool:
 @dataclass
 class Service:
     name: str
-    process: subprocess.Popen
+    process: subprocess.Popen | None  # None for a server that daemonizes itself (PostgreSQL's pg_ctl)
     url: str = ""
     stop_command: list[str] | None = None
     extra: dict = field(default_factory=dict)
@@ -64,7 +64,7 @@ class Service:
     def stop(self, timeout: float = 10.0) -> None:
         if self.stop_command:
             subprocess.run(self.stop_command, capture_output=True, timeout=60)
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -161,9 +161,7 @@ def start_postgres(workdir: Path, port: int | None = None) -> Service:
         check=True, capture_output=True,
     )
     stop = run_as_owner([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"])
-    # pg_ctl daemonizes; a placeholder process stands in so Service.stop can run the stop command.
-    placeholder = subprocess.Popen(["sleep", "infinity"], start_new_session=True)
-    return Service("postgres", placeholder, url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+    return Service("postgres", None, url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
                    stop_command=stop, extra={"port": port})
 
 
