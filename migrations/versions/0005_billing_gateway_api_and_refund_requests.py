@@ -1,4 +1,4 @@
-"""billing gateway api and refund requests
+"""Billing Gateway API: service keys, card tokens, authorizations, captures, refund requests, gateway events
 
 Revision ID: 0005
 Revises: 0004
