@@ -125,7 +125,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(BillingPaused)
     def billing_paused(error: BillingPaused):
         db.session.rollback()
-        if wants_json():
+        if wants_json() or request.is_json:
             from portal.api.routes import error as json_error
 
             return json_error(409, str(PAUSED_MESSAGE), BillingPaused.code)
