@@ -7,6 +7,7 @@ per dunning attempt. Money columns are integer minor units next to a currency co
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 from typing import Any, Optional
 
@@ -85,6 +86,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.OWNER)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    # What a session or remember-me cookie names instead of the id (Flask-Login's alternative id):
+    # replacing it signs the user out of every browser at once (sign-out, password change, revocation).
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_session_token())
 
     apps: Mapped[list["App"]] = relationship(
         secondary=app_owners, back_populates="owners", order_by="App.name"
@@ -108,7 +112,15 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return self.session_token
+
+    def revoke_sessions(self) -> None:
+        """Invalidate every session and remember-me cookie issued to this user so far."""
+        self.session_token = new_session_token()
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 class App(Base):

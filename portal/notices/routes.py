@@ -24,6 +24,7 @@ from billing.subscriptions import start_payment_method_update
 from billing.sync import sync_invoice
 from portal.extensions import db
 from portal.payments import gateway
+from portal.redirects import external_url
 from portal.request_context import is_attempt, new_attempt, request_origin
 from portal.subscriptions.web import UNAVAILABLE
 from portal.tenancy import get_app_or_404
@@ -77,9 +78,9 @@ def pay_open_invoice(app_id: int):
         # replays the same session (the attempt is its idempotency key).
         local = start_payment_method_update(
             db.session, gateway(), app, origin=request_origin(), attempt=f"pay:{attempt}",
-            success_url=url_for("notices.pay_complete", app_id=app.id, _external=True)
+            success_url=external_url("notices.pay_complete", app_id=app.id)
             + "?session_id={CHECKOUT_SESSION_ID}",
-            cancel_url=url_for("notices.pay_open_invoice", app_id=app.id, _external=True))
+            cancel_url=external_url("notices.pay_open_invoice", app_id=app.id))
         url = local.url
         db.session.commit()
     except GatewayError:

@@ -1,7 +1,7 @@
 """What the billing views share: return URLs and messages (who acts: ``portal.request_context``)."""
 from __future__ import annotations
 
-from flask import url_for
+from portal.redirects import external_url
 from flask_babel import lazy_gettext as _l
 
 from billing.models import App
@@ -31,11 +31,11 @@ REFUSALS = {
 
 def success_url() -> str:
     # Stripe fills in {CHECKOUT_SESSION_ID}; url_for would escape the braces.
-    return url_for("subscriptions.checkout_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
+    return external_url("subscriptions.checkout_success") + "?session_id={CHECKOUT_SESSION_ID}"
 
 
 def cancel_url(app: App) -> str:
-    return url_for("subscriptions.checkout_canceled", app_id=app.id, _external=True)
+    return external_url("subscriptions.checkout_canceled", app_id=app.id)
 
 
 def refusal_message(error: Refused) -> str:
