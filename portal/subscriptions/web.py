@@ -8,6 +8,8 @@ from billing.models import App
 from billing.subscriptions import Refused
 
 UNAVAILABLE = _l("Payments are temporarily unavailable, nothing was charged. Please try again in a few minutes.")
+CONFIRMING = _l("We are confirming the result of your payment with Stripe. Please do not pay again: "
+                "this page will show the result in a few minutes.")
 NOT_CONFIRMED = _l("We could not confirm your payment with Stripe yet. If you paid, it will appear here shortly.")
 
 REFUSALS = {
