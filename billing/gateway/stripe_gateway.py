@@ -35,6 +35,7 @@ from billing.gateway.types import (
     SubscriptionSchedule,
     object_id,
 )
+from billing import metrics
 from billing.money import Money
 
 log = logging.getLogger(__name__)
@@ -444,6 +445,14 @@ class StripeGateway:
         )
         return price["id"]
 
+    # ------------------------------------------------------------------ health
+
+    def ping(self) -> None:
+        """The cheapest authenticated read, not retried: raises a ``GatewayError`` when Stripe (or the sandbox)
+        does not answer or refuses the key. For readiness probes."""
+        with translate_errors():
+            self._v1.customers.list({"limit": 1}, options={"max_network_retries": 0})
+
     # ------------------------------------------------------------------ time
 
     def now(self) -> datetime:
@@ -528,6 +537,9 @@ def _translate(error: "stripe.StripeError") -> GatewayError:
         decline = getattr(details, "decline_code", None) if details else None
         return CardDeclined(message, decline_code=decline or common["code"], **common)
     if isinstance(error, stripe.IdempotencyError):
+        metrics.idempotency_conflict()  # a key reused with other parameters: the BillingGatewayIdempotency alert
+        log.error("idempotency-key conflict: %s", message, extra={"event": "gateway.idempotency_conflict",
+                                                                 "request_id": common["request_id"]})
         return IdempotencyConflict(message, **common)
     if isinstance(error, (stripe.APIConnectionError, stripe.RateLimitError)):
         return GatewayUnavailable(message, **common)
