@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Optional
 
 from sqlalchemy import or_, select
@@ -28,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit, clock, control
-from billing.errors import BillingError, CardDeclined, GatewayError, GatewayUnavailable
+from billing.errors import BillingError, CardDeclined, GatewayError, GatewayUnavailable, IdempotencyConflict
 from billing.gateway import Invoice, StripeGateway
 from billing.models import ChargeAttempt, ChargeStatus
 from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
@@ -76,6 +77,19 @@ def begin(session: Session, *, app_id: int, kind: str, key: str, target: str, or
         raise ChargeInDoubt(open_attempt(session, app_id)) from None
     _audit(session, row, "charge.requested", None, origin)
     return row, True
+
+
+def wait_while_in_flight(session: Session, row: ChargeAttempt, *, seconds: float) -> ChargeAttempt:
+    """Wait (up to ``seconds``) while ``row`` is pending in another request, which will settle it; returns it
+    reloaded. A second confirmation arriving mid-charge waits for the first, as it waited on the row lock."""
+    deadline = time.monotonic() + seconds
+    attempt_id = row.id
+    while True:
+        session.rollback()  # a fresh snapshot: the other request commits in its own transaction
+        row = session.get(ChargeAttempt, attempt_id, populate_existing=True)
+        if row.status != ChargeStatus.PENDING or time.monotonic() >= deadline:
+            return row
+        time.sleep(0.1)
 
 
 def mark_unknown(session: Session, row: ChargeAttempt, error: GatewayError, origin: Origin) -> None:
@@ -154,6 +168,8 @@ def confirm(session: Session, gateway: StripeGateway, row: ChargeAttempt, origin
     except GatewayUnavailable as error:
         mark_unknown(session, row, error, origin)
         log.info("charge %s still unconfirmed: %s", row.idempotency_key, error.message)
+    except IdempotencyConflict as error:  # the first request with this key is still being processed by Stripe
+        log.info("charge %s still in flight at Stripe: %s", row.idempotency_key, error.message)
     except GatewayError as error:
         settle(session, row, ChargeStatus.FAILED, origin, error=error.message)
     return row.status

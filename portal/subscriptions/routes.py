@@ -314,6 +314,10 @@ def upgrade_confirm(app_id: int):
     return _back(app)
 
 
+# Another tab's charge in flight is waited for (as the row lock was): about Stripe's read timeout.
+CHARGE_IN_FLIGHT_WAIT_SECONDS = 35
+
+
 def _begin_upgrade_charge(app: App, live: AppSubscription, plan: KernelPlan, attempt: str, proration_date: int,
                           origin) -> tuple[Optional[ChargeAttempt], bool]:
     """Record the upgrade's charge before Stripe hears of it; an earlier charge still in doubt is confirmed first
@@ -326,13 +330,16 @@ def _begin_upgrade_charge(app: App, live: AppSubscription, plan: KernelPlan, att
     try:
         charge, new = begin()
     except charges.ChargeInDoubt as doubt:
-        if charges.confirm(db.session, gateway(), doubt.attempt, origin).is_open:
+        other = charges.wait_while_in_flight(db.session, doubt.attempt, seconds=CHARGE_IN_FLIGHT_WAIT_SECONDS)
+        if other.status.is_open and charges.confirm(db.session, gateway(), other, origin).is_open:
             db.session.commit()
             return None, False
         db.session.commit()
         charge, new = begin()
-    if not new and charge.status.is_open:
-        charges.confirm(db.session, gateway(), charge, origin)  # the same form again: replay its key
+    if not new and charge.status.is_open:  # the same form again: wait for it, or replay its key
+        charge = charges.wait_while_in_flight(db.session, charge, seconds=CHARGE_IN_FLIGHT_WAIT_SECONDS)
+        if charge.status.is_open:
+            charges.confirm(db.session, gateway(), charge, origin)
     db.session.commit()
     return charge, new
 
