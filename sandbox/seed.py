@@ -88,7 +88,6 @@ def bulk_seed(box: Any, base_url: str, count: int, per_subscription: int, price_
                                  quantity=1, subscription_id=sub_id, subscription_item_id=item["id"],
                                  proration=False)
                 inv["lines"]["data"] = [line]
-                inv["lines"]["total_count"] = 1
                 inv.update(number=f"{customer['invoice_prefix']}-{period + 1:04d}", status="paid",
                            subtotal=amount, subtotal_excluding_tax=amount, total=amount, total_excluding_tax=amount,
                            amount_due=amount, amount_paid=amount, amount_remaining=0, attempted=True,

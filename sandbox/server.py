@@ -223,6 +223,8 @@ def _handle_api(route: common.Route, path_args: dict[str, str]) -> Response:
 
 
 def _run(ctx: Ctx, route: common.Route, params: Params, path_args: dict[str, str]) -> Any:
+    if route.params is not None:
+        params.reject_unknown(route.params)
     body = route.handler(ctx, params, **path_args)
     paths = params.expand()
     if paths and isinstance(body, dict):

@@ -28,9 +28,28 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until_ready(read: Callable[[], dict[str, Any]], timeout: float = 30.0,
+                     interval: float = 0.05) -> dict[str, Any]:
+    """Poll a test clock (``read()`` returns it as a dict) until it is ``ready``, as one must against Stripe.
+
+    Advancing a clock only starts the move: Stripe (and the sandbox) answer ``advancing`` and run
+    what fell due afterwards. Every test and helper that moves time waits here.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        current = read()
+        if current["status"] == "ready":
+            return current
+        if current["status"] != "advancing":
+            raise RuntimeError(f"test clock {current['id']} is {current['status']}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"test clock {current['id']} still advancing after {timeout} s")
+        time.sleep(interval)
 _no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 

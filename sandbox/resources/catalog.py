@@ -42,7 +42,7 @@ def create_product(ctx: Ctx, params: Params) -> dict[str, Any]:
     return obj
 
 
-@route("GET", "/products/<product_id>")
+@route("GET", "/products/<product_id>", params=())
 def retrieve_product(ctx: Ctx, params: Params, product_id: str) -> dict[str, Any]:
     return load(ctx, product_id, "product")
 
@@ -148,7 +148,7 @@ def create_price(ctx: Ctx, params: Params) -> dict[str, Any]:
     return _create_price(ctx, params, product)
 
 
-@route("GET", "/prices/<price_id>")
+@route("GET", "/prices/<price_id>", params=())
 def retrieve_price(ctx: Ctx, params: Params, price_id: str) -> dict[str, Any]:
     return load(ctx, price_id, "price")
 

@@ -8,12 +8,12 @@ from typing import Any
 from ..cards import CardDetails
 from ..clock import DAY
 from ..context import Ctx
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, not_supported
 from ..events import emit
 from ..objects.checkout import checkout_session as build_session, customer_details, session_line_item
 from ..params import Params
 from . import customers, payment_intents, payment_methods, setup_intents, subscriptions
-from .common import list_of, load, load_param, paginate, route
+from .common import LIST_PARAMS, list_of, load, load_param, paginate, route
 
 MODES = ("payment", "setup", "subscription")
 
@@ -65,7 +65,11 @@ def create_session(ctx: Ctx, params: Params) -> dict[str, Any]:
     if customer and customer_email:
         raise InvalidRequest("You may only specify one of these parameters: customer, customer_email.",
                              param="customer_email")
-    success_url = params.str("success_url", required=params.str("ui_mode") not in ("embedded", "custom"))
+    # Stripe's ui_mode values (endive); the sandbox serves only the hosted page.
+    ui_mode = params.enum("ui_mode", ["elements", "embedded_page", "hosted_page"], default="hosted_page")
+    if ui_mode != "hosted_page":
+        raise not_supported("ui_mode", f"={ui_mode} (only hosted_page)")
+    success_url = params.str("success_url", required=True)
     items = _line_items(ctx, params, mode)
     currency = (params.str("currency") or "").lower() or (items[0]["currency"] if items else None)
     expires_at = params.int("expires_at", minimum=0)
@@ -186,12 +190,12 @@ def complete(ctx: Ctx, session: dict[str, Any], card: CardDetails, *, email: str
     return session
 
 
-@route("GET", "/checkout/sessions/<session_id>")
+@route("GET", "/checkout/sessions/<session_id>", params=())
 def retrieve_session(ctx: Ctx, params: Params, session_id: str) -> dict[str, Any]:
     return load(ctx, session_id, "checkout.session")
 
 
-@route("GET", "/checkout/sessions/<session_id>/line_items")
+@route("GET", "/checkout/sessions/<session_id>/line_items", params=LIST_PARAMS)
 def list_session_line_items(ctx: Ctx, params: Params, session_id: str) -> dict[str, Any]:
     load(ctx, session_id, "checkout.session")
     items = ctx.db.extra(session_id).get("line_items") or []

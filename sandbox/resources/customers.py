@@ -10,7 +10,7 @@ from ..events import emit, emit_update
 from ..objects.customers import customer as build_customer, deleted_customer
 from ..params import Params
 from . import payment_methods
-from .common import list_of, load, paginate, route
+from .common import LIST_PARAMS, includable, list_of, load, paginate, route
 
 WRITABLE = ("email", "name", "description", "phone", "metadata", "invoice_settings", "payment_method",
             "address", "shipping", "preferred_locales", "tax_exempt", "balance", "invoice_prefix",
@@ -121,7 +121,7 @@ def create_customer(ctx: Ctx, params: Params) -> dict[str, Any]:
     return obj
 
 
-@route("GET", "/customers/<customer_id>")
+@route("GET", "/customers/<customer_id>", params=())
 def retrieve_customer(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any]:
     return load(ctx, customer_id, "customer")
 
@@ -137,7 +137,7 @@ def update_customer(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any
     return obj
 
 
-@route("DELETE", "/customers/<customer_id>")
+@route("DELETE", "/customers/<customer_id>", params=())
 def delete_customer(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any]:
     from . import subscriptions
 
@@ -159,7 +159,7 @@ def list_customers(ctx: Ctx, params: Params) -> dict[str, Any]:
     return paginate(ctx, params, "/v1/customers", "customer", status="active", ref=email)
 
 
-@route("GET", "/customers/<customer_id>/payment_methods")
+@route("GET", "/customers/<customer_id>/payment_methods", params=LIST_PARAMS + ("type",))
 def list_customer_payment_methods(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any]:
     load_live(ctx, customer_id, "customer")
     pm_type = params.str("type")
@@ -169,7 +169,7 @@ def list_customer_payment_methods(ctx: Ctx, params: Params, customer_id: str) ->
                     customer=customer_id)
 
 
-@route("GET", "/customers/<customer_id>/payment_methods/<pm_id>")
+@route("GET", "/customers/<customer_id>/payment_methods/<pm_id>", params=())
 def retrieve_customer_payment_method(ctx: Ctx, params: Params, customer_id: str, pm_id: str) -> dict[str, Any]:
     load_live(ctx, customer_id, "customer")
     pm = load(ctx, pm_id, "payment_method")
@@ -177,3 +177,13 @@ def retrieve_customer_payment_method(ctx: Ctx, params: Params, customer_id: str,
         raise InvalidRequest(f"No such PaymentMethod: '{pm_id}'", code="resource_missing", param="payment_method",
                              status=404)
     return pm
+
+
+@includable("customer", "subscriptions")
+def _subscriptions(ctx: Ctx, customer: dict[str, Any]) -> dict[str, Any]:
+    """``expand[]=subscriptions``: the customer's subscriptions that have not ended, newest first."""
+    subs = [sub for sub in ctx.db.find("subscription", customer=customer["id"])
+            if sub["status"] not in ("canceled", "incomplete_expired")]
+    subs.reverse()
+    return {"object": "list", "data": subs[:10], "has_more": len(subs) > 10,
+            "url": f"/v1/customers/{customer['id']}/subscriptions"}

@@ -11,7 +11,7 @@ from ..params import Params
 from .common import paginate, route
 
 
-@route("GET", "/events/<event_id>")
+@route("GET", "/events/<event_id>", params=())
 def retrieve_event(ctx: Ctx, params: Params, event_id: str) -> dict[str, Any]:
     row = ctx.db.conn.execute("SELECT data FROM events WHERE id = ?", (event_id,)).fetchone()
     if row is None:

@@ -23,7 +23,7 @@ from ..objects.invoices import (invoice as build_invoice, invoice_payment as bui
                                 manual_line, one_off_item)
 from ..params import Params
 from . import payment_intents, payment_methods
-from .common import list_of, load, load_param, paginate, route
+from .common import LIST_PARAMS, list_of, load, load_param, paginate, route
 
 STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 
@@ -97,13 +97,11 @@ def assemble(ctx: Ctx, *, customer: dict[str, Any], sub: dict[str, Any] | None, 
     for line in lines:
         line["invoice"] = invoice_id
     inv["lines"]["data"] = lines
-    inv["lines"]["total_count"] = len(lines)
     total = sum(line["amount"] for line in lines)
     inv.update(subtotal=total, subtotal_excluding_tax=total, total=total, total_excluding_tax=total,
                amount_due=max(total, 0), amount_remaining=max(total, 0))
     if preview:
         _apply_balance(inv, customer["balance"])
-        inv["id"] = None
     return inv
 
 
@@ -161,7 +159,6 @@ def finalize(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
                                         amount=inv["amount_due"])
         ctx.db.save(payment)
         inv["payments"]["data"] = [payment]
-        inv["payments"]["total_count"] = 1
     ctx.db.save(inv)
     emit(ctx, "invoice.finalized", inv)
     if inv["amount_due"] == 0:
@@ -242,7 +239,6 @@ def _open_payment(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
 def _refresh_payments(ctx: Ctx, inv: dict[str, Any]) -> None:
     payments = list(reversed(ctx.db.find("invoice_payment", parent=inv["id"])))
     inv["payments"] = empty_list(f"/v1/invoice_payments?invoice={inv['id']}", payments)
-    inv["payments"]["total_count"] = len(payments)
     ctx.db.save(inv)
 
 
@@ -405,7 +401,6 @@ def create_preview(ctx: Ctx, params: Params) -> dict[str, Any]:
 def _recompute(ctx: Ctx, inv: dict[str, Any]) -> None:
     """Totals of a draft after its lines changed."""
     total = sum(line["amount"] for line in inv["lines"]["data"])
-    inv["lines"]["total_count"] = len(inv["lines"]["data"])
     inv.update(subtotal=total, subtotal_excluding_tax=total, total=total, total_excluding_tax=total,
                amount_due=max(total, 0), amount_remaining=max(total, 0))
 
@@ -461,7 +456,7 @@ def _add_to_draft(ctx: Ctx, inv: dict[str, Any], ii: dict[str, Any]) -> None:
     emit(ctx, "invoice.updated", inv, changes(old, inv))
 
 
-@route("DELETE", "/invoiceitems/<item_id>")
+@route("DELETE", "/invoiceitems/<item_id>", params=())
 def delete_invoice_item(ctx: Ctx, params: Params, item_id: str) -> dict[str, Any]:
     ii = load(ctx, item_id, "invoiceitem")
     if ii["invoice"]:
@@ -518,7 +513,7 @@ def create_invoice(ctx: Ctx, params: Params) -> dict[str, Any]:
     return inv
 
 
-@route("DELETE", "/invoices/<invoice_id>")
+@route("DELETE", "/invoices/<invoice_id>", params=())
 def delete_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
     inv = load(ctx, invoice_id, "invoice")
     if inv["status"] != "draft":
@@ -533,12 +528,12 @@ def delete_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
 
 
 # -- endpoints ---------------------------------------------------------------------------------
-@route("GET", "/invoices/<invoice_id>")
+@route("GET", "/invoices/<invoice_id>", params=())
 def retrieve_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
     return load(ctx, invoice_id, "invoice")
 
 
-@route("GET", "/invoices/<invoice_id>/lines")
+@route("GET", "/invoices/<invoice_id>/lines", params=LIST_PARAMS)
 def list_invoice_lines(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
     inv = load(ctx, invoice_id, "invoice")
     return list_of(f"/v1/invoices/{invoice_id}/lines", inv["lines"]["data"], params)
@@ -633,7 +628,7 @@ def list_invoices(ctx: Ctx, params: Params) -> dict[str, Any]:
                     subscription=params.str("subscription"), status=status)
 
 
-@route("GET", "/invoice_payments/<payment_id>")
+@route("GET", "/invoice_payments/<payment_id>", params=())
 def retrieve_invoice_payment(ctx: Ctx, params: Params, payment_id: str) -> dict[str, Any]:
     return load(ctx, payment_id, "invoice_payment")
 
@@ -647,7 +642,7 @@ def list_invoice_payments(ctx: Ctx, params: Params) -> dict[str, Any]:
                     ref=pi_id, status=params.str("status"))
 
 
-@route("GET", "/invoiceitems/<item_id>")
+@route("GET", "/invoiceitems/<item_id>", params=())
 def retrieve_invoice_item(ctx: Ctx, params: Params, item_id: str) -> dict[str, Any]:
     return load(ctx, item_id, "invoiceitem")
 

@@ -126,7 +126,7 @@ def create_payment_method(ctx: Ctx, params: Params) -> dict[str, Any]:
     return pm
 
 
-@route("GET", "/payment_methods/<pm_id>")
+@route("GET", "/payment_methods/<pm_id>", params=())
 def retrieve_payment_method(ctx: Ctx, params: Params, pm_id: str) -> dict[str, Any]:
     if pm_id in cards.MAGIC_PAYMENT_METHODS:
         raise InvalidRequest("The sandbox creates a new PaymentMethod for a magic pm_card_* id only when it "

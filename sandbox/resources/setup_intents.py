@@ -84,7 +84,7 @@ def create_setup_intent(ctx: Ctx, params: Params) -> dict[str, Any]:
     return seti
 
 
-@route("GET", "/setup_intents/<seti_id>")
+@route("GET", "/setup_intents/<seti_id>", params=())
 def retrieve_setup_intent(ctx: Ctx, params: Params, seti_id: str) -> dict[str, Any]:
     return load(ctx, seti_id, "setup_intent")
 

@@ -256,7 +256,7 @@ def update_schedule(ctx: Ctx, params: Params, schedule_id: str) -> dict[str, Any
     return load(ctx, schedule_id, "subscription_schedule")
 
 
-@route("GET", "/subscription_schedules/<schedule_id>")
+@route("GET", "/subscription_schedules/<schedule_id>", params=())
 def retrieve_schedule(ctx: Ctx, params: Params, schedule_id: str) -> dict[str, Any]:
     return load(ctx, schedule_id, "subscription_schedule")
 

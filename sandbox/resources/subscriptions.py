@@ -81,7 +81,6 @@ def due_time(ctx: Ctx, sub: dict[str, Any]) -> int | None:
 
 def store(ctx: Ctx, sub: dict[str, Any], extra: Any = None) -> dict[str, Any]:
     """Save the subscription and its items; keep the clock's due time current."""
-    sub["items"]["total_count"] = len(items_of(sub))
     if extra is None:
         ctx.db.save(sub)
     else:
@@ -606,7 +605,7 @@ def create_subscription(ctx: Ctx, params: Params) -> dict[str, Any]:
     return sub
 
 
-@route("GET", "/subscriptions/<sub_id>")
+@route("GET", "/subscriptions/<sub_id>", params=())
 def retrieve_subscription(ctx: Ctx, params: Params, sub_id: str) -> dict[str, Any]:
     return load(ctx, sub_id, "subscription")
 
@@ -741,7 +740,7 @@ def list_subscriptions(ctx: Ctx, params: Params) -> dict[str, Any]:
                     ref=params.str("price") or params.str("plan"), **status_filter)
 
 
-@route("GET", "/subscription_items/<item_id>")
+@route("GET", "/subscription_items/<item_id>", params=())
 def retrieve_subscription_item(ctx: Ctx, params: Params, item_id: str) -> dict[str, Any]:
     return load(ctx, item_id, "subscription_item")
 

@@ -16,7 +16,7 @@ from ..errors import InvalidRequest, ResourceMissing
 from ..events import emit
 from ..objects.misc import SANDBOX_CLOCK_ID, sandbox_clock
 from ..params import Params
-from .common import route
+from .common import LIST_PARAMS, route
 
 log = logging.getLogger("sandbox.clock")
 
@@ -65,13 +65,13 @@ def _check_id(clock_id: str) -> None:
         raise ResourceMissing("test_clock", clock_id)
 
 
-@route("GET", "/test_helpers/test_clocks/<clock_id>")
+@route("GET", "/test_helpers/test_clocks/<clock_id>", params=())
 def retrieve_clock(ctx: Ctx, params: Params, clock_id: str) -> dict[str, Any]:
     _check_id(clock_id)
     return current(ctx)
 
 
-@route("GET", "/test_helpers/test_clocks")
+@route("GET", "/test_helpers/test_clocks", params=LIST_PARAMS)
 def list_clocks(ctx: Ctx, params: Params) -> dict[str, Any]:
     return {"object": "list", "data": [current(ctx)], "has_more": False, "url": "/v1/test_helpers/test_clocks"}
 

@@ -73,3 +73,16 @@ def raw(sandbox: Any, method: str, path: str, data: Any = None, key: str = "sk_t
     all_headers = {"Authorization": f"Bearer {key}"} if key else {}
     all_headers.update(headers or {})
     return requests.request(method, sandbox.url + path, data=data, headers=all_headers, timeout=30, **kwargs)
+
+
+def clock(client: stripe.StripeClient, frozen_time: int, name: str = "sandbox-test") -> Any:
+    """A new test clock frozen at ``frozen_time``; customers created with ``test_clock`` live on it."""
+    return client.v1.test_helpers.test_clocks.create({"frozen_time": frozen_time, "name": name})
+
+
+def advance(client: stripe.StripeClient, clock_id: str, to: int, timeout: float = 30.0) -> Any:
+    """Advance a test clock and wait until it is ``ready``, as against Stripe."""
+    from sandbox.testing import wait_until_ready
+
+    client.v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": to})
+    return wait_until_ready(lambda: client.v1.test_helpers.test_clocks.retrieve(clock_id).to_dict(), timeout)
