@@ -91,6 +91,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict:
         "STRIPE_KERNEL_WEBHOOK_SECRETS": [s.strip() for s in webhook_secrets.split(",") if s.strip()],
         "STRIPE_KERNEL_PUBLISHABLE_KEY": publishable,
         "SANDBOX_URL": env.get("SANDBOX_URL", "http://127.0.0.1:12111").rstrip("/"),
+        # Test mode only: a Stripe test clock new customers are made on and the portal's "now" follows.
+        "STRIPE_TEST_CLOCK": env.get("STRIPE_TEST_CLOCK", "").strip() or None,
         "PORTAL_BASE_URL": env.get("PORTAL_BASE_URL", "").rstrip("/"),
         "RQ_ASYNC": not _flag(env.get("RQ_SYNC")),
         "RATELIMIT_STORAGE_URI": redis_url,

@@ -42,7 +42,7 @@ def bulk_seed(box: Any, base_url: str, count: int, per_subscription: int, price_
         if price is None or price.get("object") != "price" or not price.get("recurring"):
             raise InvalidRequest(f"No such recurring price: '{price_id}'", code="resource_missing", param="price")
         product = db.get(price["product"]) or {"name": price["product"]}
-        now = clock.sandbox_now(db)
+        now = clock.wall_now()
         interval, interval_count = price["recurring"]["interval"], price["recurring"]["interval_count"]
         months = {"month": 1, "year": 12}.get(interval)
         if months is None:

@@ -91,7 +91,7 @@ def paginate(ctx: Ctx, params: Params, url: str, object_type: str, *,
                 raise InvalidRequest(f"No such object: '{cursor_id}'", code="resource_missing", param=key)
             cursors[key] = cursor
     equals = {k: v for k, v in filters.items()
-              if k in ("customer", "subscription", "status", "parent", "ref") and v is not None}
+              if k in ("customer", "subscription", "status", "parent", "ref", "clock") and v is not None}
     data, has_more = ctx.db.page(
         object_type,
         equals=equals,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import clock
 from ..context import Ctx
 from ..errors import InvalidRequest
 from ..events import emit, emit_update
@@ -111,6 +112,11 @@ def create_customer(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(WRITABLE)
     obj = build_customer(ctx.now, email=None, name=None, description=None, phone=None, metadata={},
                          default_payment_method=None)
+    if "test_clock" in params:  # ctx.now is already the clock's time (the server resolved it)
+        test_clock = params.str("test_clock", required=True)
+        if clock.load_clock(ctx.db, test_clock) is None:
+            raise InvalidRequest(f"No such test_clock: '{test_clock}'", code="resource_missing", param="test_clock")
+        obj["test_clock"] = test_clock
     ctx.db.save(obj)  # saved first: attaching a payment method needs the customer to exist
     attached: list[dict[str, Any]] = []
     _apply(ctx, params, obj, attached)
@@ -156,7 +162,8 @@ def delete_customer(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any
 def list_customers(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(["limit", "starting_after", "ending_before", "created", "email", "test_clock"])
     email = params.str("email")
-    return paginate(ctx, params, "/v1/customers", "customer", status="active", ref=email)
+    return paginate(ctx, params, "/v1/customers", "customer", status="active", ref=email,
+                    clock=params.str("test_clock"))
 
 
 @route("GET", "/customers/<customer_id>/payment_methods", params=LIST_PARAMS + ("type",))

@@ -27,6 +27,9 @@ from .common import LIST_PARAMS, list_of, load, load_param, paginate, route
 
 STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 
+# Stripe finalizes (and charges) a subscription renewal about an hour after creating its draft.
+AUTO_FINALIZE_DELAY = 3600
+
 
 # -- lines --------------------------------------------------------------------------------------
 def product_name(ctx: Ctx, price: dict[str, Any]) -> str:
@@ -121,18 +124,34 @@ def _apply_balance(inv: dict[str, Any], balance: int) -> int:
 
 def create(ctx: Ctx, *, customer: dict[str, Any], sub: dict[str, Any] | None, billing_reason: str,
            lines: list[dict[str, Any]], period_start: int, period_end: int, currency: str,
-           include_pending: bool = True) -> dict[str, Any]:
-    """Create a draft invoice (taking the subscription's pending invoice items) and announce it."""
+           include_pending: bool = True, finalize_later: bool = False) -> dict[str, Any]:
+    """Create a draft invoice (taking the subscription's pending invoice items) and announce it.
+
+    ``finalize_later``: a renewal stays a draft for an hour, then the clock finalizes and charges it
+    (``process_due``), as Stripe does with subscription invoices.
+    """
     pending = pending_items(ctx, sub["id"]) if (sub and include_pending) else []
     all_lines = [line_from_pending(ctx, ii) for ii in pending] + lines
     inv = assemble(ctx, customer=customer, sub=sub, billing_reason=billing_reason, lines=all_lines,
                    period_start=period_start, period_end=period_end, currency=currency)
-    ctx.db.save(inv)
+    if finalize_later:
+        inv["automatically_finalizes_at"] = ctx.now + AUTO_FINALIZE_DELAY
+    ctx.db.save(inv, due_at=inv["automatically_finalizes_at"])
     for ii in pending:
         ii["invoice"] = inv["id"]
         ctx.db.save(ii)
     emit(ctx, "invoice.created", inv)
     return inv
+
+
+def process_due(ctx: Ctx, inv: dict[str, Any]) -> None:
+    """An hour after a renewal draft was made: finalize it and charge it off-session (called by the clock)."""
+    ctx.db.set_due(inv["id"], None)
+    if inv["status"] != "draft" or not inv["auto_advance"]:
+        return
+    inv = finalize(ctx, inv)
+    if inv["status"] == "open":
+        collect(ctx, inv, off_session=True)
 
 
 def finalize(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
@@ -149,6 +168,7 @@ def finalize(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
     customer["next_invoice_sequence"] += 1
     ctx.db.save(customer)
     inv["status"] = "open"
+    inv["automatically_finalizes_at"] = None
     inv["status_transitions"]["finalized_at"] = ctx.now
     inv["effective_at"] = ctx.now
     if inv["amount_due"] > 0:
@@ -159,7 +179,7 @@ def finalize(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
                                         amount=inv["amount_due"])
         ctx.db.save(payment)
         inv["payments"]["data"] = [payment]
-    ctx.db.save(inv)
+    ctx.db.save(inv, due_at=None)
     emit(ctx, "invoice.finalized", inv)
     if inv["amount_due"] == 0:
         _mark_paid(ctx, inv, None, None)

@@ -430,7 +430,7 @@ def _expire_incomplete(ctx: Ctx, sub: dict[str, Any]) -> None:
     emit_update(ctx, "customer.subscription.updated", old, sub)
 
 
-def _end_trial(ctx: Ctx, sub: dict[str, Any]) -> None:
+def _end_trial(ctx: Ctx, sub: dict[str, Any], finalize_later: bool = True) -> None:
     at = sub["trial_end"]
     old = copy.deepcopy(sub)
     previous_start = current_period(sub)[0]
@@ -438,14 +438,14 @@ def _end_trial(ctx: Ctx, sub: dict[str, Any]) -> None:
     for item in items_of(sub):
         item["current_period_start"], item["current_period_end"] = at, end
     sub["status"] = "active"
-    _bill_period(ctx, sub, old, at, end, previous_start, at)
+    _bill_period(ctx, sub, old, at, end, previous_start, at, finalize_later)
 
 
 def _end_trial_now(ctx: Ctx, sub: dict[str, Any]) -> None:
     sub["trial_end"] = sub["billing_cycle_anchor"] = ctx.now
     store(ctx, sub)
     emit(ctx, "customer.subscription.trial_will_end", sub)
-    _end_trial(ctx, reload(ctx, sub["id"]))
+    _end_trial(ctx, reload(ctx, sub["id"]), finalize_later=False)  # asked for now: invoiced and charged now
 
 
 def renew(ctx: Ctx, sub: dict[str, Any]) -> None:
@@ -458,8 +458,12 @@ def renew(ctx: Ctx, sub: dict[str, Any]) -> None:
 
 
 def _bill_period(ctx: Ctx, sub: dict[str, Any], old: dict[str, Any], start: int, end: int,
-                 previous_start: int, previous_end: int) -> None:
-    """Invoice a new period: lines cover the new period, the invoice the one just ended (as Stripe)."""
+                 previous_start: int, previous_end: int, finalize_later: bool = True) -> None:
+    """Invoice a new period: lines cover the new period, the invoice the one just ended (as Stripe).
+
+    At a renewal the invoice stays a draft for an hour (``finalize_later``); asked for through the
+    API (ending a trial now) it is finalized and charged at once.
+    """
     customer = ctx.db.get(sub["customer"])
     store(ctx, sub)
     if customer is None or customer.get("deleted"):
@@ -467,13 +471,15 @@ def _bill_period(ctx: Ctx, sub: dict[str, Any], old: dict[str, Any], start: int,
         return
     lines = [invoices.period_line(ctx, sub, item, start, end) for item in items_of(sub)]
     inv = invoices.create(ctx, customer=customer, sub=sub, billing_reason="subscription_cycle", lines=lines,
-                          period_start=previous_start, period_end=previous_end, currency=sub["currency"])
+                          period_start=previous_start, period_end=previous_end, currency=sub["currency"],
+                          finalize_later=finalize_later)
     sub["latest_invoice"] = inv["id"]
     store(ctx, sub)
     emit_update(ctx, "customer.subscription.updated", old, sub)
-    inv = invoices.finalize(ctx, inv)
-    if inv["status"] == "open":
-        invoices.collect(ctx, inv, off_session=True)
+    if not finalize_later:
+        inv = invoices.finalize(ctx, inv)
+        if inv["status"] == "open":
+            invoices.collect(ctx, inv, off_session=True)
 
 
 # -- creation ---------------------------------------------------------------------------------------
@@ -726,8 +732,9 @@ def cancel_subscription(ctx: Ctx, params: Params, sub_id: str) -> dict[str, Any]
 @route("GET", "/subscriptions")
 def list_subscriptions(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(["customer", "price", "plan", "status", "created", "limit", "starting_after",
-                           "ending_before", "collection_method", "current_period_end", "current_period_start",
-                           "test_clock", "automatic_tax", "customer_account"])
+                           "ending_before", "test_clock"],
+                          unsupported=["collection_method", "current_period_end", "current_period_start",
+                                       "automatic_tax", "customer_account"])
     status = params.enum("status", STATUSES + ("all", "ended"))
     status_filter: dict[str, Any] = {}
     if status is None:
@@ -737,7 +744,7 @@ def list_subscriptions(ctx: Ctx, params: Params) -> dict[str, Any]:
     elif status != "all":
         status_filter["status"] = status
     return paginate(ctx, params, "/v1/subscriptions", "subscription", customer=params.str("customer"),
-                    ref=params.str("price") or params.str("plan"), **status_filter)
+                    ref=params.str("price") or params.str("plan"), clock=params.str("test_clock"), **status_filter)
 
 
 @route("GET", "/subscription_items/<item_id>", params=())

@@ -84,7 +84,7 @@ class SandboxTarget(Target):
 
     def __init__(self, server):
         self.server = server
-        self.gateway = StripeGateway.for_sandbox(server.url)
+        self.gateway = StripeGateway.for_sandbox(server.url, test_clock=server.clock_id)
         super().__init__()
 
     def new_customer(self, at: datetime | None = None) -> Customer:

@@ -10,6 +10,11 @@ import requests
 import stripe
 
 DAY = 86400
+# A renewal invoice is a draft for an hour, then finalized and charged: advance past that to see the charge.
+AFTER_RENEWAL = 3600 + 60
+# The test clock of the running test (the sandbox fixture's ``clock_id``): customers made by
+# ``customer()`` live on it, so ``sandbox.advance()`` moves their time, as a test clock does in Stripe.
+CLOCK: str | None = None
 
 
 def price(client: stripe.StripeClient, amount: int, name: str = "Pro", currency: str = "brl",
@@ -24,7 +29,10 @@ def price(client: stripe.StripeClient, amount: int, name: str = "Pro", currency:
 def customer(client: stripe.StripeClient, pm: str | None = "pm_card_visa", email: str = "owner@example.com"
              ) -> stripe.Customer:
     """A customer whose default payment method is a new card made from a magic test id."""
-    cus = client.v1.customers.create({"email": email})
+    params: dict[str, Any] = {"email": email}
+    if CLOCK:
+        params["test_clock"] = CLOCK
+    cus = client.v1.customers.create(params)
     if pm:
         card = client.v1.payment_methods.attach(pm, {"customer": cus.id})
         cus = client.v1.customers.update(cus.id, {"invoice_settings": {"default_payment_method": card.id}})

@@ -49,7 +49,7 @@ def objects(sandbox_server) -> dict[str, dict[str, Any]]:
     """One of each object the sandbox serves, made through the SDK."""
     from .conftest import make_client
 
-    sandbox_server.reset()
+    helpers.CLOCK = sandbox_server.reset()
     client = make_client(sandbox_server.url)
     pro = helpers.price(client, 9900, "Pro")
     cus = helpers.customer(client)
@@ -82,7 +82,7 @@ def objects(sandbox_server) -> dict[str, dict[str, Any]]:
         "charge": client.v1.charges.retrieve(charge.id).to_dict(),
         "refund": refund.to_dict(),
         "event": event.to_dict(),
-        "test_helpers.test_clock": client.v1.test_helpers.test_clocks.retrieve("clock_sandbox").to_dict(),
+        "test_helpers.test_clock": client.v1.test_helpers.test_clocks.retrieve(helpers.CLOCK).to_dict(),
     }
 
 
