@@ -14,6 +14,9 @@ _PATTERNS = [
     # Stripe secret and restricted keys, webhook secrets.
     (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+"), "[secret key redacted]"),
     (re.compile(r"\bwhsec_[A-Za-z0-9_]+"), "[webhook secret redacted]"),
+    # The portal's own API tokens (kbp_) and gateway service keys (kgw_); bearer credentials of any kind.
+    (re.compile(r"\bk(?:bp|gw)_[A-Za-z0-9_-]{8,}"), "[api key redacted]"),
+    (re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
     # CVC in form-encoded or JSON payloads.
     (re.compile(r"(?i)(cvc|cvv|card\[cvc\])(\"?\s*[:=]\s*\"?)\d{3,4}"), r"\1\2[redacted]"),
 ]
