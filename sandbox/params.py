@@ -86,6 +86,10 @@ class Params:
         for key in self.data:
             if key in unsupported_set:
                 raise not_supported(self.name(key))
+            if key == "payment_method_types" and key in allowed_set:
+                # Cards are the only payment method the sandbox has.
+                if any(kind != "card" for kind in self.str_list(key)):
+                    raise not_supported(self.name(key), " other than [\"card\"]")
             if key not in allowed_set:
                 raise InvalidRequest(
                     f"Received unknown parameter: {self.name(key)}",

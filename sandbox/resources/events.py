@@ -21,8 +21,8 @@ def retrieve_event(ctx: Ctx, params: Params, event_id: str) -> dict[str, Any]:
 
 @route("GET", "/events")
 def list_events(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["type", "types", "created", "limit", "starting_after", "ending_before",
-                           "delivery_success", "object_id"])
+    params.reject_unknown(["type", "types", "created", "limit", "starting_after", "ending_before"],
+                          unsupported=["delivery_success", "object_id"])
     event_type = params.str("type")
     types = params.str_list("types")
     if event_type and types:

@@ -366,9 +366,9 @@ def _preview(ctx: Ctx, params: Params) -> dict[str, Any]:
     if customer is None:
         customer = customers.load_live(ctx, sub["customer"])
     details = params.dict("subscription_details") or Params({}, "subscription_details")
-    details.reject_unknown(["items", "proration_date", "proration_behavior", "cancel_at_period_end",
-                            "cancel_at", "cancel_now", "default_tax_rates", "trial_end", "billing_cycle_anchor",
-                            "resume_at", "start_date", "billing_mode"])
+    details.reject_unknown(["items", "proration_date", "proration_behavior", "cancel_at_period_end", "cancel_at",
+                            "trial_end", "billing_cycle_anchor"],
+                           unsupported=["cancel_now", "default_tax_rates", "resume_at", "start_date", "billing_mode"])
     if sub is None:
         # Preview of a new subscription's first invoice.
         return subscriptions.preview_new(ctx, customer, details)
@@ -411,9 +411,10 @@ def _items_after(ctx: Ctx, sub: dict[str, Any], items: list[dict[str, Any]], bou
 
 @route("POST", "/invoices/create_preview")
 def create_preview(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "subscription", "subscription_details", "automatic_tax", "currency",
-                           "customer_details", "discounts", "invoice_items", "issuer", "on_behalf_of",
-                           "preview_mode", "schedule", "schedule_details", "customer_account"])
+    params.reject_unknown(["customer", "subscription", "subscription_details", "currency"],
+                          unsupported=["customer_details", "invoice_items", "issuer", "on_behalf_of", "preview_mode",
+                                       "schedule", "schedule_details", "customer_account", "automatic_tax",
+                                       "discounts"])
     return _preview(ctx, params)
 
 
@@ -430,8 +431,9 @@ def create_invoice_item(ctx: Ctx, params: Params) -> dict[str, Any]:
     from . import customers
 
     params.reject_unknown(["customer", "amount", "currency", "description", "metadata", "price", "pricing",
-                           "quantity", "subscription", "invoice", "period", "discountable", "unit_amount_decimal",
-                           "price_data", "tax_rates", "tax_behavior", "tax_code", "discounts", "customer_account"])
+                           "quantity", "subscription", "invoice", "period"],
+                          unsupported=["discountable", "unit_amount_decimal", "price_data", "tax_rates",
+                                       "tax_behavior", "tax_code", "customer_account", "discounts"])
     customer = customers.load_live(ctx, params.str("customer", required=True) or "")
     pricing = params.dict("pricing")
     price_id = params.str("price") or (pricing.str("price") if pricing else None)
@@ -501,9 +503,9 @@ def create_invoice(ctx: Ctx, params: Params) -> dict[str, Any]:
     from . import customers
 
     params.reject_unknown(["customer", "auto_advance", "collection_method", "description", "metadata", "currency",
-                           "default_payment_method", "pending_invoice_items_behavior", "footer", "subscription",
-                           "automatic_tax", "days_until_due", "due_date", "statement_descriptor",
-                           "payment_settings", "rendering", "customer_account"])
+                           "default_payment_method", "pending_invoice_items_behavior", "footer", "subscription"],
+                          unsupported=["days_until_due", "statement_descriptor", "payment_settings", "rendering",
+                                       "customer_account", "automatic_tax", "due_date"])
     customer = customers.load_live(ctx, params.str("customer", required=True) or "")
     if params.str("collection_method", default="charge_automatically") != "charge_automatically":
         raise InvalidRequest("The sandbox only supports collection_method=charge_automatically.",
@@ -592,7 +594,8 @@ def finalize_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any
 
 @route("POST", "/invoices/<invoice_id>/pay")
 def pay_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
-    params.reject_unknown(["payment_method", "off_session", "paid_out_of_band", "forgive", "mandate", "source"])
+    params.reject_unknown(["payment_method", "off_session", "paid_out_of_band"],
+                          unsupported=["forgive", "mandate", "source"])
     inv = load(ctx, invoice_id, "invoice")
     if inv["status"] == "paid":
         raise InvalidRequest("Invoice is already paid", code="invoice_already_paid")
@@ -641,8 +644,9 @@ def mark_uncollectible(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, A
 
 @route("GET", "/invoices")
 def list_invoices(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "subscription", "status", "created", "due_date", "collection_method",
-                           "limit", "starting_after", "ending_before", "customer_account"])
+    params.reject_unknown(["customer", "subscription", "status", "created", "collection_method", "limit",
+                           "starting_after", "ending_before"],
+                          unsupported=["customer_account", "due_date"])
     status = params.enum("status", STATUSES)
     return paginate(ctx, params, "/v1/invoices", "invoice", customer=params.str("customer"),
                     subscription=params.str("subscription"), status=status)

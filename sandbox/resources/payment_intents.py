@@ -160,11 +160,12 @@ def _after_invoice_payment(ctx: Ctx, pi: dict[str, Any]) -> None:
 @route("POST", "/payment_intents")
 def create_payment_intent(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(["amount", "currency", "customer", "payment_method", "capture_method", "confirm",
-                           "off_session", "description", "metadata", "payment_method_types",
-                           "setup_future_usage", "receipt_email", "statement_descriptor",
-                           "statement_descriptor_suffix", "automatic_payment_methods", "return_url",
-                           "confirmation_method", "error_on_requires_action", "use_stripe_sdk",
-                           "payment_method_options", "mandate", "shipping", "transfer_group"])
+                           "off_session", "description", "metadata", "setup_future_usage", "receipt_email",
+                           "payment_method_types"],
+                          unsupported=["automatic_payment_methods", "confirmation_method", "shipping",
+                                       "statement_descriptor", "statement_descriptor_suffix", "return_url",
+                                       "error_on_requires_action", "use_stripe_sdk", "payment_method_options",
+                                       "mandate", "transfer_group"])
     amount = params.int("amount", required=True, minimum=0) or 0
     currency = (params.str("currency", required=True) or "").lower()
     if amount < MINIMUM_AMOUNT:
@@ -227,9 +228,10 @@ def update_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any
 
 @route("POST", "/payment_intents/<pi_id>/confirm")
 def confirm_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any]:
-    params.reject_unknown(["payment_method", "off_session", "return_url", "mandate", "capture_method",
-                           "setup_future_usage", "receipt_email", "payment_method_options",
-                           "error_on_requires_action", "use_stripe_sdk", "payment_method_types"])
+    params.reject_unknown(["payment_method", "off_session", "capture_method", "setup_future_usage", "receipt_email",
+                           "payment_method_types"],
+                          unsupported=["return_url", "mandate", "payment_method_options", "error_on_requires_action",
+                                       "use_stripe_sdk"])
     pi = load(ctx, pi_id, "payment_intent")
     _confirm_params(ctx, params, pi)
     if "capture_method" in params:
@@ -241,8 +243,9 @@ def confirm_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, An
 
 @route("POST", "/payment_intents/<pi_id>/capture")
 def capture_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any]:
-    params.reject_unknown(["amount_to_capture", "metadata", "final_capture", "statement_descriptor",
-                           "statement_descriptor_suffix", "application_fee_amount"])
+    params.reject_unknown(["amount_to_capture", "metadata"],
+                          unsupported=["final_capture", "application_fee_amount", "statement_descriptor",
+                                       "statement_descriptor_suffix"])
     pi = load(ctx, pi_id, "payment_intent")
     if pi["status"] != "requires_capture":
         raise InvalidRequest(f"This PaymentIntent could not be captured because it has a status of "
@@ -303,7 +306,8 @@ def cancel_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any
 
 @route("GET", "/payment_intents")
 def list_payment_intents(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "created", "limit", "starting_after", "ending_before", "customer_account"])
+    params.reject_unknown(["customer", "created", "limit", "starting_after", "ending_before"],
+                          unsupported=["customer_account"])
     return paginate(ctx, params, "/v1/payment_intents", "payment_intent", customer=params.str("customer"))
 
 
@@ -314,7 +318,7 @@ def retrieve_charge(ctx: Ctx, params: Params, charge_id: str) -> dict[str, Any]:
 
 @route("GET", "/charges")
 def list_charges(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "payment_intent", "created", "limit", "starting_after", "ending_before",
-                           "transfer_group"])
+    params.reject_unknown(["customer", "payment_intent", "created", "limit", "starting_after", "ending_before"],
+                          unsupported=["transfer_group"])
     return paginate(ctx, params, "/v1/charges", "charge", customer=params.str("customer"),
                     parent=params.str("payment_intent"))

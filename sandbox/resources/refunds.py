@@ -16,8 +16,9 @@ from .common import LIST_PARAMS, load, load_param, paginate, route
 
 @route("POST", "/refunds")
 def create_refund(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["charge", "payment_intent", "amount", "reason", "metadata", "instructions_email",
-                           "refund_application_fee", "reverse_transfer", "origin", "currency", "customer"])
+    params.reject_unknown(["charge", "payment_intent", "amount", "reason", "metadata"],
+                          unsupported=["instructions_email", "refund_application_fee", "reverse_transfer", "origin",
+                                       "currency", "customer"])
     charge = load_param(ctx, params, "charge", "charge")
     pi = load_param(ctx, params, "payment_intent", "payment_intent")
     if charge is None and pi is None:

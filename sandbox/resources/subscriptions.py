@@ -150,8 +150,8 @@ def parse_item_entries(ctx: Ctx, sub: dict[str, Any], params: Params) -> list[It
     entries = []
     currency, interval = sub["currency"], interval_of(sub)
     for entry in params.list_of_dicts("items"):
-        entry.reject_unknown(["id", "price", "quantity", "deleted", "metadata", "clear_usage", "price_data",
-                              "discounts", "tax_rates", "billing_thresholds", "plan"])
+        entry.reject_unknown(["id", "price", "quantity", "deleted", "metadata", "plan"],
+                             unsupported=["clear_usage", "price_data", "discounts", "tax_rates", "billing_thresholds"])
         price_id = entry.str("price") or entry.str("plan")
         price = recurring_price(ctx, price_id, entry.name("price"), currency, interval) if price_id else None
         entries.append(ItemEntry(item_id=entry.str("id"), price=price,
@@ -563,19 +563,19 @@ def _resolve_default_pm(ctx: Ctx, pm_id: str | None, customer_id: str, param: st
 
 
 # -- endpoints -----------------------------------------------------------------------------------------
-CREATE_PARAMS = ["customer", "items", "default_payment_method", "trial_period_days", "trial_end",
-                 "trial_from_plan", "metadata", "payment_behavior", "proration_behavior", "off_session",
-                 "cancel_at_period_end", "cancel_at", "description", "collection_method", "currency",
-                 "payment_settings", "trial_settings", "automatic_tax", "default_tax_rates", "discounts",
-                 "billing_cycle_anchor", "expand", "days_until_due", "backdate_start_date",
-                 "pending_invoice_item_interval", "add_invoice_items", "application_fee_percent",
-                 "default_source", "invoice_settings", "on_behalf_of", "transfer_data", "billing_mode",
-                 "customer_account"]
+CREATE_PARAMS = ["customer", "items", "default_payment_method", "trial_period_days", "trial_end", "trial_from_plan",
+                 "metadata", "payment_behavior", "proration_behavior", "off_session", "cancel_at_period_end",
+                 "cancel_at", "description", "collection_method", "currency", "automatic_tax", "billing_cycle_anchor",
+                 "expand", "add_invoice_items"]
+CREATE_PARAMS_UNSUPPORTED = ["payment_settings", "trial_settings", "default_tax_rates", "days_until_due",
+                             "backdate_start_date", "pending_invoice_item_interval", "application_fee_percent",
+                             "default_source", "invoice_settings", "on_behalf_of", "transfer_data", "billing_mode",
+                             "customer_account", "discounts"]
 
 
 @route("POST", "/subscriptions")
 def create_subscription(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(CREATE_PARAMS)
+    params.reject_unknown(CREATE_PARAMS, unsupported=CREATE_PARAMS_UNSUPPORTED)
     customer = load_param(ctx, params, "customer", "customer", required=True)
     assert customer is not None
     if params.str("collection_method", default="charge_automatically") != "charge_automatically":
@@ -592,8 +592,8 @@ def create_subscription(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.enum("proration_behavior", PRORATION_BEHAVIOURS)
     entries = []
     for entry in params.list_of_dicts("items", required=True):
-        entry.reject_unknown(["price", "quantity", "metadata", "plan", "price_data", "discounts", "tax_rates",
-                              "billing_thresholds"])
+        entry.reject_unknown(["price", "quantity", "metadata", "plan"],
+                             unsupported=["price_data", "discounts", "tax_rates", "billing_thresholds"])
         price = recurring_price(ctx, entry.str("price") or entry.str("plan"), entry.name("price"))
         entries.append((price, entry.int("quantity", default=1, minimum=0) or 0))
     if not entries:
@@ -618,15 +618,16 @@ def retrieve_subscription(ctx: Ctx, params: Params, sub_id: str) -> dict[str, An
 
 UPDATE_PARAMS = ["items", "proration_behavior", "proration_date", "payment_behavior", "cancel_at_period_end",
                  "cancel_at", "default_payment_method", "metadata", "description", "trial_end", "off_session",
-                 "cancellation_details", "collection_method", "payment_settings", "trial_settings",
-                 "automatic_tax", "default_tax_rates", "discounts", "billing_cycle_anchor", "days_until_due",
-                 "pause_collection", "pending_invoice_item_interval", "add_invoice_items", "invoice_settings",
-                 "default_source", "on_behalf_of", "transfer_data", "trial_from_plan", "application_fee_percent"]
+                 "cancellation_details", "collection_method", "automatic_tax", "billing_cycle_anchor",
+                 "pause_collection", "add_invoice_items", "trial_from_plan"]
+UPDATE_PARAMS_UNSUPPORTED = ["payment_settings", "trial_settings", "default_tax_rates", "days_until_due",
+                             "pending_invoice_item_interval", "invoice_settings", "default_source", "on_behalf_of",
+                             "transfer_data", "application_fee_percent", "discounts"]
 
 
 @route("POST", "/subscriptions/<sub_id>")
 def update_subscription(ctx: Ctx, params: Params, sub_id: str) -> dict[str, Any]:
-    params.reject_unknown(UPDATE_PARAMS)
+    params.reject_unknown(UPDATE_PARAMS, unsupported=UPDATE_PARAMS_UNSUPPORTED)
     sub = load(ctx, sub_id, "subscription")
     old = copy.deepcopy(sub)
     if sub["status"] in ENDED:

@@ -30,7 +30,7 @@ def _url(params: Params) -> str:
 
 @route("POST", "/webhook_endpoints")
 def create_endpoint(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["url", "enabled_events", "description", "metadata", "api_version", "connect"])
+    params.reject_unknown(["url", "enabled_events", "description", "metadata"], unsupported=["api_version", "connect"])
     endpoint = build_endpoint(ctx.now, endpoint_id=new_id("we"), url=_url(params), enabled_events=_events(params),
                               description=params.str("description") or None, metadata=params.metadata() or {})
     secret = new_secret()

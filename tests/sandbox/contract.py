@@ -213,7 +213,8 @@ class Checker:
         if not isinstance(value, dict):
             self.problem(path, f"expected a list object, got {type(value).__name__}")
             return
-        declared = {"object": Literal["list"], "data": list[item_type], "has_more": bool, "url": str}  # type: ignore[valid-type]
+        declared = {"object": Literal["list"], "data": list[item_type],  # type: ignore[valid-type]
+                    "has_more": bool, "url": str}
         self.properties(value, declared, path, partial=False)
 
     def stripe_object(self, value: Any, cls: type, path: str, partial: bool = False) -> None:

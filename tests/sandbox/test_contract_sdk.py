@@ -69,7 +69,10 @@ def _flows(client: stripe.StripeClient, sandbox, recorder: RecordingClient) -> N
     clock = helpers.clock(client, helpers.next_month_start_with_days(sandbox.now(), 30))
 
     # Checkout: a subscription paid on the hosted page, with the objects it made expanded.
-    cus = client.v1.customers.create({"email": "owner@example.com", "test_clock": clock.id})
+    cus = client.v1.customers.create({
+        "email": "owner@example.com", "test_clock": clock.id, "preferred_locales": ["pt-BR"],
+        "address": {"line1": "Rua Augusta 1", "city": "São Paulo", "state": "SP", "postal_code": "01305-000",
+                    "country": "BR"}, "tax_id_data": [{"type": "br_cnpj", "value": "12.345.678/0001-95"}]})
     session = client.v1.checkout.sessions.create({
         "mode": "subscription", "customer": cus.id, "line_items": [{"price": pro.id, "quantity": 1}],
         "success_url": "https://portal.test/done?s={CHECKOUT_SESSION_ID}", "cancel_url": "https://portal.test/"})
@@ -78,7 +81,8 @@ def _flows(client: stripe.StripeClient, sandbox, recorder: RecordingClient) -> N
     client.v1.checkout.sessions.line_items.list(session.id)
     sub = client.v1.subscriptions.retrieve(done.subscription.id, {"expand": ["latest_invoice.payments",
                                                                              "default_payment_method"]})
-    client.v1.customers.retrieve(cus.id, {"expand": ["subscriptions", "invoice_settings.default_payment_method"]})
+    client.v1.customers.retrieve(cus.id, {"expand": ["subscriptions", "tax_ids",
+                                                     "invoice_settings.default_payment_method"]})
 
     # Upgrade with proration: the preview, then the change charged now.
     start, _ = helpers.period(sub)
