@@ -7,6 +7,7 @@ per dunning attempt. Money columns are integer minor units next to a currency co
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import date, datetime
 from typing import Any, Optional
 
@@ -86,6 +87,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.OWNER)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    # What a session or remember-me cookie names instead of the id (Flask-Login's alternative id):
+    # replacing it signs the user out of every browser at once (sign-out, password change, revocation).
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_session_token())
 
     apps: Mapped[list["App"]] = relationship(
         secondary=app_owners, back_populates="owners", order_by="App.name"
@@ -109,7 +113,15 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return self.session_token
+
+    def revoke_sessions(self) -> None:
+        """Invalidate every session and remember-me cookie issued to this user so far."""
+        self.session_token = new_session_token()
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 class App(Base):
@@ -778,3 +790,126 @@ class GatewayWebhookEvent(Base):
     type: Mapped[Optional[str]] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+
+# ---------------------------------------------------------------- owner charges whose outcome must be known
+
+
+class ChargeStatus(enum.StrEnum):
+    PENDING = "pending"  # recorded, the charging call about to be made or in flight
+    UNKNOWN = "unknown"  # the call was sent and no answer came back (timeout, connection cut)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # Stripe answered no, or the call was never sent: nothing was charged
+
+    @property
+    def is_open(self) -> bool:
+        return self in (ChargeStatus.PENDING, ChargeStatus.UNKNOWN)
+
+
+OPEN_CHARGES_SQL = "status IN ('pending', 'unknown')"
+
+
+class ChargeAttempt(Base):
+    """A charge an owner asked for (an upgrade, paying an open invoice), recorded and committed *before*
+    Stripe is called, with the idempotency key the call uses and who asked; settled from Stripe's
+    answer, a replay of the same key, or the webhook (``billing/charges.py``)."""
+
+    __tablename__ = "charge_attempts"
+    __table_args__ = (
+        CheckConstraint("kind IN ('upgrade', 'invoice_payment')", name="kind_known"),
+        # One charge in doubt per app at a time: a second one waits until the first is known.
+        Index("uq_charge_attempts_one_open_per_app", "app_id", unique=True,
+              sqlite_where=text(OPEN_CHARGES_SQL), postgresql_where=text(OPEN_CHARGES_SQL)),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    target: Mapped[str] = mapped_column(String(255))  # the Stripe subscription or invoice charged
+    status: Mapped[ChargeStatus] = mapped_column(_enum(ChargeStatus, "charge_status"), default=ChargeStatus.PENDING)
+    requested_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    correlation_id: Mapped[Optional[str]] = mapped_column(String(128))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)  # what a replay of the same call needs
+    stripe_invoice_id: Mapped[Optional[str]] = mapped_column(String(255))
+    amount: Mapped[Optional[int]] = mapped_column(BigInteger)
+    currency: Mapped[Optional[str]] = mapped_column(String(3))
+    error: Mapped[Optional[str]] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    settled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+# ---------------------------------------------------------------- operations: the kill switch and the release ledger
+
+
+class BillingPause(Base):
+    """One pause of billing by a superadmin, from ``paused_at`` until ``resumed_at`` (history: rows are never deleted).
+
+    While a pause is open, events are recorded but not applied, jobs charge nothing and
+    plan changes are refused, except for the apps resumed early (``BillingPauseApp``).
+    """
+
+    __tablename__ = "billing_pauses"
+    __table_args__ = (
+        # One open pause at a time: a second "pause" while paused finds the first one.
+        Index("uq_billing_pauses_one_open", "scope", unique=True,
+              sqlite_where=text("resumed_at IS NULL"), postgresql_where=text("resumed_at IS NULL")),
+        CheckConstraint("scope = 'billing'", name="scope_billing"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), default="billing")
+    reason: Mapped[str] = mapped_column(Text)
+    paused_by: Mapped[str] = mapped_column(String(254))  # a superadmin's e-mail, or "cli:<login>"
+    paused_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    resumed_by: Mapped[Optional[str]] = mapped_column(String(254))
+    resumed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    resumed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    apps: Mapped[list["BillingPauseApp"]] = relationship(back_populates="pause", order_by="BillingPauseApp.created_at")
+
+    @property
+    def is_open(self) -> bool:
+        return self.resumed_at is None
+
+
+class BillingPauseApp(Base):
+    """An app whose billing was resumed before the others during a pause (the seed's "one app first")."""
+
+    __tablename__ = "billing_pause_apps"
+
+    pause_id: Mapped[int] = mapped_column(ForeignKey("billing_pauses.id"), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), primary_key=True)
+    resumed_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+    pause: Mapped[BillingPause] = relationship(back_populates="apps")
+    app: Mapped[App] = relationship()
+
+
+class ReleaseKind(enum.StrEnum):
+    RELEASE = "release"  # a deploy (flask release record)
+    GATEWAY_MODE = "gateway_mode"  # the gateway started in another mode than the last one recorded
+    BILLING_PAUSED = "billing_paused"
+    BILLING_RESUMED = "billing_resumed"  # for every app, or (details.apps) for some first
+    INCIDENT_NOTICE = "incident_notice"
+
+
+class Release(Base):
+    """The release ledger: deploys, gateway mode changes, pauses, resumes and incident notices, in order."""
+
+    __tablename__ = "releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ReleaseKind] = mapped_column(_enum(ReleaseKind, "release_kind"), index=True)
+    version: Mapped[Optional[str]] = mapped_column(String(64))
+    git_revision: Mapped[Optional[str]] = mapped_column(String(64))
+    gateway_mode: Mapped[str] = mapped_column(String(32))  # sandbox, stripe-test, stripe-live
+    actor: Mapped[str] = mapped_column(String(254))  # who: a superadmin's e-mail, "cli:<login>", "startup"
+    actor_user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    # Several processes start at once: only one of them records the same mode change.
+    dedupe_key: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)

@@ -11,8 +11,9 @@ from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
 from portal import (
     admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs, notices, ops,
-    payments, security, subscriptions, webhooks,
+    payments, security, subscriptions, urls, webhooks,
 )
+from portal import control
 from portal.extensions import babel, csrf, db, limiter, migrate
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     _configure_logging(app)
+    urls.init_app(app)
     # Stripe's deliveries are answered ahead of Flask, inside ProxyFix (which then gives it the client's address).
     webhooks.mount(app)
     if app.config.get("TRUSTED_PROXIES"):
@@ -61,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     layout.init_app(app)
     cli.init_app(app)
+    control.init_app(app)  # after the blueprints: it records the gateway mode at start-up
 
     log.info("Kernel Billing Portal starting (%s)", app.config["PORTAL_ENV"])
     return app
