@@ -41,7 +41,14 @@ from portal.i18n import date as format_date
 from portal.i18n import money
 from portal.payments import gateway
 from portal.request_context import attempt_from, new_attempt, request_origin
-from portal.subscriptions.web import NOT_CONFIRMED, UNAVAILABLE, cancel_url, refusal_message, success_url
+from portal.subscriptions.web import (
+    NOT_CONFIRMED,
+    UNAVAILABLE,
+    cancel_url,
+    plan_features,
+    refusal_message,
+    success_url,
+)
 from portal.tenancy import get_app_or_404
 
 log = logging.getLogger(__name__)
@@ -109,7 +116,7 @@ def billing(app_id: int):
     plans = list(db.session.scalars(select(KernelPlan).where(KernelPlan.active).order_by(KernelPlan.rank)))
     return render_template(
         "subscriptions/billing.html", app=app, sub=live, last=app.current_subscription,
-        options=plan_options(plans, live), attempt=new_attempt(),
+        options=plan_options(plans, live), plan_features=plan_features, attempt=new_attempt(),
         open_invoice=_open_invoice(app) if live and live.status.in_dunning else None)
 
 

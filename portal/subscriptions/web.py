@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_babel import lazy_gettext as _l
 
-from billing.models import App
+from billing.models import App, KernelPlan
 from billing.subscriptions import Refused
 
 UNAVAILABLE = _l("Payments are temporarily unavailable, nothing was charged. Please try again in a few minutes.")
@@ -40,3 +40,18 @@ def cancel_url(app: App) -> str:
 
 def refusal_message(error: Refused) -> str:
     return str(REFUSALS.get(error.code, error))
+
+
+# What each plan includes, shown on its card. The catalogue's codes are the keys; a plan added to the
+# catalogue without an entry here shows no list rather than a wrong one.
+PLAN_FEATURES = {
+    "free": (_l("1 app environment"), _l("Shared resources"), _l("Community support")),
+    "pro": (_l("3 environments: production, staging and preview"), _l("Dedicated resources"),
+            _l("Custom domains"), _l("E-mail support, answered within one business day")),
+    "enterprise": (_l("Unlimited environments"), _l("Dedicated resources with priority scaling"),
+                   _l("Single sign-on and audit log export"), _l("Support around the clock, answered within an hour")),
+}
+
+
+def plan_features(plan: KernelPlan) -> tuple[str, ...]:
+    return PLAN_FEATURES.get(plan.code, ())
