@@ -55,3 +55,15 @@ PLAN_FEATURES = {
 
 def plan_features(plan: KernelPlan) -> tuple[str, ...]:
     return PLAN_FEATURES.get(plan.code, ())
+
+
+# Why an owner cancels: Stripe's own cancellation feedback codes, so the answer can go to Stripe as it is.
+CANCEL_REASONS = {
+    "too_expensive": _l("It costs too much"),
+    "missing_features": _l("A feature I need is missing"),
+    "switched_service": _l("I am moving to another service"),
+    "unused": _l("I do not use it enough"),
+    "too_complex": _l("It is too hard to use"),
+    "low_quality": _l("It does not work well enough"),
+    "other": _l("Another reason"),
+}
