@@ -319,7 +319,9 @@ class ProcessedWebhook(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[Optional[str]] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
-    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)  # when it was applied (or ignored)
+    # A failed event's next try (None: no retry left, a superadmin replays it).
+    next_attempt_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
 
 class AuditLog(Base):

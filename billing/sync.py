@@ -101,6 +101,13 @@ def app_for_customer(session: Session, customer_id: Optional[str]) -> Optional[A
     return session.scalar(select(App).where(App.stripe_customer_id == customer_id))
 
 
+def _locked(query):
+    """The mirrored row, locked until commit and read afresh: two workers applying events about one object
+    (or an event and a redirect) take turns, so the second sees the first's watermark (PostgreSQL; SQLite has
+    one writer)."""
+    return query.with_for_update().execution_options(populate_existing=True)
+
+
 def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Callable[[], T]]) -> Optional[T]:
     """The state to apply to ``row``: ``remote``, Stripe's answer on a same-second tie, or None when stale."""
     if row is None or observed_at > row.stripe_watermark:
@@ -138,7 +145,7 @@ def sync_subscription(
     card: Optional[Card] = None,
 ) -> SyncResult:
     """Bring our row for ``remote`` up to date (creating it if the app is ours and it is new)."""
-    row = session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == remote.id))
+    row = session.scalar(_locked(select(AppSubscription).where(AppSubscription.stripe_subscription_id == remote.id)))
     remote = _newest(row, remote, observed_at, refetch)
     if remote is None:
         return SyncResult(Outcome.STALE, row)
@@ -231,7 +238,7 @@ def sync_invoice(
     """Bring our row for the invoice ``remote`` up to date (creating it when its customer is one of our apps)."""
     if remote.id is None:
         raise ValueError("a preview invoice has no id and is never stored")
-    row = session.scalar(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id))
+    row = session.scalar(_locked(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id)))
     remote = _newest(row, remote, observed_at, refetch)
     if remote is None:
         return SyncResult(Outcome.STALE, row)

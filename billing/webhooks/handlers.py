@@ -112,7 +112,9 @@ def checkout_completed(ctx: HandlerContext) -> Handled:
 # ---------------------------------------------------------------- subscriptions
 
 def _subscription_row(session: Session, subscription_id: str) -> Optional[AppSubscription]:
-    return session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == subscription_id))
+    # Locked: another worker applying an event about the same subscription waits for this one's commit.
+    return session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == subscription_id)
+                          .with_for_update())
 
 
 def _apply_subscription(ctx: HandlerContext, remote: Subscription, row: Optional[AppSubscription], *,
