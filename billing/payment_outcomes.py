@@ -61,6 +61,5 @@ def record_attempt(session: Session, app_id: int, intent: PaymentIntent, *, obse
              extra={"event": "payment.attempt", "outcome": outcome, "reason": row.reason, "app_id": app_id,
                     "payment_intent": intent.id, "charge": intent.latest_charge, "amount": row.amount,
                     "currency": row.currency, "plan": row.plan_code,
-                    # not "correlation_id": billing.webhooks.correlation sets that attribute on every record
-                    "correlation": correlation_id})
+                    "origin_correlation_id": correlation_id})
     return row

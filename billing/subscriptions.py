@@ -30,7 +30,7 @@ from typing import Any, Optional
 from sqlalchemy import case, select, text
 from sqlalchemy.orm import Session
 
-from billing import audit, clock
+from billing import audit, clock, metrics
 from billing.checkout import complete_checkout
 from billing.errors import InvalidRequest, PlanChangeRefused
 from billing.gateway import Invoice, StripeGateway, Subscription
@@ -162,6 +162,7 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
                  object_id=remote.id, app_id=app.id, before=None,
                  after={"plan": plan.code, "trial_days": plan.trial_days or 0}, actor=origin.actor,
                  actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+    metrics.checkout(plan.code, "subscription", "started")
     return local
 
 
@@ -218,6 +219,7 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
         audit.record(session, action="checkout.setup.opened", object_type="checkout_session", object_id=remote.id,
                      app_id=app.id, before=None, after={"mode": "setup"}, actor=origin.actor,
                      actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+        metrics.checkout(None, "setup", "started")
     return local
 
 

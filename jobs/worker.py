@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from rq import Worker
 from rq.exceptions import AbandonedJobError
 
+from billing import metrics
 from jobs.context import portal_app
 from jobs.queues import QUEUES
 from jobs.schedules import register as register_schedules
@@ -62,6 +63,14 @@ class PortalWorker(Worker):
             return int(min(job.timeout - self.current_job_working_time, self.job_monitoring_interval)) + HEARTBEAT_GRACE
         return self.job_monitoring_interval + HEARTBEAT_GRACE
 
+    def execute_job(self, job, queue):
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            # Each job ran in a work horse of its own, which left its Prometheus counters in a file: fold the
+            # files of horses that are gone once there are enough of them to be worth it.
+            metrics.compact(minimum=metrics.COMPACT_ABOVE)
+
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         # A Redis restarted empty loses the chain of occurrences; registering is idempotent, so doing it
@@ -70,6 +79,7 @@ class PortalWorker(Worker):
             register_schedules(self.connection)
         except RedisError as error:
             log.warning("could not check the schedules: %s", error)
+        metrics.compact()
 
 
 def requeue_abandoned(job, exc_type, exc_value, traceback) -> bool:

@@ -116,6 +116,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict:
         # headers are trusted, so rate limits see the client's address, not the proxy's.
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0") or 0),
         "SMTP_URL": env.get("SMTP_URL", ""),
+        # /metrics from anywhere but this machine needs "Authorization: Bearer <METRICS_TOKEN>".
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip(),
         "MAIL_FROM": env.get("MAIL_FROM", "billing@kernel.localhost"),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # Billing Gateway API (docs/gateway-api.md). Raw card data reaches /billing/tokenize only when this is

@@ -444,6 +444,14 @@ class StripeGateway:
         )
         return price["id"]
 
+    # ------------------------------------------------------------------ health
+
+    def ping(self) -> None:
+        """The cheapest authenticated read, not retried: raises a ``GatewayError`` when Stripe (or the sandbox)
+        does not answer or refuses the key. For readiness probes."""
+        with translate_errors():
+            self._v1.customers.list({"limit": 1}, options={"max_network_retries": 0})
+
     # ------------------------------------------------------------------ time
 
     def now(self) -> datetime:

@@ -36,7 +36,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased
 
-from billing import audit
+from billing import audit, metrics
 from billing.models import Alert, AlertSeverity, ProcessedWebhook, WebhookStatus
 from billing.redaction import redact
 from billing.sync import Origin, UnknownPrice
@@ -70,6 +70,7 @@ class Pass:
 
     settled: list[tuple[str, WebhookStatus]] = field(default_factory=list)
     needs: dict[str, Call] = field(default_factory=dict)
+    measured: list[tuple[str, str, datetime]] = field(default_factory=list)  # (type, outcome, received_at)
 
 
 def due(now: datetime, limit: int, event_ids: Optional[Sequence[str]] = None):
@@ -110,10 +111,13 @@ def apply_pending(session: Session, gateway: Any, answers: dict[str, Answers], *
                 status = _apply(session, gateway, row, answers, result, smtp_configured, retry_intervals, now)
             if status is not None:
                 result.settled.append((row.event_id, status))
+                result.measured.append((row.type, status.value, row.received_at))
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    for event_type, outcome, received_at in result.measured:  # counted once committed, never before
+        metrics.webhook_applied(event_type, outcome, received_at)
     return result
 
 
