@@ -367,8 +367,12 @@ class Alert(Base):
     resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     resolved_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)
+    # Seen by a superadmin; an alert of a rule (billing/alert_rules.py) stays open until its condition clears.
+    acknowledged_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
 
     app: Mapped[Optional[App]] = relationship()
+    acknowledged_by: Mapped[Optional[User]] = relationship(foreign_keys=[acknowledged_by_id])
 
     @property
     def is_open(self) -> bool:
