@@ -54,6 +54,9 @@ class PortalWorker(Worker):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("job_monitoring_interval", JOB_MONITORING)
         kwargs.setdefault("maintenance_interval", MAINTENANCE)
+        # An idle worker waits for a job this long minus 15 s before it looks at its maintenance clock again:
+        # RQ's 420 s would leave an abandoned job waiting for minutes.
+        kwargs.setdefault("worker_ttl", MAINTENANCE + 15)
         kwargs.setdefault("exception_handlers", [requeue_abandoned])
         super().__init__(*args, **kwargs)
 
@@ -71,6 +74,12 @@ class PortalWorker(Worker):
             # files of horses that are gone once there are enough of them to be worth it.
             metrics.compact(minimum=metrics.COMPACT_ABOVE)
 
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        # The work horse died under the job (SIGKILL, out of memory) while this worker lived on: RQ fails the
+        # job next; with a retry left it queues it again instead.
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        run_again(job, f"its work horse died ({ret_val})")
+
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         # A Redis restarted empty loses the chain of occurrences; registering is idempotent, so doing it
@@ -82,23 +91,24 @@ class PortalWorker(Worker):
         metrics.compact()
 
 
-def requeue_abandoned(job, exc_type, exc_value, traceback) -> bool:
-    """RQ's registry cleanup calls this for a job whose worker vanished: run it again (a few times at most).
-
-    Our jobs are safe to run again (each claims its ``job_runs`` row); RQ would otherwise
-    fail a job without retries for good.
-    """
-    if exc_type is not AbandonedJobError:
-        return True
+def run_again(job, why: str) -> None:
+    """A job whose process died under it runs again at once (a few times at most): RQ would otherwise fail
+    a job without retries for good. Our jobs are safe to run again (each claims its ``job_runs`` row)."""
     runs = int(job.meta.get("abandoned", 0)) + 1
     if runs > ABANDONED_RUNS:
-        log.error("job %s was abandoned %d times: left failed", job.id, runs)
-        return True
+        log.error("job %s lost its process %d times (%s): left failed", job.id, runs, why)
+        return
     job.meta["abandoned"] = runs
     job.save_meta()
     job.retries_left = max(job.retries_left or 0, 1)
     job.retry_intervals = [0]
-    log.warning("job %s was abandoned by its worker: queued again (%d)", job.id, runs)
+    log.warning("job %s lost its process (%s): queued again (%d)", job.id, why, runs)
+
+
+def requeue_abandoned(job, exc_type, exc_value, traceback) -> bool:
+    """RQ's registry cleanup calls this for a job whose worker vanished (killed outright, machine lost)."""
+    if exc_type is AbandonedJobError:
+        run_again(job, "its worker vanished")
     return True
 
 
@@ -114,7 +124,7 @@ def run_rq(redis_url: str, should_stop=lambda: False) -> None:
             pause = 0.5
             worker = PortalWorker(QUEUES, connection=connection)
             worker.work(with_scheduler=True, logging_level="INFO")
-            if worker._stop_requested:
+            if worker._stop_requested or worker._shutdown_requested_date is not None:
                 return  # SIGTERM / SIGINT: RQ finished the job in hand
         except RedisError as error:
             log.warning("Redis unavailable (%s); trying again in %.1f s", error, pause)
