@@ -36,7 +36,7 @@ IDLE = 0.05  # seconds between looks at an empty queue: the latency floor when e
 # A transaction's length on SQLite, whose single write lock the webhook endpoint waits for: the
 # endpoint's answer must stay within a few milliseconds. PostgreSQL locks rows, not the database.
 BUDGET = {"sqlite": 0.003, "postgresql": 0.05}
-BATCH = 100
+BATCH = {"sqlite": 20, "postgresql": 100}  # events claimed at once (the claim itself holds SQLite's lock)
 FETCHERS = 8  # Stripe calls made at once between two transactions (network waits, not CPU)
 FORGET_AFTER = 120.0  # seconds: answers gathered for an event that another worker applied meanwhile
 
@@ -52,6 +52,7 @@ class Applier:
         with app.app_context():
             dialect = db.engine.dialect.name
         self.budget = float(app.config.get("WEBHOOK_BATCH_SECONDS") or BUDGET.get(dialect, 0.05))
+        self.batch = int(app.config.get("WEBHOOK_BATCH_SIZE") or BATCH.get(dialect, 100))
         self.retry_intervals = tuple(app.config.get("WEBHOOK_RETRY_INTERVALS", processing.RETRY_INTERVALS))
         self.smtp_configured = bool(app.config.get("SMTP_URL"))
         self._pool = ThreadPoolExecutor(FETCHERS, thread_name_prefix="stripe-fetch")
@@ -61,7 +62,7 @@ class Applier:
         clock.now()  # a clock that follows the sandbox re-reads it here, not inside the transaction
         with self.app.app_context():
             try:
-                done = processing.apply_pending(db.session, gateway(), self.answers, limit=BATCH, budget=self.budget,
+                done = processing.apply_pending(db.session, gateway(), self.answers, limit=self.batch, budget=self.budget,
                                                 smtp_configured=self.smtp_configured,
                                                 retry_intervals=self.retry_intervals)
                 stripe = gateway()
