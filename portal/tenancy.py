@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 
 from billing.models import App, User, app_owners
 from portal.extensions import db
+from portal.urls import is_id
 
 
 def visible_apps(user: User) -> Select:
@@ -22,7 +23,7 @@ def visible_apps(user: User) -> Select:
 
 
 def get_app_or_404(app_id: int) -> App:
-    app = db.session.get(App, app_id)
+    app = db.session.get(App, app_id) if is_id(app_id) else None
     if app is None or not (current_user.is_superadmin or app.is_owned_by(current_user)):
         abort(404)
     return app
