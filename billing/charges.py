@@ -27,7 +27,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing import audit, clock
+from billing import audit, clock, control
 from billing.errors import BillingError, CardDeclined, GatewayError, GatewayUnavailable
 from billing.gateway import Invoice, StripeGateway
 from billing.models import ChargeAttempt, ChargeStatus
@@ -57,6 +57,7 @@ def begin(session: Session, *, app_id: int, kind: str, key: str, target: str, or
           details: dict) -> tuple[ChargeAttempt, bool]:
     """The attempt for ``key``: ``(row, True)`` when recorded now, ``(row, False)`` when it existed (the same
     form sent twice). Raises ``ChargeInDoubt`` while another charge of the app is open. The caller commits."""
+    control.refuse_if_paused(session, app_id)
     existing = session.scalar(select(ChargeAttempt).where(ChargeAttempt.idempotency_key == key))
     if existing is not None:
         return existing, False
@@ -124,7 +125,7 @@ def confirm(session: Session, gateway: StripeGateway, row: ChargeAttempt, origin
     again); a call that never reached it is made now, as the owner asked. The
     caller commits. Returns the status, still ``unknown`` while Stripe is away.
     """
-    if not row.status.is_open:
+    if not row.status.is_open or control.billing_paused(session, row.app_id):  # paused: settled after the resume
         return row.status
     details = row.details or {}
     try:

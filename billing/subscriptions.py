@@ -30,7 +30,7 @@ from typing import Any, Optional
 from sqlalchemy import case, select, text
 from sqlalchemy.orm import Session
 
-from billing import audit, clock, metrics
+from billing import audit, clock, control, metrics
 from billing.checkout import complete_checkout
 from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest, PlanChangeRefused
 from billing.gateway import Invoice, StripeGateway, Subscription
@@ -138,6 +138,7 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
 
     ``success_url`` should carry ``{CHECKOUT_SESSION_ID}`` for Stripe to fill in.
     """
+    control.refuse_if_paused(session, app.id)
     if plan.is_free or not plan.active or not plan.stripe_price_id:
         raise Refused("plan_unavailable", f"plan {plan.code} cannot be bought")
     # One checkout at a time per app: a FOR UPDATE on an app with no subscription row would lock nothing.
@@ -208,6 +209,7 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
     ``complete_checkout`` makes the saved card the default of the customer and of the
     live subscription when the owner comes back.
     """
+    control.refuse_if_paused(session, app.id)
     customer_id = ensure_customer(session, gateway, app, origin=origin)
     remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id, success_url=success_url,
                                            cancel_url=cancel_url, attempt=attempt)
@@ -255,6 +257,7 @@ class UpgradeResult:
 def preview_upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *,
                     origin: Origin, at: Optional[datetime] = None) -> UpgradePreview:
     """The exact amount an upgrade to ``to_plan`` charges now, checked against the gateway's preview."""
+    control.refuse_if_paused(session, app.id)
     row = _changeable(live_subscription(session, app))
     _check_upgrade(row, to_plan)
     if at is None:
@@ -274,6 +277,7 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
     A declined card raises ``CardDeclined`` and changes nothing, in Stripe
     (``error_if_incomplete``) or here.
     """
+    control.refuse_if_paused(session, app.id)
     row = _changeable(live_subscription(session, app, lock=True))
     _check_upgrade(row, to_plan)
     clock.refresh()
@@ -382,6 +386,7 @@ def _sync_invoice(session: Session, invoice: Optional[Invoice], observed_at: int
 def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *, attempt: str,
                        origin: Origin) -> AppSubscription:
     """Switch to a lower paid plan at the end of the period; the current plan stays until then."""
+    control.refuse_if_paused(session, app.id)
     row = _changeable(live_subscription(session, app, lock=True))
     if row.plan_id == to_plan.id:
         raise Refused("already_on_plan", f"already on {to_plan.code}")
@@ -402,6 +407,7 @@ def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_pl
 
 def undo_downgrade(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
     """Drop the scheduled downgrade (release the schedule); returns False when none was scheduled."""
+    control.refuse_if_paused(session, app.id)
     row = live_subscription(session, app, lock=True)
     if row is None:
         raise Refused("no_subscription", f"app {app.id} has no live subscription")
@@ -430,6 +436,7 @@ def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, 
 
     A scheduled downgrade is dropped first: the subscription ends instead.
     """
+    control.refuse_if_paused(session, app.id)
     row = live_subscription(session, app, lock=True)
     if row is None or row.status == SubscriptionStatus.INCOMPLETE:
         raise Refused("no_subscription", f"app {app.id} has no subscription to cancel")
@@ -446,6 +453,7 @@ def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, 
 
 def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
     """Undo a cancellation before the period ends; False when nothing was being canceled."""
+    control.refuse_if_paused(session, app.id)
     row = live_subscription(session, app, lock=True)
     if row is None:
         raise Refused("no_subscription", f"app {app.id} has no live subscription")

@@ -36,7 +36,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from billing import audit, metrics
+from billing import audit, control, metrics
 from billing.models import Alert, AlertSeverity, ProcessedWebhook, WebhookStatus
 from billing.redaction import redact
 from billing.sync import Origin, UnknownPrice
@@ -120,8 +120,9 @@ def apply_pending(session: Session, gateway: Any, answers: dict[str, Answers], *
     """Apply due events in one transaction of at most about ``budget`` seconds; the caller then makes
     ``Pass.needs`` (with no transaction open) into ``answers`` and calls again.
 
-    This is the single entry point where Stripe's events change our tables: a check placed
-    before the claim leaves every event ``received`` (and applied later, in order, once).
+    This is the single entry point where Stripe's events change our tables. While billing is
+    paused (``billing.control.holds_event``) an event stays ``received`` and is applied after the
+    resume, in order, once.
     """
     started = time.monotonic()
     result = Pass()
@@ -152,8 +153,11 @@ def _set(session: Session, row_id: int, **values: Any) -> None:
 
 def _apply(session: Session, gateway: Any, row: Any, answers: dict[str, Answers], result: Pass,
            smtp_configured: bool, retry_intervals: Sequence[int], now: datetime) -> Optional[WebhookStatus]:
-    known = answers.setdefault(row.event_id, Answers())
     event = Event.parse(row.payload)
+    if control.holds_event(session, event):  # billing paused: it stays received, applied in order on resume
+        log.info("%s held: billing is paused", event.type)
+        return None
+    known = answers.setdefault(row.event_id, Answers())
     tried_before = row.attempts > 0  # a retry or a replay: a failure alert may be open
     for attempt in (1, 2):
         try:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from billing import gateway_api as api
-from billing import refunds
+from billing import control, refunds
 from billing.errors import CardDeclined, GatewayError, InvalidRequest
 from billing.gateway_api import Answer, Fields, Invalid, IdempotencyInProgress, IdempotencyMismatch
 from billing.models import GatewayAuthorization, GatewayCapture, GatewayToken, RefundRequest
@@ -177,6 +177,7 @@ def authorize():
     if token is None:
         raise UnknownObject("No such token_reference.")
     token_id, payment_method = token.id, token.token_reference
+    control.refuse_if_paused(db.session, who.app_id)
     db.session.commit()
 
     def work() -> Answer:
@@ -234,8 +235,9 @@ def capture():
     if money is not None and money.amount > row.amount:
         raise Invalid({"amount": f"At most {Money(row.amount, row.currency).to_decimal_string()} was authorized."})
     auth_id, intent_id, authorized = row.id, row.stripe_payment_intent_id, Money(row.amount, row.currency)
-    db.session.commit()
     who = caller()
+    control.refuse_if_paused(db.session, who.app_id)
+    db.session.commit()
 
     def work() -> Answer:
         if existing is not None:
