@@ -19,15 +19,18 @@ from flask_login import login_required
 from sqlalchemy import select
 
 from billing.checkout import complete_checkout
+from billing.dunning import outstanding_invoice
 from billing.errors import CardDeclined, GatewayError, GatewayUnavailable
-from billing.models import App, AppSubscription, KernelCheckoutSession, KernelInvoice, KernelPlan
+from billing.models import App, AppSubscription, KernelCheckoutSession, KernelPlan
 from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
 from billing.subscriptions import (
+    PlanAction,
     Refused,
     StalePreview,
     cancel_at_period_end,
     live_subscription,
+    plan_change,
     preview_upgrade,
     resume,
     schedule_downgrade,
@@ -41,7 +44,14 @@ from portal.i18n import date as format_date
 from portal.i18n import money
 from portal.payments import gateway
 from portal.request_context import attempt_from, new_attempt, request_origin
-from portal.subscriptions.web import NOT_CONFIRMED, UNAVAILABLE, cancel_url, refusal_message, success_url
+from portal.subscriptions.web import (
+    NOT_CONFIRMED,
+    UNAVAILABLE,
+    cancel_url,
+    refusal_message,
+    refusal_text,
+    success_url,
+)
 from portal.tenancy import get_app_or_404
 
 log = logging.getLogger(__name__)
@@ -64,40 +74,20 @@ STRIPE_REFUSED = _l("The payment provider refused the request, so nothing was ch
 
 @dataclass(frozen=True)
 class PlanOption:
-    """One plan card on the billing page and the action it offers."""
+    """One plan card on the billing page: the action it offers, and why not when it offers none."""
 
     plan: KernelPlan
-    action: str  # current, subscribe, upgrade, downgrade, scheduled, cancel, ending, blocked, none
+    action: str  # a PlanAction
+    why: Optional[str] = None  # for a blocked plan: the refusal its button would meet
 
 
 def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> list[PlanOption]:
     options = []
     for plan in plans:
-        if live is None:
-            if plan.is_free:
-                action = "current"
-            else:
-                action = "subscribe" if plan.stripe_price_id else "none"
-        elif plan.id == live.plan_id:
-            action = "current"
-        elif plan.is_free:
-            action = "ending" if live.cancel_at_period_end else "cancel"
-        elif live.status.in_dunning or live.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
-            action = "blocked"
-        elif plan.rank > live.plan.rank:
-            action = "blocked" if live.stripe_schedule_id else "upgrade"
-        elif live.scheduled_plan_id == plan.id:
-            action = "scheduled"
-        else:
-            action = "blocked" if live.cancel_at_period_end else "downgrade"
-        options.append(PlanOption(plan, action))
+        change = plan_change(live, plan)
+        why = refusal_text(change.reason) if change.action == PlanAction.BLOCKED and change.reason else None
+        options.append(PlanOption(plan, change.action.value, why))
     return options
-
-
-def _open_invoice(app: App) -> Optional[KernelInvoice]:
-    return db.session.scalar(select(KernelInvoice).where(KernelInvoice.app_id == app.id,
-                                                         KernelInvoice.status == "open")
-                             .order_by(KernelInvoice.created_at.desc()).limit(1))
 
 
 @bp.get("/apps/<int:app_id>/billing")
@@ -110,7 +100,7 @@ def billing(app_id: int):
     return render_template(
         "subscriptions/billing.html", app=app, sub=live, last=app.current_subscription,
         options=plan_options(plans, live), attempt=new_attempt(),
-        open_invoice=_open_invoice(app) if live and live.status.in_dunning else None)
+        open_invoice=outstanding_invoice(db.session, app.id) if live and live.status.in_dunning else None)
 
 
 def _back(app: App):

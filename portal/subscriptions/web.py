@@ -40,3 +40,8 @@ def cancel_url(app: App) -> str:
 
 def refusal_message(error: Refused) -> str:
     return str(REFUSALS.get(error.code, error))
+
+
+def refusal_text(code: str) -> str:
+    """What a refusal ``code`` (``plan_change``'s reason) tells the owner."""
+    return str(REFUSALS.get(code, _l("Not available right now")))

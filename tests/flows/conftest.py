@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing.models import App, AppSubscription, AuditLog, KernelPlan
-from billing.sync import Origin
+from billing.audit import Origin
 from tests.conftest import pay_hosted_checkout, short_session, signed_in_client
 
 VISA = "4242 4242 4242 4242"
