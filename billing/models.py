@@ -7,7 +7,7 @@ per dunning attempt. Money columns are integer minor units next to a currency co
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Optional
 
 from sqlalchemy import (
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     Enum,
     ForeignKey,
     Index,
@@ -583,3 +584,55 @@ class ApiToken(Base):
     revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class MrrSnapshot(Base):
+    """The money at one moment, per currency: MRR, paying subscriptions, churn and payment outcomes.
+
+    Taken every hour (``jobs/snapshots.py``) so the "MRR down 20% in 24 h" alert has a
+    figure from 24 hours ago; charts read the last snapshot of each day. One row per
+    (hour, currency): a second run of the same hour changes nothing.
+    """
+
+    __tablename__ = "mrr_snapshots"
+    __table_args__ = (
+        UniqueConstraint("taken_at", "currency", name="uq_mrr_snapshot_per_hour"),
+        CheckConstraint("mrr >= 0", name="mrr_not_negative"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the hour it stands for, UTC
+    day: Mapped[date] = mapped_column(Date, index=True)  # that hour's São Paulo calendar day
+    currency: Mapped[str] = mapped_column(String(3))
+    mrr: Mapped[int] = mapped_column(BigInteger)  # minor units per month
+    active_count: Mapped[int] = mapped_column(Integer)  # subscriptions counted in the MRR
+    # Churn over the 30 days before taken_at (docs/metrics.md): canceled ones among those live at its start.
+    churn_base: Mapped[int] = mapped_column(Integer)
+    churned_count: Mapped[int] = mapped_column(Integer)
+    # Payment attempts of the 24 hours before taken_at.
+    payments_succeeded: Mapped[int] = mapped_column(Integer)
+    payments_failed: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+
+class PaymentOutcome(Base):
+    """One charge attempt as Stripe reported it, once (keyed by its charge): what failure rates count."""
+
+    __tablename__ = "payment_outcomes"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('succeeded', 'failed')", name="outcome_known"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(255), unique=True)  # the charge id (one per attempt)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    stripe_payment_intent_id: Mapped[str] = mapped_column(String(255), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[Optional[str]] = mapped_column(String(64))  # Stripe's decline or error code
+    plan_code: Mapped[Optional[str]] = mapped_column(String(32))  # the app's plan when it happened
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -70,6 +70,9 @@ SUBSCRIPTION_FIELDS = (
     "scheduled_change_at",
 )
 INVOICE_FIELDS = ("status", "amount_due", "amount_paid", "amount_remaining", "attempt_count", "paid_at", "number")
+# An invoice's life only goes forward: draft -> open -> (uncollectible ->) paid | void. Stripe can still pay or
+# void an uncollectible invoice, never the other way round.
+INVOICE_PROGRESS = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
 
 
 def snapshot(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -100,6 +103,21 @@ def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Callable[[]
                  row.stripe_watermark)
         return None
     return refetch() if refetch is not None else remote
+
+
+def invoice_behind(row: KernelInvoice, remote: Invoice) -> bool:
+    """Whether ``remote`` is an earlier state of the invoice than the one ``row`` holds.
+
+    The watermark cannot tell this alone: state fetched from Stripe is dated with our
+    clock and events with Stripe's, and the two disagree by up to a second (more with a
+    skewed host). A checkout's paid invoice, dated a second early, was overwritten by the
+    ``invoice.created`` event of the same checkout: paid -> draft, number and amount_paid
+    lost. The invoice's own lifecycle orders its states whatever the clocks say.
+    """
+    ours, theirs = INVOICE_PROGRESS.get(row.status, 0), INVOICE_PROGRESS.get(remote.status or row.status, 0)
+    if theirs != ours:
+        return theirs < ours
+    return remote.amount_paid < row.amount_paid or (row.number is not None and remote.number is None)
 
 
 def sync_subscription(
@@ -208,6 +226,9 @@ def sync_invoice(
     row = session.scalar(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id))
     remote = _newest(row, remote, observed_at, refetch)
     if remote is None:
+        return SyncResult(Outcome.STALE, row)
+    if row is not None and invoice_behind(row, remote):
+        log.info("ignoring an earlier state of %s (%s, holding %s)", remote.id, remote.status, row.status)
         return SyncResult(Outcome.STALE, row)
 
     app = row.app if row is not None else app_for_customer(session, remote.customer)

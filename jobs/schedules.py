@@ -82,6 +82,8 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule("notices-send", "jobs.notices.send_pending", every=timedelta(minutes=5)),
     # The safety net of the webhook hand-off: recorded events that never got a job (Redis down, no pump).
     Schedule("webhooks-sweep", "jobs.webhooks.sweep_inbox", every=timedelta(minutes=1), timeout_seconds=120),
+    # Hourly, so the "MRR down 20% in 24 h" rule has a figure from 24 hours ago; charts read each day's last.
+    Schedule("mrr-snapshot", "jobs.snapshots.take_hourly", every=timedelta(hours=1), timeout_seconds=300),
 )
 
 

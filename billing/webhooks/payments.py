@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import audit
+from billing import audit, payment_outcomes
 from billing.audit import Origin
 from billing.db import insert_once, insert_or_load
 from billing.gateway.types import PaymentIntent, Refund, ts
@@ -62,6 +62,8 @@ def upsert_payment(session: Session, app: App, intent: PaymentIntent, *, observe
     if intent.latest_charge and row.stripe_charge_id is None:
         row.stripe_charge_id = intent.latest_charge
 
+    payment_outcomes.record_attempt(session, row.app_id, intent, observed_at=observed_at,
+                                    correlation_id=origin.correlation_id)
     after = snapshot(row, PAYMENT_FIELDS)
     if before != after:
         session.flush()
