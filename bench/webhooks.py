@@ -158,7 +158,7 @@ def send_all(port: int, path: str, bodies: list[bytes], concurrency: int) -> Res
 
 def start_gunicorn(module: str, env: dict, port: int, log: Path, workers: int, threads: int) -> Service:
     if module == "wsgi:app":
-        return start_web(env, port, log, workers=workers, threads=threads)
+        return start_web(env, port, log, workers=workers, threads=threads, probe="/healthz")  # no sandbox here
     # The same command line as scripts/services.start_web, for another WSGI module.
     handle = open(log, "ab")
     process = subprocess.Popen(

@@ -14,7 +14,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import audit, clock
+from billing import audit, clock, metrics
 from billing.audit import Origin
 from billing.dunning import DunningContext, resume_if_settled
 from billing.gateway import CheckoutSession, StripeGateway
@@ -55,6 +55,7 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
     if not remote.is_complete:
         if remote.status == "expired":
             local.status = CheckoutStatus.EXPIRED
+            metrics.checkout(local.plan.code if local.plan else None, local.mode, "expired")
         return CheckoutResult(local, remote)
 
     app = session.get(App, local.app_id)
@@ -83,4 +84,5 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
                  object_id=stripe_session_id, app_id=app.id, before={"status": "open"},
                  after={"status": "complete"}, origin=origin)
     log.info("checkout %s completed for app %s (%s)", stripe_session_id, app.id, origin.actor)
+    metrics.checkout(local.plan.code if local.plan else None, local.mode, "completed")
     return CheckoutResult(local, remote, newly_completed=True)

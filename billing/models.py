@@ -403,8 +403,12 @@ class Alert(Base):
     resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     resolved_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)
+    # Seen by a superadmin; an alert of a rule (billing/alert_rules.py) stays open until its condition clears.
+    acknowledged_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
 
     app: Mapped[Optional[App]] = relationship()
+    acknowledged_by: Mapped[Optional[User]] = relationship(foreign_keys=[acknowledged_by_id])
 
     @property
     def is_open(self) -> bool:
@@ -636,3 +640,179 @@ class PaymentOutcome(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# ---------------------------------------------------------------- Billing Gateway API (docs/gateway-api.md)
+
+
+class ServiceKey(Base):
+    """A key other services use on ``/billing/`` for one app; only its SHA-256 is stored, shown once."""
+
+    __tablename__ = "service_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)  # the operations it may call: tokenize, authorize...
+    created_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    revoked_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+
+    app: Mapped[App] = relationship()
+
+
+class GatewayIdempotencyKey(Base):
+    """One answer of the gateway API per (service key, operation, idempotency key).
+
+    The row is claimed (inserted and committed) before the gateway is called, so a
+    racing duplicate fails on the unique constraint instead of calling it twice.
+    """
+
+    __tablename__ = "gateway_idempotency_keys"
+    __table_args__ = (UniqueConstraint("service_key_id", "operation", "key", name="uq_gateway_idempotency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_key_id: Mapped[int] = mapped_column(ForeignKey("service_keys.id"))
+    operation: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))  # HMAC of the canonical body, never the body
+    response_status: Mapped[Optional[int]] = mapped_column(Integer)  # null while the first request runs
+    response_body: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)
+    completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class GatewayToken(Base):
+    """A card tokenized through the API: the gateway's reference and what may be shown, never PAN or CVV."""
+
+    __tablename__ = "gateway_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    token_reference: Mapped[str] = mapped_column(String(255), unique=True)
+    brand: Mapped[str] = mapped_column(String(32))
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int] = mapped_column(Integer)
+    exp_year: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+
+class GatewayAuthorization(Base):
+    """A PaymentIntent made through the API; ``public_id`` is what clients see (``auth_...``)."""
+
+    __tablename__ = "gateway_authorizations"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    token_id: Mapped[int] = mapped_column(ForeignKey("gateway_tokens.id"))
+    stripe_payment_intent_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    status: Mapped[str] = mapped_column(String(32))  # approved, captured, declined
+    decline_code: Mapped[Optional[str]] = mapped_column(String(64))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+    token: Mapped[GatewayToken] = relationship()
+
+
+class GatewayCapture(Base):
+    """The one capture of an authorization; refunds of it never sum above ``amount``."""
+
+    __tablename__ = "gateway_captures"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_within_amount"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("gateway_authorizations.id"), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+    authorization: Mapped[GatewayAuthorization] = relationship()
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    EXECUTING = "executing"  # approved; Stripe is being (or must be again) asked
+    SUCCEEDED = "succeeded"
+    REFUSED = "refused"
+    FAILED = "failed"  # Stripe refused it: nothing was refunded
+
+
+class RefundRequest(Base):
+    """A refund asked for by a superadmin or a service key, of an API capture or an invoice payment.
+
+    Dual control: above the configured threshold it waits for a second, different
+    superadmin. Requests not refused or failed reserve their amount, so together
+    they never exceed what was captured.
+    """
+
+    __tablename__ = "refund_requests"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+        CheckConstraint("(capture_id IS NULL) <> (payment_id IS NULL)", name="one_target"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    capture_id: Mapped[Optional[int]] = mapped_column(ForeignKey("gateway_captures.id"), index=True)
+    payment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("kernel_payments.id"), index=True)
+    stripe_payment_intent_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[RefundStatus] = mapped_column(_enum(RefundStatus, "refund_status"), index=True)
+    requested_by_user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    requested_by_key_id: Mapped[Optional[int]] = mapped_column(ForeignKey("service_keys.id"))
+    decided_by_user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    decision_note: Mapped[Optional[str]] = mapped_column(Text)
+    stripe_refund_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    failure: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)
+    executed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    app: Mapped[App] = relationship()
+    capture: Mapped[Optional[GatewayCapture]] = relationship()
+    payment: Mapped[Optional[KernelPayment]] = relationship()
+    requested_by_user: Mapped[Optional[User]] = relationship(foreign_keys=[requested_by_user_id])
+    requested_by_key: Mapped[Optional[ServiceKey]] = relationship()
+    decided_by_user: Mapped[Optional[User]] = relationship(foreign_keys=[decided_by_user_id])
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class GatewayWebhookEvent(Base):
+    """A signed event from a generic gateway on ``/billing/webhooks/<gateway>``, kept once per event id."""
+
+    __tablename__ = "gateway_webhook_events"
+    __table_args__ = (UniqueConstraint("gateway", "event_id", name="uq_gateway_event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[Optional[str]] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)

@@ -57,6 +57,10 @@ class Money:
     def to_decimal(self) -> Decimal:
         return Decimal(self.amount).scaleb(-exponent(self.currency))
 
+    def to_decimal_string(self) -> str:
+        """The amount as the API writes it: "150.00" for BRL, "150" for JPY (never an exponent such as "0E-2")."""
+        return f"{self.to_decimal():f}"
+
     def __add__(self, other: "Money") -> "Money":
         self._same_currency(other)
         return Money(self.amount + other.amount, self.currency)

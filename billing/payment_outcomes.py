@@ -57,5 +57,6 @@ def record_attempt(session: Session, app_id: int, intent: PaymentIntent, *, obse
     log.info("payment attempt %s: %s (%s)", outcome, intent.id, row.reason or "ok",
              extra={"event": "payment.attempt", "outcome": outcome, "reason": row.reason, "app_id": app_id,
                     "payment_intent": intent.id, "charge": intent.latest_charge, "amount": row.amount,
-                    "currency": row.currency, "plan": row.plan_code, "correlation_id": correlation_id})
+                    "currency": row.currency, "plan": row.plan_code,
+                    "origin_correlation_id": correlation_id})
     return row

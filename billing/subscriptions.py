@@ -31,7 +31,7 @@ from typing import Any, Optional
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from billing import audit, clock
+from billing import audit, clock, metrics
 from billing.audit import Origin
 from billing.checkout import complete_checkout
 from billing.errors import InvalidRequest, PlanChangeRefused
@@ -240,6 +240,7 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
     audit.record(session, action="checkout.subscription.opened", object_type="checkout_session",
                  object_id=remote.id, app_id=app.id, before=None,
                  after={"plan": plan.code, "trial_days": plan.trial_days or 0}, origin=origin)
+    metrics.checkout(plan.code, "subscription", "started")
     return local
 
 
@@ -294,6 +295,7 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
         session.add(local)
         audit.record(session, action="checkout.setup.opened", object_type="checkout_session", object_id=remote.id,
                      app_id=app.id, before=None, after={"mode": "setup"}, origin=origin)
+        metrics.checkout(None, "setup", "started")
     return local
 
 

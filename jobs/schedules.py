@@ -84,6 +84,8 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule("webhooks-sweep", "jobs.webhooks.sweep_inbox", every=timedelta(minutes=1), timeout_seconds=120),
     # Hourly, so the "MRR down 20% in 24 h" rule has a figure from 24 hours ago; charts read each day's last.
     Schedule("mrr-snapshot", "jobs.snapshots.take_hourly", every=timedelta(hours=1), timeout_seconds=300),
+    # Alert rules (billing/alert_rules.py): raised, kept or resolved a minute at most after their condition changes.
+    Schedule("alert-rules", "jobs.alerts.evaluate_rules", every=timedelta(minutes=1), timeout_seconds=120),
 )
 
 

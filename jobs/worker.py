@@ -16,6 +16,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
 
+from billing import metrics
 from jobs.context import portal_app
 from jobs.queues import QUEUES
 from jobs.schedules import register as register_schedules
@@ -43,6 +44,14 @@ def stop_pump(pump: subprocess.Popen) -> None:
 class PortalWorker(Worker):
     """RQ's worker; each maintenance round (every 10 minutes) also makes sure the schedules are registered."""
 
+    def execute_job(self, job, queue):
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            # Each job ran in a work horse of its own, which left its Prometheus counters in a file: fold the
+            # files of horses that are gone once there are enough of them to be worth it.
+            metrics.compact(minimum=metrics.COMPACT_ABOVE)
+
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         # A Redis restarted empty loses the chain of occurrences, the sweeper's included (the very case it is
@@ -51,6 +60,7 @@ class PortalWorker(Worker):
             register_schedules(self.connection)
         except RedisError as error:
             log.warning("could not check the schedules: %s", error)
+        metrics.compact()
 
 
 def main() -> None:

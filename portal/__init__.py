@@ -11,8 +11,8 @@ from billing import redaction
 from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
 from portal import (
-    admin, api, auth, cli, dashboard, errors, i18n, invoices, layout, notices, payments, security, subscriptions,
-    webhooks,
+    admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, notices, ops, payments,
+    security, subscriptions, webhooks,
 )
 from portal.extensions import babel, csrf, db, limiter, migrate
 
@@ -54,8 +54,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     invoices.init_app(app)
     notices.init_app(app)
     api.init_app(app)
+    gateway_api.init_app(app)
     webhooks.init_app(app)
     admin.init_app(app)
+    ops.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     layout.init_app(app)

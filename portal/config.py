@@ -31,6 +31,11 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _pairs(value: str) -> dict[str, str]:
+    pairs = (item.split("=", 1) for item in value.split(",") if "=" in item)
+    return {name.strip(): secret.strip() for name, secret in pairs if name.strip() and secret.strip()}
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> dict:
     env = os.environ if environ is None else environ
     portal_env = env.get("PORTAL_ENV", "development")
@@ -113,6 +118,15 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict:
         # headers are trusted, so rate limits see the client's address, not the proxy's.
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0") or 0),
         "SMTP_URL": env.get("SMTP_URL", ""),
+        # /metrics from anywhere but this machine needs "Authorization: Bearer <METRICS_TOKEN>".
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip(),
         "MAIL_FROM": env.get("MAIL_FROM", "billing@kernel.localhost"),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Billing Gateway API (docs/gateway-api.md). Raw card data reaches /billing/tokenize only when this is
+        # set (the sandbox always allows it): it puts the portal in PCI DSS scope.
+        "BILLING_ALLOW_RAW_CARD_API": _flag(env.get("BILLING_ALLOW_RAW_CARD_API")),
+        # Refunds above this many minor units wait for a second superadmin; 0: every refund does.
+        "BILLING_REFUND_APPROVAL_ABOVE": int(env.get("BILLING_REFUND_APPROVAL_ABOVE", "0") or 0),
+        # Generic gateways posting to /billing/webhooks/<name>: "name=secret,other=secret2" (X-Gateway-Signature).
+        "GATEWAY_WEBHOOK_SECRETS": _pairs(env.get("GATEWAY_WEBHOOK_SECRETS", "")),
     }

@@ -9,6 +9,7 @@ Ports can be moved with PORT, REDIS_PORT and SANDBOX_PORT.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,8 +67,13 @@ def main() -> None:
             webhook_secret=webhook_secret, log_path=LOGS / "sandbox.log",
         )
         started.append(sandbox)
+        # Every web and worker process writes its Prometheus counters here; /metrics adds them up (billing/metrics.py).
+        metrics_dir = INSTANCE / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
         env = {
             **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "REDIS_URL": redis.url,
             "SANDBOX_URL": sandbox.url,
             "PORTAL_BASE_URL": base_url,

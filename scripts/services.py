@@ -177,10 +177,13 @@ def start_worker(env: dict, log_path: Path | None = None) -> Service:
     return Service("worker", process)
 
 
-def start_web(env: dict, port: int, log_path: Path | None = None, workers: int = 2, threads: int = 4) -> Service:
+def start_web(env: dict, port: int, log_path: Path | None = None, workers: int = 2, threads: int = 4,
+              probe: str = "/readyz") -> Service:
     command = [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                "--threads", str(threads), "--access-logfile", "-", "wsgi:app"]
     process = _spawn(command, log_path, env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_ok(f"{url}/login"), "the web server", process=process, timeout=60)
+    # Ready, not merely up: /readyz answers 200 once the database, Redis and the gateway answer too
+    # (a caller with no gateway running, like the webhook benchmark, waits on /healthz instead).
+    wait_until(lambda: http_ok(f"{url}{probe}"), "the web server", process=process, timeout=60)
     return Service("web", process, url=url)

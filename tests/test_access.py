@@ -10,10 +10,14 @@ from portal import create_app
 from tests.conftest import make_app, make_user
 
 # Routes anyone may reach: the sign-in page, the home redirect, static files, the
-# language switch, and endpoints with their own authentication (signatures).
-PUBLIC_ENDPOINTS = {"static", "auth.login", "dashboard.home", "i18n.switch_language", "webhooks.stripe"}
+# language switch, endpoints with their own authentication (signatures; /metrics: this machine or a token,
+# tests/ops/test_metrics.py) and the probes, which say only what is up.
+PUBLIC_ENDPOINTS = {"static", "auth.login", "dashboard.home", "i18n.switch_language", "webhooks.stripe",
+                    "gateway_api.gateway_webhook", "gateway_api.openapi",
+                    "ops.healthz", "ops.readyz", "ops.prometheus_metrics"}
 # JSON endpoints outside /api/ (bearer token or session): anonymous callers get a 401 JSON, not a redirect.
-JSON_ENDPOINTS = {"billing_reconciliation.day_figures"}
+JSON_ENDPOINTS = {"billing_reconciliation.day_figures", "gateway_api.tokenize", "gateway_api.authorize",
+                  "gateway_api.capture", "gateway_api.refund", "gateway_api.refund_status"}
 
 
 def _rules():

@@ -377,6 +377,41 @@ class StripeGateway:
                           key=f"refund:{payment_intent_id}:{reference}:{amount.amount if amount else 'all'}")
         return Refund.from_stripe(data)
 
+    # ------------------------------------------------------------------ Billing Gateway API
+
+    def tokenize_card(self, *, number: str, exp_month: int, exp_year: int, cvc: Optional[str],
+                      attempt: str) -> Card:
+        """A PaymentMethod from raw card data (the sandbox, or a Stripe account with raw-card-data access).
+
+        The key names the API request, never the card: keys are stored by Stripe and in our logs.
+        """
+        card: dict[str, Any] = {"number": number, "exp_month": exp_month, "exp_year": exp_year}
+        if cvc:
+            card["cvc"] = cvc
+        data = self._call(self._v1.payment_methods.create, {"type": "card", "card": card},
+                          key=f"payment_method:create:tokenize:{attempt}")
+        return Card.from_stripe(data)
+
+    def authorize(self, amount: Money, *, payment_method_id: str, capture: bool, reference: str,
+                  metadata: Optional[Mapping[str, str]] = None) -> PaymentIntent:
+        """Create and confirm a PaymentIntent without a customer: held (manual capture) or captured at once.
+
+        ``reference`` names the request (app and the client's idempotency key). A decline
+        raises ``CardDeclined``; the declined PaymentIntent stays in Stripe as a record.
+        """
+        params = {
+            "amount": amount.amount,
+            "currency": amount.currency.lower(),
+            "payment_method": payment_method_id,
+            "payment_method_types": ["card"],
+            "capture_method": "automatic" if capture else "manual",
+            "confirm": True,
+            "metadata": dict(metadata or {}),
+        }
+        data = self._call(self._v1.payment_intents.create, params,
+                          key=f"payment_intent:authorize:{reference}:{amount.amount}:{amount.currency}")
+        return PaymentIntent.from_stripe(data)
+
     def list_refunds(self, *, payment_intent_id: str) -> list[Refund]:
         """Every refund of a payment (a charge's ``refunds`` list is only in payloads that expanded it)."""
         data = self._call(self._v1.refunds.list, {"payment_intent": payment_intent_id, "limit": LIST_PAGE_SIZE})
@@ -408,6 +443,14 @@ class StripeGateway:
             key=f"price:create:{lookup_key}",
         )
         return price["id"]
+
+    # ------------------------------------------------------------------ health
+
+    def ping(self) -> None:
+        """The cheapest authenticated read, not retried: raises a ``GatewayError`` when Stripe (or the sandbox)
+        does not answer or refuses the key. For readiness probes."""
+        with translate_errors():
+            self._v1.customers.list({"limit": 1}, options={"max_network_retries": 0})
 
     # ------------------------------------------------------------------ time
 

@@ -17,7 +17,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import audit
+from billing import audit, metrics
 from billing.audit import Origin
 from billing.gateway import StripeGateway
 from billing.models import Alert, AlertSeverity, ProcessedWebhook, WebhookStatus
@@ -79,6 +79,7 @@ def process(session: Session, gateway: StripeGateway, event_id: str, *, smtp_con
 
     event = Event.parse(row.payload)
     origin = Origin(actor="webhook", correlation_id=event.id)
+    received_at = row.received_at
     try:
         if row.livemode != gateway.livemode:
             log.info("%s is from the other mode (livemode=%s): ignored", event.type, row.livemode)
@@ -102,12 +103,17 @@ def process(session: Session, gateway: StripeGateway, event_id: str, *, smtp_con
         permanent = isinstance(error, PERMANENT_ERRORS)
         _record_failure(session, event, error, alert=permanent or final_attempt)
         session.commit()
+        metrics.webhook_applied(event.type, WebhookStatus.FAILED.value)
+        applied = {"event": "webhook.applied", "type": event.type, "event_id": event.id, "outcome": "failed",
+                   "retried": not (permanent or final_attempt)}
         if permanent:
-            log.error("%s failed and a retry cannot help: %s", event.type, error)
+            log.error("%s failed and a retry cannot help: %s", event.type, error, extra=applied)
             return WebhookStatus.FAILED
-        log.warning("%s failed (%s)%s", event.type, error, "" if final_attempt else "; will be retried")
+        log.warning("%s failed (%s)%s", event.type, error, "" if final_attempt else "; will be retried", extra=applied)
         raise
-    log.info("%s %s", event.type, status)
+    metrics.webhook_applied(event.type, status.value, received_at)
+    log.info("%s %s", event.type, status, extra={"event": "webhook.applied", "type": event.type,
+                                                 "event_id": event.id, "outcome": status.value})
     return status
 
 

@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
-from billing import audit, clock
+from billing import alert_rules, audit, clock
 from billing.models import (
     Alert,
     App,
@@ -135,7 +135,9 @@ def resolve_alert(alert_id: int):
     alert = db.session.get(Alert, alert_id)
     if alert is None:
         abort(404)
-    if alert.resolved_at is None:
+    if alert_rules.is_rule_alert(alert) and alert.resolved_at is None:
+        flash(_("This alert resolves by itself when its condition clears; acknowledge it instead."), "error")
+    elif alert.resolved_at is None:
         alert.resolved_at = clock.now()
         alert.resolved_by_id = current_user.id
         audit.record(db.session, action="alert.resolved", object_type="alert", object_id=alert.id, app_id=alert.app_id,
@@ -143,6 +145,23 @@ def resolve_alert(alert_id: int):
                      origin=request_origin())
         db.session.commit()
         flash(_("Alert resolved."), "success")
+    back = request.form.get("next", "")
+    return redirect(back if back.startswith("/admin") else url_for("admin.alerts"))
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+@superadmin_required
+def acknowledge_alert(alert_id: int):
+    """Say that a superadmin has seen an alert (a rule's alert stays open until its condition clears)."""
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        abort(404)
+    if alert.resolved_at is None and alert_rules.acknowledge(alert, user_id=current_user.id, now=clock.now()):
+        audit.record(db.session, action="alert.acknowledged", object_type="alert", object_id=alert.id,
+                     app_id=alert.app_id, before={"acknowledged": False, "kind": alert.kind},
+                     after={"acknowledged": True, "kind": alert.kind}, origin=request_origin())
+        db.session.commit()
+        flash(_("Alert acknowledged."), "success")
     back = request.form.get("next", "")
     return redirect(back if back.startswith("/admin") else url_for("admin.alerts"))
 

@@ -38,6 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from billing import metrics
 from billing.webhooks.events import Event, MalformedEvent
 from billing.webhooks.signature import SignatureError, verify
 from portal.payments import EXTENSION as GATEWAY
@@ -113,7 +114,9 @@ def _count(connection: Redis, key: str) -> None:
 
 def _reject(connection: Redis, reason: str, message: str, status: int = 400, headers: tuple = ()) -> Answer:
     _count(connection, REJECTED_KEY.format(reason))
-    log.warning("webhook refused (%s): %s", reason, message)
+    metrics.webhook_received(None, reason)
+    log.warning("webhook refused (%s): %s", reason, message,
+                extra={"event": "webhook.refused", "reason": reason, "http_status": status})
     return _error(status, message, reason, headers)
 
 
@@ -163,7 +166,12 @@ def receive(app: Flask, environ: dict) -> Answer:
 
     # An event of the other mode (a test event reaching the live portal) is kept for the record only.
     other_mode = event.livemode != app.extensions[GATEWAY].livemode
-    if not app.extensions[INBOX].record(event, payload, ignored=other_mode):
+    recorded = app.extensions[INBOX].record(event, payload, ignored=other_mode)
+    outcome = "duplicate" if not recorded else "other_mode" if other_mode else "recorded"
+    metrics.webhook_received(event.type, outcome)
+    log.info("webhook received: %s %s (%s)", event.type, event.id, outcome,
+             extra={"event": "webhook.received", "type": event.type, "event_id": event.id, "outcome": outcome})
+    if not recorded:
         _count(connection, DUPLICATES_KEY)
         return ACK  # already recorded: processed once, by the first copy's job
     if not other_mode:

@@ -30,8 +30,8 @@ class Dunning:
     failed_at: datetime
 
 
-def subscribe(application, app_id: int, card: str = "pm_card_visa") -> tuple[str, str]:
-    """Give the app a Stripe customer and a Pro subscription paid with ``card``; sync both into our tables."""
+def subscribe(application, app_id: int, card: str = "pm_card_visa", plan: str = "pro") -> tuple[str, str]:
+    """Give the app a Stripe customer and a subscription to ``plan`` paid with ``card``; sync both into our tables."""
     with application.app_context():
         tenant = db.session.get(App, app_id)
         customer = gateway().create_customer(app_id=app_id, email=tenant.owners[0].email if tenant.owners else None,
@@ -41,7 +41,7 @@ def subscribe(application, app_id: int, card: str = "pm_card_visa") -> tuple[str
         method = gateway().attach_payment_method(customer.id, card)
         gateway().set_default_payment_method(customer.id, method.payment_method_id)
         remote = gateway().create_subscription(customer_id=customer.id,
-                                               price_id=plan_by_code(db.session, "pro").stripe_price_id,
+                                               price_id=plan_by_code(db.session, plan).stripe_price_id,
                                                app_id=app_id, attempt="test", payment_method_id=method.payment_method_id)
         origin = Origin(actor="test")
         sync_subscription_from_gateway(db.session, gateway(), remote.id, origin=origin)

@@ -36,11 +36,11 @@ def subscription(session: Session, status: SubscriptionStatus, *, plan_code: str
 
 
 def outcome(session: Session, app_id: int, outcome: str, at: datetime, *, reason: Optional[str] = None,
-            amount: int = 9900, currency: str = "BRL") -> PaymentOutcome:
+            amount: int = 9900, currency: str = "BRL", plan_code: Optional[str] = None) -> PaymentOutcome:
     n = next(_ids)
     row = PaymentOutcome(reference=f"ch_planted{n}_{id(session)}", app_id=app_id, stripe_payment_intent_id=f"pi_planted{n}",
                          outcome=outcome, reason=reason if outcome == "failed" else None, amount=amount,
-                         currency=currency, occurred_at=at)
+                         currency=currency, occurred_at=at, plan_code=plan_code)
     session.add(row)
     session.flush()
     return row

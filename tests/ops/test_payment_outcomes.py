@@ -5,9 +5,10 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
+from billing.audit import Origin
 from billing.gateway.types import PaymentIntent
 from billing.models import PaymentOutcome
-from billing.audit import Origin
+from billing.webhooks.correlation import correlated
 from billing.webhooks.payments import upsert_payment
 from portal.extensions import db
 from tests.ops import planting
@@ -21,7 +22,7 @@ SUCCEEDED = replace(FAILED, status="succeeded", amount_received=9900, latest_cha
 
 
 def test_a_failed_then_retried_payment_is_two_attempts_recorded_once_each(app):
-    with app.app_context():
+    with app.app_context(), correlated("evt_test"):  # as in a webhook job: the log line carries the event id
         payer = planting.any_app(db.session)
         upsert_payment(db.session, payer, SUCCEEDED, observed_at=1_800_000_100, origin=ORIGIN)
         upsert_payment(db.session, payer, FAILED, observed_at=1_800_000_000, origin=ORIGIN)  # arrived late

@@ -1,0 +1,288 @@
+"""The portal's Prometheus metrics, in one place: counters bumped where things happen, figures read at scrape.
+
+Two kinds, chosen by where the truth lives (names and definitions: ``docs/metrics.md``):
+
+* **Counters of things that happen in a process** (checkouts opened, webhooks
+  received and applied, how long applying took). They are prometheus-client
+  counters. With several gunicorn workers and RQ work horses each process counts
+  on its own, so ``PROMETHEUS_MULTIPROC_DIR`` must name a directory shared by the
+  machine's processes (``scripts/run`` sets it; docs/runbooks/deploy.md): each
+  process writes its own file and a scrape adds them up. RQ forks a work horse
+  per job, so files of processes that are gone are folded into one archive file
+  (``compact``) instead of piling up.
+* **Figures the database already knows** (MRR, churn, payment outcomes, the
+  webhook backlog and its age, the dunning queue). They are computed from the
+  database at each scrape by ``DatabaseCollector``, so they are right however many
+  processes or machines there are, and survive restarts.
+"""
+from __future__ import annotations
+
+import fcntl
+import glob
+import json
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Callable, Iterator, Optional
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from billing import clock
+from billing.models import (
+    AttemptStatus,
+    KernelInvoice,
+    KernelPaymentAttempt,
+    PaymentOutcome,
+    ProcessedWebhook,
+    WebhookStatus,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# ---------------------------------------------------------------- counters (bumped where it happens)
+
+CHECKOUTS = Counter("kernel_billing_checkout", "Stripe Checkout sessions by plan, mode and outcome "
+                    "(started: opened for an owner; completed: applied once, by redirect or webhook)",
+                    ["plan", "mode", "outcome"])
+WEBHOOKS_RECEIVED = Counter("kernel_billing_webhook_events_received", "Stripe webhook deliveries by event type and "
+                            "outcome (recorded, duplicate, other_mode, or the reason it was refused)",
+                            ["type", "outcome"])
+WEBHOOKS_APPLIED = Counter("kernel_billing_webhook_events_applied", "Stripe events run through their handler, by "
+                           "type and outcome (processed, ignored, failed)", ["type", "outcome"])
+APPLY_LATENCY = Histogram("kernel_billing_webhook_apply_latency_seconds", "From an event's receipt to its effects "
+                          "committed (processed or ignored)",
+                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
+
+
+def checkout(plan: Optional[str], mode: str, outcome: str) -> None:
+    CHECKOUTS.labels(plan or "none", mode, outcome).inc()
+
+
+def webhook_received(event_type: Optional[str], outcome: str) -> None:
+    WEBHOOKS_RECEIVED.labels(event_type or "unknown", outcome).inc()
+
+
+def webhook_applied(event_type: str, outcome: str, received_at: Optional[datetime] = None,
+                    now: Optional[datetime] = None) -> None:
+    WEBHOOKS_APPLIED.labels(event_type, outcome).inc()
+    if received_at is not None and outcome != "failed":
+        elapsed = ((now or datetime.now(timezone.utc)) - received_at).total_seconds()
+        APPLY_LATENCY.observe(max(elapsed, 0.0))
+
+
+# ---------------------------------------------------------------- figures (read from the database at scrape)
+
+def webhook_backlog(session: Session, now: datetime) -> tuple[int, float]:
+    """(events recorded and not applied yet, age in seconds of the oldest of them)."""
+    count, oldest = session.execute(
+        select(func.count(ProcessedWebhook.id), func.min(ProcessedWebhook.received_at))
+        .where(ProcessedWebhook.status == WebhookStatus.RECEIVED)).one()
+    if oldest is not None and oldest.tzinfo is None:  # min() over SQLite hands back a naive value
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    return int(count), (max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0)
+
+
+def webhook_retry_queue(session: Session) -> int:
+    """Events whose processing failed and that are not applied yet: each waits for RQ's retry or a replay."""
+    return int(session.scalar(select(func.count(ProcessedWebhook.id))
+                              .where(ProcessedWebhook.status == WebhookStatus.FAILED)) or 0)
+
+
+def dunning_queue(session: Session) -> tuple[int, int]:
+    """(invoices in dunning, retries still scheduled)."""
+    invoices = session.scalar(
+        select(func.count(func.distinct(KernelInvoice.id)))
+        .join(KernelPaymentAttempt, (KernelPaymentAttempt.invoice_id == KernelInvoice.id)
+              & (KernelPaymentAttempt.attempt_number == 0))
+        .where(KernelInvoice.dunning_closed_at.is_(None)))
+    retries = session.scalar(select(func.count(KernelPaymentAttempt.id))
+                             .where(KernelPaymentAttempt.status == AttemptStatus.SCHEDULED))
+    return int(invoices or 0), int(retries or 0)
+
+
+class DatabaseCollector:
+    """The figures the database knows, computed at each scrape with a session from ``session_factory``."""
+
+    def __init__(self, session_factory: Callable[[], Session]):
+        self._session_factory = session_factory
+
+    def collect(self):
+        session = self._session_factory()
+        try:
+            yield from self._payments(session)
+            yield from self._money(session)
+            yield from self._queues(session)
+        finally:
+            session.close()  # read only: nothing to commit
+
+    def _payments(self, session: Session):
+        succeeded = CounterMetricFamily("kernel_billing_payment_success", "Charge attempts that succeeded, by the "
+                                        "app's plan at the time", labels=["plan"])
+        failed = CounterMetricFamily("kernel_billing_payment_failed", "Charge attempts that failed, by the app's plan "
+                                     "at the time and Stripe's decline or error code", labels=["plan", "reason"])
+        rows = session.execute(select(PaymentOutcome.outcome, PaymentOutcome.plan_code, PaymentOutcome.reason,
+                                      func.count(PaymentOutcome.id))
+                               .group_by(PaymentOutcome.outcome, PaymentOutcome.plan_code, PaymentOutcome.reason))
+        for outcome, plan, reason, count in rows:
+            if outcome == "succeeded":
+                succeeded.add_metric([plan or "none"], count)
+            else:
+                failed.add_metric([plan or "none", reason or "unknown"], count)
+        yield succeeded
+        yield failed
+
+    def _money(self, session: Session):
+        from billing.snapshots import current_figures  # here: the billing modules that count import this one
+
+        mrr = GaugeMetricFamily("kernel_billing_mrr", "Monthly recurring revenue in minor units (centavos) of "
+                                "paying subscriptions", labels=["currency"])
+        churn = GaugeMetricFamily("kernel_billing_churn_rate", "Of the subscriptions live 30 days ago, the share "
+                                  "that ended since (0..1)", labels=["currency"])
+        active = GaugeMetricFamily("kernel_billing_active_subscriptions", "Subscriptions counted in the MRR",
+                                   labels=["currency"])
+        for currency, figures in current_figures(session, clock.now()).items():
+            mrr.add_metric([currency], figures.mrr)
+            active.add_metric([currency], figures.active_count)
+            churn.add_metric([currency], figures.churn_rate or 0.0)
+        yield mrr
+        yield churn
+        yield active
+
+    def _queues(self, session: Session):
+        now = datetime.now(timezone.utc)  # receipt times are wall-clock time
+        count, age = webhook_backlog(session, now)
+        yield GaugeMetricFamily("kernel_billing_webhook_backlog", "Stripe events recorded and not applied yet",
+                                value=count)
+        yield GaugeMetricFamily("kernel_billing_webhook_oldest_waiting_seconds", "Age of the oldest Stripe event "
+                                "recorded and not applied yet (0 when none waits)", value=age)
+        yield GaugeMetricFamily("kernel_billing_webhook_retry_queue", "Stripe events that failed and wait for a "
+                                "retry or a replay", value=webhook_retry_queue(session))
+        invoices, retries = dunning_queue(session)
+        yield GaugeMetricFamily("kernel_billing_dunning_invoices", "Invoices in dunning (failed renewal, not ended)",
+                                value=invoices)
+        yield GaugeMetricFamily("kernel_billing_dunning_retries_scheduled", "Dunning retries scheduled and not run "
+                                "yet", value=retries)
+
+
+# ---------------------------------------------------------------- the scrape, and multiprocess housekeeping
+
+def multiproc_dir() -> Optional[str]:
+    path = os.environ.get(MULTIPROC_ENV)
+    return path if path and os.path.isdir(path) else None
+
+
+@contextmanager
+def _dir_lock(path: str, exclusive: bool) -> Iterator[None]:
+    """Scrapes read the directory under a shared lock, compaction rewrites it under an exclusive one, so a scrape
+    never sees a dead process counted twice (or not at all)."""
+    with open(os.path.join(path, ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _LockedMultiProcessCollector(MultiProcessCollector):
+    def collect(self):
+        with _dir_lock(self._path, exclusive=False):
+            return list(super().collect())
+
+
+def registry(session_factory: Callable[[], Session]) -> CollectorRegistry:
+    """What ``/metrics`` serves: every process's counters (or this process's, without a shared directory) and the
+    database's figures."""
+    scrape = CollectorRegistry(auto_describe=False)
+    path = multiproc_dir()
+    if path:
+        _LockedMultiProcessCollector(scrape, path)
+    else:
+        for metric in (CHECKOUTS, WEBHOOKS_RECEIVED, WEBHOOKS_APPLIED, APPLY_LATENCY):
+            scrape.register(metric)
+    scrape.register(DatabaseCollector(session_factory))
+    return scrape
+
+
+ARCHIVE_PID = "archive"
+COMPACT_ABOVE = 32  # files of processes that are gone; below this, folding them is not worth a job's time
+
+
+def _pid_of(filename: str) -> Optional[int]:
+    stem = os.path.basename(filename)[:-3]
+    typ, _, pid = stem.partition("_")
+    if typ not in ("counter", "histogram") or not pid.isdigit():
+        return None  # the archives, and gauges (this portal keeps none per process)
+    return int(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def compact(path: Optional[str] = None, *, minimum: int = 1) -> int:
+    """Fold the counter and histogram files of processes that are gone into one archive file per kind; returns how
+    many files were folded. The directory must belong to one machine (pids are checked locally)."""
+    path = path or multiproc_dir()
+    if not path:
+        return 0
+    dead = [name for name in glob.glob(os.path.join(path, "*.db"))
+            if (pid := _pid_of(name)) is not None and pid != os.getpid() and not _alive(pid)]
+    if len(dead) < minimum:
+        return 0
+    with _dir_lock(path, exclusive=True):
+        for typ in ("counter", "histogram"):
+            files = [name for name in dead if os.path.basename(name).startswith(typ + "_")]
+            if not files:
+                continue
+            archive = os.path.join(path, f"{typ}_{ARCHIVE_PID}.db")
+            sources = files + ([archive] if os.path.exists(archive) else [])
+            merged = MultiProcessCollector.merge(sources, accumulate=False)
+            scratch = archive + ".new"  # not *.db: invisible to scrapes until renamed
+            if os.path.exists(scratch):
+                os.unlink(scratch)
+            out = MmapedDict(scratch)
+            try:
+                for metric in merged:
+                    for sample in metric.samples:
+                        key = json.dumps([metric.name, sample.name, sample.labels, metric.documentation],
+                                         sort_keys=True)
+                        out.write_value(key, sample.value, 0.0)
+            finally:
+                out.close()
+            os.replace(scratch, archive)
+            for name in files:
+                os.unlink(name)
+    return len(dead)
+
+
+_folding = False
+
+
+def process_exited(pid: int) -> None:
+    """gunicorn's ``child_exit``: forget the worker's live gauges and fold its counters into the archive.
+
+    gunicorn calls it from its SIGCHLD handler, so a second worker's exit can interrupt the first one's
+    folding; that nested call leaves the work to the next one rather than wait on the lock its own process holds.
+    """
+    global _folding
+    path = multiproc_dir()
+    if not path or _folding:
+        return
+    _folding = True
+    try:
+        multiprocess.mark_process_dead(pid, path)
+        compact(path)
+    finally:
+        _folding = False
+
