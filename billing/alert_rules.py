@@ -22,7 +22,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -38,7 +38,6 @@ from billing.models import (
     KernelPayment,
     OutboxMessage,
     OutboxStatus,
-    PaymentOutcome,
     ProcessedWebhook,
     ReconciliationDivergence,
     Role,

@@ -11,7 +11,6 @@ import logging
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 from sqlalchemy import case, select
 
 from billing import refunds

@@ -51,7 +51,7 @@ def subscription_of(app, app_id: int) -> AppSubscription | None:
         row = session.scalar(select(AppSubscription).where(AppSubscription.app_id == app_id)
                              .order_by(AppSubscription.id.desc()))
         if row is not None:
-            row.plan, row.scheduled_plan  # loaded while the session is open
+            _ = row.plan, row.scheduled_plan  # loaded while the session is open
         return row
 
 
