@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from billing import audit
 from billing.audit import Origin
 from billing.db import insert_once
-from billing.metrics import webhook_backlog, webhook_retry_queue
+from billing.metrics import invoices_charged_twice, webhook_backlog, webhook_retry_queue
 from billing.models import (
     Alert,
     AlertSeverity,
@@ -155,16 +155,9 @@ def gateway_idempotency(session: Session, now: datetime) -> list[Firing]:
     Idempotency-key conflicts answered by Stripe are counted by
     ``kernel_billing_gateway_idempotency_conflicts_total`` and alerted by the Prometheus rule of the same name.
     """
-    doubled = session.execute(
-        select(KernelInvoice.stripe_invoice_id, func.count(KernelPayment.id))
-        .join(KernelPayment, KernelPayment.invoice_id == KernelInvoice.id)
-        # A second charge refunded in full is the remedy: the condition has cleared.
-        .where(KernelPayment.status == "succeeded", KernelPayment.amount_refunded < KernelPayment.amount)
-        .group_by(KernelInvoice.stripe_invoice_id).having(func.count(KernelPayment.id) > 1)
-        .order_by(KernelInvoice.stripe_invoice_id)).all()
-    if not doubled:
+    invoices = invoices_charged_twice(session)
+    if not invoices:
         return []
-    invoices = [invoice for invoice, _ in doubled]
     return [Firing("BillingGatewayIdempotency", "all", AlertSeverity.CRITICAL,
                    f"{len(invoices)} invoice(s) charged successfully more than once: {', '.join(invoices[:10])}.",
                    {"invoices": invoices[:50]})]

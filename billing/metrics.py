@@ -34,8 +34,10 @@ from sqlalchemy.orm import Session
 
 from billing import clock
 from billing.models import (
+    Alert,
     AttemptStatus,
     KernelInvoice,
+    KernelPayment,
     KernelPaymentAttempt,
     PaymentOutcome,
     ProcessedWebhook,
@@ -54,9 +56,15 @@ WEBHOOKS_RECEIVED = Counter("kernel_billing_webhook_events_received", "Stripe we
                             ["type", "outcome"])
 WEBHOOKS_APPLIED = Counter("kernel_billing_webhook_events_applied", "Stripe events run through their handler, by "
                            "type and outcome (processed, ignored, failed)", ["type", "outcome"])
+IDEMPOTENCY_CONFLICTS = Counter("kernel_billing_gateway_idempotency_conflicts", "Stripe refused a request because "
+                                "its idempotency key was used before with other parameters")
 APPLY_LATENCY = Histogram("kernel_billing_webhook_apply_latency_seconds", "From an event's receipt to its effects "
                           "committed (processed or ignored)",
                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
+
+
+def idempotency_conflict() -> None:
+    IDEMPOTENCY_CONFLICTS.inc()
 
 
 def checkout(plan: Optional[str], mode: str, outcome: str) -> None:
@@ -103,6 +111,17 @@ def dunning_queue(session: Session) -> tuple[int, int]:
     retries = session.scalar(select(func.count(KernelPaymentAttempt.id))
                              .where(KernelPaymentAttempt.status == AttemptStatus.SCHEDULED))
     return int(invoices or 0), int(retries or 0)
+
+
+def invoices_charged_twice(session: Session) -> list[str]:
+    """Invoices with more than one successful charge not refunded in full: what idempotency keys exist to prevent
+    (a second charge refunded in full is the remedy, and clears it)."""
+    return list(session.scalars(
+        select(KernelInvoice.stripe_invoice_id)
+        .join(KernelPayment, KernelPayment.invoice_id == KernelInvoice.id)
+        .where(KernelPayment.status == "succeeded", KernelPayment.amount_refunded < KernelPayment.amount)
+        .group_by(KernelInvoice.stripe_invoice_id).having(func.count(KernelPayment.id) > 1)
+        .order_by(KernelInvoice.stripe_invoice_id)))
 
 
 class DatabaseCollector:
@@ -162,6 +181,15 @@ class DatabaseCollector:
                                 "recorded and not applied yet (0 when none waits)", value=age)
         yield GaugeMetricFamily("kernel_billing_webhook_retry_queue", "Stripe events that failed and wait for a "
                                 "retry or a replay", value=webhook_retry_queue(session))
+        yield GaugeMetricFamily("kernel_billing_invoices_charged_twice", "Invoices charged successfully more than "
+                                "once (not refunded)", value=len(invoices_charged_twice(session)))
+        alerts = GaugeMetricFamily("kernel_billing_open_alerts", "Open alerts by kind and severity",
+                                   labels=["kind", "severity"])
+        for kind, severity, count in session.execute(
+                select(Alert.kind, Alert.severity, func.count(Alert.id)).where(Alert.resolved_at.is_(None))
+                .group_by(Alert.kind, Alert.severity)):
+            alerts.add_metric([kind, severity.value], count)
+        yield alerts
         invoices, retries = dunning_queue(session)
         yield GaugeMetricFamily("kernel_billing_dunning_invoices", "Invoices in dunning (failed renewal, not ended)",
                                 value=invoices)
@@ -202,7 +230,7 @@ def registry(session_factory: Callable[[], Session]) -> CollectorRegistry:
     if path:
         _LockedMultiProcessCollector(scrape, path)
     else:
-        for metric in (CHECKOUTS, WEBHOOKS_RECEIVED, WEBHOOKS_APPLIED, APPLY_LATENCY):
+        for metric in (CHECKOUTS, WEBHOOKS_RECEIVED, WEBHOOKS_APPLIED, APPLY_LATENCY, IDEMPOTENCY_CONFLICTS):
             scrape.register(metric)
     scrape.register(DatabaseCollector(session_factory))
     return scrape

@@ -9,13 +9,16 @@ import logging
 import re
 
 _PATTERNS = [
-    # Card numbers: 13-19 digits, optionally grouped by spaces or dashes.
-    (re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), "[card number redacted]"),
+    # Card numbers: 13-19 digits, optionally grouped by spaces, dashes or "+" (a form-encoded space).
+    (re.compile(r"\b(?:\d[ +-]?){12,18}\d\b"), "[card number redacted]"),
     # Stripe secret and restricted keys, webhook secrets.
     (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+"), "[secret key redacted]"),
     (re.compile(r"\bwhsec_[A-Za-z0-9_]+"), "[webhook secret redacted]"),
-    # CVC in form-encoded or JSON payloads.
-    (re.compile(r"(?i)(cvc|cvv|card\[cvc\])(\"?\s*[:=]\s*\"?)\d{3,4}"), r"\1\2[redacted]"),
+    # The portal's own API tokens (kbp_) and gateway service keys (kgw_); bearer credentials of any kind.
+    (re.compile(r"\bk(?:bp|gw)_[A-Za-z0-9_-]{8,}"), "[api key redacted]"),
+    (re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
+    # CVC in JSON, Python reprs and form-encoded payloads (card[cvc]=, or card%5Bcvc%5D= as the SDK logs it).
+    (re.compile(r"(?i)(cvc|cvv)((?:\]|%5D)?[\"'\s:=+]{1,8})\d{3,4}\b"), r"\1\2[redacted]"),
 ]
 
 

@@ -155,6 +155,10 @@ def sync_subscription(
         before = snapshot(row, SUBSCRIPTION_FIELDS)
         outcome = Outcome.UPDATED
 
+    if before is None or before.get("status") != target_status.value:
+        log.info("subscription %s: %s -> %s", remote.id, before and before.get("status"), target_status.value,
+                 extra={"event": "subscription.status_changed", "subscription": remote.id, "app_id": app.id,
+                        "from": before and before.get("status"), "to": target_status.value, "actor": origin.actor})
     row.status = target_status
     row.plan, row.plan_id = plan, plan.id  # the id too: the audit snapshot is taken before any flush
     row.current_period_start = remote.current_period_start

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from contextlib import nullcontext
 from typing import Callable, TypeVar
 
 from flask import Flask
@@ -27,11 +28,22 @@ def use_app(app: Flask) -> None:
     _app = app
 
 
+def _correlated_with_enqueuer():
+    """The correlation id of the request that enqueued the running job (portal/queue.py), for its log lines."""
+    from rq import get_current_job
+
+    from billing.webhooks.correlation import correlated
+
+    job = get_current_job()
+    correlation_id = (job.meta or {}).get("correlation_id") if job is not None else None
+    return correlated(correlation_id) if correlation_id else nullcontext()
+
+
 def in_app_context(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         app = portal_app()
-        with app.app_context():
+        with app.app_context(), _correlated_with_enqueuer():
             try:
                 return func(*args, **kwargs)
             finally:

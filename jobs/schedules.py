@@ -86,6 +86,9 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule("mrr-snapshot", "jobs.snapshots.take_hourly", every=timedelta(hours=1), timeout_seconds=300),
     # Alert rules (billing/alert_rules.py): raised, kept or resolved a minute at most after their condition changes.
     Schedule("alert-rules", "jobs.alerts.evaluate_rules", every=timedelta(minutes=1), timeout_seconds=120),
+    # Gateway API answers are replayable for 48 h (at least the 24 h the API promises), then forgotten.
+    Schedule("gateway-idempotency-purge", "jobs.gateway_api.purge_idempotency", daily_at=time(3, 15),
+             timeout_seconds=600),
 )
 
 

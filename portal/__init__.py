@@ -7,12 +7,11 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from billing import redaction
 from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
 from portal import (
-    admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, notices, ops, payments,
-    security, subscriptions, webhooks,
+    admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs, notices, ops,
+    payments, security, subscriptions, webhooks,
 )
 from portal.extensions import babel, csrf, db, limiter, migrate
 
@@ -68,9 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    redaction.install()
-    redaction.install(app.logger)
+    logs.configure(app.config.get("LOG_FORMAT", "text"))
+    logs.init_app(app)
     # The SDK logs every request at INFO; our own lines say what was done and why.
     logging.getLogger("stripe").setLevel(logging.WARNING)

@@ -120,6 +120,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict:
         "SMTP_URL": env.get("SMTP_URL", ""),
         # /metrics from anywhere but this machine needs "Authorization: Bearer <METRICS_TOKEN>".
         "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip(),
+        # json: one JSON object per line (production's default); text: the human format (development's).
+        "LOG_FORMAT": (env.get("LOG_FORMAT", "").strip().lower() or ("json" if production else "text")),
         "MAIL_FROM": env.get("MAIL_FROM", "billing@kernel.localhost"),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # Billing Gateway API (docs/gateway-api.md). Raw card data reaches /billing/tokenize only when this is

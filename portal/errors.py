@@ -12,14 +12,16 @@ from portal.extensions import db
 JSON_PREFIXES = ("/api/", "/webhooks/")
 
 
-def json_error(status: int, message: str, reason: Optional[str] = None) -> tuple[Response, int]:
+def json_error(status: int, message: str, reason: Optional[str] = None, **extra: Any) -> tuple[Response, int]:
     """The one JSON error body: ``{"error": {"code": 409, "message": "...", "reason": "live_subscription"}}``.
 
-    ``reason`` is a stable machine-readable word, ``message`` is for people.
+    ``reason`` is a stable machine-readable word, ``message`` is for people; ``extra`` adds fields
+    (the Gateway API's ``fields`` of an invalid request).
     """
     body: dict[str, Any] = {"code": status, "message": message}
     if reason:
         body["reason"] = reason
+    body.update(extra)
     return jsonify(error=body), status
 
 

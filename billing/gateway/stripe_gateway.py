@@ -35,6 +35,7 @@ from billing.gateway.types import (
     SubscriptionSchedule,
     object_id,
 )
+from billing import metrics
 from billing.money import Money
 
 log = logging.getLogger(__name__)
@@ -527,6 +528,9 @@ def _translate(error: "stripe.StripeError") -> GatewayError:
         decline = getattr(details, "decline_code", None) if details else None
         return CardDeclined(message, decline_code=decline or common["code"], **common)
     if isinstance(error, stripe.IdempotencyError):
+        metrics.idempotency_conflict()  # a key reused with other parameters: the BillingGatewayIdempotency alert
+        log.error("idempotency-key conflict: %s", message, extra={"event": "gateway.idempotency_conflict",
+                                                                 "request_id": common["request_id"]})
         return IdempotencyConflict(message, **common)
     if isinstance(error, (stripe.APIConnectionError, stripe.RateLimitError)):
         return GatewayUnavailable(message, **common)

@@ -47,3 +47,14 @@ def install() -> None:
 
     logging.setLogRecordFactory(factory)
     _installed = True
+
+
+def enter(correlation_id: str) -> contextvars.Token:
+    """Set the correlation id until ``leave(token)``: for code that cannot wrap its work in ``correlated``
+    (a request's before and teardown hooks)."""
+    install()
+    return _current.set(correlation_id)
+
+
+def leave(token: contextvars.Token) -> None:
+    _current.reset(token)

@@ -30,7 +30,9 @@ pytestmark = pytest.mark.browser
 # GET endpoints that are not pages: redirects, JSON, files, Stripe's way back.
 NOT_PAGES = {"static", "dashboard.home", "auth.login", "subscriptions.checkout_success",
              "subscriptions.checkout_canceled", "notices.pay_complete", "webhooks.stripe"}
-SKIP_PREFIXES = ("/static/", "/api/", "/webhooks/", "/logout", "/billing/reconciliation")
+# Not pages: the JSON APIs and webhooks, the gateway API's OpenAPI document and refund status, probes and metrics.
+SKIP_PREFIXES = ("/static/", "/api/", "/webhooks/", "/logout", "/billing/reconciliation", "/billing/openapi.json",
+                 "/billing/refunds/", "/healthz", "/readyz", "/metrics")
 MAX_PAGES = 120
 # What sticks out at phone width, to say what to fix.
 WIDEST = """() => Array.from(document.querySelectorAll('body *'))

@@ -11,6 +11,7 @@ from billing.audit import Origin
 from billing.gateway_api import purge_idempotency_keys
 from billing.models import App, GatewayIdempotencyKey, ServiceKey
 from billing.service_keys import revoke_key
+from jobs.gateway_api import purge_idempotency
 from portal.extensions import db
 from tests.gateway_api.conftest import Api, issue_key
 
@@ -85,10 +86,14 @@ def test_keys_are_kept_at_least_a_day(api, gw_app):
     with gw_app.app_context():
         assert purge_idempotency_keys(db.session, keep=timedelta(hours=1)) == 0  # never less than 24 h
         row = db.session.scalar(select(GatewayIdempotencyKey))
+        row.created_at = clock.now() - timedelta(hours=47)
+        db.session.commit()
+        assert purge_idempotency_keys(db.session) == 0
+        db.session.commit()
+        row = db.session.scalar(select(GatewayIdempotencyKey))
         row.created_at = clock.now() - timedelta(hours=49)
         db.session.commit()
-        assert purge_idempotency_keys(db.session) == 1
-        db.session.commit()
+    assert purge_idempotency() == 1  # the daily job (jobs/schedules.py)
 
 
 def test_no_valid_key_is_a_401(api, gw_app):

@@ -36,6 +36,7 @@ def test_registering_twice_does_not_duplicate_schedules(redis):
     assert sorted(first) == [
         "schedule-alert-rules-20261201T150800Z",  # every minute
         "schedule-dunning-daily-20261202T120000Z",  # 09:00 in São Paulo, tomorrow: today's 09:00 has passed
+        "schedule-gateway-idempotency-purge-20261202T061500Z",  # 03:15 in São Paulo
         "schedule-mrr-snapshot-20261201T160000Z",  # on the hour
         "schedule-notices-send-20261201T151000Z",
         "schedule-reconciliation-nightly-20261202T053000Z",  # 02:30 in São Paulo

@@ -20,6 +20,7 @@ from billing import metrics
 from billing.models import (
     AttemptStatus,
     KernelInvoice,
+    KernelPlan,
     KernelPaymentAttempt,
     ProcessedWebhook,
     WebhookStatus,
@@ -27,6 +28,8 @@ from billing.models import (
 from billing.states import SubscriptionStatus as S
 from portal.extensions import db
 from scripts.services import PYTHON, ROOT, free_port, start_web, wait_until
+from sqlalchemy import select
+from tests.conftest import english_client
 from tests.ops import planting
 from tests.ops.planting import DAY
 
@@ -189,3 +192,21 @@ def test_counters_add_up_across_rq_workers_forking_a_horse_per_job(metrics_dir, 
     counted = samples(generate_latest(scrape).decode())
     assert counted[("kernel_billing_webhook_events_applied_total",
                     (("outcome", "processed"), ("type", "test.event")))] == jobs
+
+
+def test_an_idempotency_key_conflict_is_counted(billing_app):
+    from billing.errors import IdempotencyConflict
+    from portal.payments import gateway
+
+    before = metrics.IDEMPOTENCY_CONFLICTS._value.get()
+    with billing_app.app_context():
+        instance = gateway()
+        customer = instance.create_customer(app_id=1, email="x@acme.test", name="X")
+        kwargs = dict(customer_id=customer.id, app_id=1, plan_code="pro", attempt="conflict-test-1",
+                      price_id=db.session.scalar(select(KernelPlan.stripe_price_id).where(KernelPlan.code == "pro")),
+                      cancel_url="http://portal.test/c")
+        instance.create_subscription_checkout(success_url="http://portal.test/s", **kwargs)
+        with pytest.raises(IdempotencyConflict):
+            instance.create_subscription_checkout(success_url="http://portal.test/other", **kwargs)
+    scraped = samples(english_client(billing_app).get("/metrics").get_data(as_text=True))
+    assert scraped[("kernel_billing_gateway_idempotency_conflicts_total", ())] == before + 1
