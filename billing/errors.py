@@ -48,3 +48,9 @@ class GatewayUnavailable(GatewayError):
 
 class PlanChangeRefused(BillingError):
     """A plan change that the rules refuse (same plan, canceled subscription, preview mismatch...)."""
+
+
+class ChargeOutcomeUnknown(GatewayUnavailable):
+    """A charging call was sent and no answer came back: Stripe may or may not have charged.
+
+    Never tell the customer that nothing was charged; the attempt's idempotency key settles it."""

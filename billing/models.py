@@ -7,6 +7,7 @@ per dunning attempt. Money columns are integer minor units next to a currency co
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import date, datetime
 from typing import Any, Optional
 
@@ -88,6 +89,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.OWNER)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    # What a session or remember-me cookie names instead of the id (Flask-Login's alternative id):
+    # replacing it signs the user out of every browser at once (sign-out, password change, revocation).
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_session_token())
 
     apps: Mapped[list["App"]] = relationship(
         secondary=app_owners, back_populates="owners", order_by="App.name"
@@ -111,7 +115,15 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return self.session_token
+
+    def revoke_sessions(self) -> None:
+        """Invalidate every session and remember-me cookie issued to this user so far."""
+        self.session_token = new_session_token()
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 class App(Base):
@@ -816,3 +828,50 @@ class GatewayWebhookEvent(Base):
     type: Mapped[Optional[str]] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+
+# ---------------------------------------------------------------- owner charges whose outcome must be known
+
+
+class ChargeStatus(enum.StrEnum):
+    PENDING = "pending"  # recorded, the charging call about to be made or in flight
+    UNKNOWN = "unknown"  # the call was sent and no answer came back (timeout, connection cut)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # Stripe answered no, or the call was never sent: nothing was charged
+
+    @property
+    def is_open(self) -> bool:
+        return self in (ChargeStatus.PENDING, ChargeStatus.UNKNOWN)
+
+
+OPEN_CHARGES_SQL = "status IN ('pending', 'unknown')"
+
+
+class ChargeAttempt(Base):
+    """A charge an owner asked for (an upgrade, paying an open invoice), recorded and committed *before*
+    Stripe is called, with the idempotency key the call uses and who asked; settled from Stripe's
+    answer, a replay of the same key, or the webhook (``billing/charges.py``)."""
+
+    __tablename__ = "charge_attempts"
+    __table_args__ = (
+        CheckConstraint("kind IN ('upgrade', 'invoice_payment')", name="kind_known"),
+        # One charge in doubt per app at a time: a second one waits until the first is known.
+        Index("uq_charge_attempts_one_open_per_app", "app_id", unique=True,
+              sqlite_where=text(OPEN_CHARGES_SQL), postgresql_where=text(OPEN_CHARGES_SQL)),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    target: Mapped[str] = mapped_column(String(255))  # the Stripe subscription or invoice charged
+    status: Mapped[ChargeStatus] = mapped_column(_enum(ChargeStatus, "charge_status"), default=ChargeStatus.PENDING)
+    requested_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    correlation_id: Mapped[Optional[str]] = mapped_column(String(128))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)  # what a replay of the same call needs
+    stripe_invoice_id: Mapped[Optional[str]] = mapped_column(String(255))
+    amount: Mapped[Optional[int]] = mapped_column(BigInteger)
+    currency: Mapped[Optional[str]] = mapped_column(String(3))
+    error: Mapped[Optional[str]] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    settled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from billing import audit, clock, metrics
 from billing.audit import Origin
 from billing.checkout import complete_checkout
-from billing.errors import InvalidRequest, PlanChangeRefused
+from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest, PlanChangeRefused
 from billing.gateway import Invoice, StripeGateway, Subscription
 from billing.models import (
     AlertSeverity,
@@ -359,8 +359,13 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
     preview = _verified_preview(session, gateway, app, row, remote, to_plan, proration_date)
 
     from_plan = row.plan
-    updated, invoice = gateway.change_price_now(remote, to_plan.stripe_price_id, proration_date=proration_date,
-                                                attempt=attempt)
+    try:
+        updated, invoice = gateway.change_price_now(remote, to_plan.stripe_price_id, proration_date=proration_date,
+                                                    attempt=attempt)
+    except GatewayUnavailable as error:
+        # The charging request may have reached Stripe: from here on, "nothing was charged" is not known.
+        raise ChargeOutcomeUnknown(error.message, code=error.code, http_status=error.http_status,
+                                   request_id=error.request_id) from error
     observed_at = int(now.timestamp())
     sync_subscription_from_gateway(session, gateway, updated.id, origin=origin, observed_at=observed_at)
     invoice_row = _sync_invoice(session, invoice, observed_at, origin)

@@ -11,7 +11,7 @@ from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
 from portal import (
     admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs, notices, ops,
-    payments, security, subscriptions, webhooks,
+    payments, security, subscriptions, urls, webhooks,
 )
 from portal.extensions import babel, csrf, db, limiter, migrate
 
@@ -30,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     _configure_logging(app)
+    urls.init_app(app)
     # Stripe's deliveries are answered ahead of Flask, inside ProxyFix (which then gives it the client's address).
     webhooks.mount(app)
     if app.config.get("TRUSTED_PROXIES"):

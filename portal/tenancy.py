@@ -13,6 +13,7 @@ from sqlalchemy import Select, select
 
 from billing.models import App, User, app_owners
 from portal.extensions import db
+from portal.urls import is_id
 
 
 def visible_apps(user: User) -> Select:
@@ -26,7 +27,7 @@ def visible_apps(user: User) -> Select:
 def get_app_or_404(app_id: int, user: Optional[User] = None) -> App:
     """The app, when ``user`` (default: the signed-in one; the API passes its token's) may see it; else a 404."""
     viewer = user if user is not None else current_user
-    app = db.session.get(App, app_id)
+    app = db.session.get(App, app_id) if is_id(app_id) else None
     if app is None or not (viewer.is_superadmin or app.is_owned_by(viewer)):
         abort(404)
     return app

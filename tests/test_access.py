@@ -7,6 +7,7 @@ import re
 import pytest
 
 from portal import create_app
+from billing.models import Role
 from tests.conftest import make_app, make_user
 
 # Routes anyone may reach: the sign-in page, the home redirect, static files, the
@@ -68,3 +69,21 @@ def test_the_route_walk_finds_routes():
     # Guards the two tests above against silently parametrizing over nothing.
     assert any(r.endpoint == "dashboard.index" for r in PROTECTED)
     assert any(r.endpoint == "dashboard.app_detail" for r in ID_ROUTES)
+
+
+INT_ROUTES = [rule for rule in PROTECTED if "<int:" in rule.rule]
+
+
+@pytest.mark.parametrize("rule", INT_ROUTES, ids=[r.endpoint for r in INT_ROUTES])
+def test_an_id_too_large_for_any_table_is_a_404(app, rule):
+    # Signed in as a superadmin, who passes every tenancy check: the id itself must stop the request.
+    make_user(app, "root@kernel.test", role=Role.SUPERADMIN)
+    client = app.test_client()
+    client.post("/login", data={"email": "root@kernel.test", "password": "correct-horse-battery"})
+    huge = {argument: "99999999999999999999999" for argument in rule.arguments}
+    response = client.open(_fill(rule, huge), method=_method(rule))
+    assert response.status_code == 404
+
+
+def test_the_route_walk_finds_int_routes():
+    assert any(r.endpoint == "dashboard.app_detail" for r in INT_ROUTES)

@@ -70,8 +70,25 @@ def test_off_site_next_is_refused(client, owner, target):
 def test_failed_attempts_per_account_are_rate_limited(client, auth, owner):
     for _ in range(5):
         assert auth.login(owner.email, "wrong-password").status_code == 401
-    # Even the right password is refused now: the account is throttled, not the guess.
-    assert auth.login(owner.email).status_code == 429
+    # Even the right password is refused now from this address: the guesser is throttled, not the guess.
+    refused = auth.login(owner.email)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
+
+
+def _login_from(app, address: str, email: str, password: str) -> int:
+    return app.test_client().post("/login", data={"email": email, "password": password},
+                                  environ_base={"REMOTE_ADDR": address}).status_code
+
+
+def test_a_stranger_guessing_does_not_lock_the_owner_out(app, owner):
+    attacker, owner_home = "203.0.113.66", "198.51.100.7"
+    statuses = [_login_from(app, attacker, owner.email, f"guess-{i}") for i in range(7)]
+    assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
+    assert _login_from(app, owner_home, owner.email, PASSWORD) == 302
+    # The owner's own typos count for the owner's address only.
+    assert _login_from(app, owner_home, owner.email, "typo") == 401
+    assert _login_from(app, attacker, owner.email, PASSWORD) == 429
 
 
 def test_successful_sign_ins_do_not_count_against_the_account(app, owner):
@@ -137,3 +154,21 @@ def test_behind_a_trusted_proxy_the_address_limit_is_per_client(app, app_config)
     statuses = [attempt("203.0.113.1", i) for i in range(21)]
     assert statuses[:20] == [401] * 20 and statuses[20] == 429
     assert attempt("203.0.113.2", 99) == 401  # another client behind the same proxy is not throttled
+
+
+def test_sign_in_works_while_the_rate_limit_store_is_down(app_config, owner, tmp_path, caplog):
+    from scripts import services
+
+    redis = services.start_redis(tmp_path / "limiter-redis")
+    try:
+        portal = create_app({**app_config, "RATELIMIT_STORAGE_URI": redis.url})
+        client = portal.test_client()
+        assert client.post("/login", data={"email": owner.email, "password": "wrong-password"}).status_code == 401
+        redis.stop()  # a real outage: the server is gone, connections are refused
+        assert client.post("/login", data={"email": owner.email, "password": "wrong-password"}).status_code == 401
+        signed_in = client.post("/login", data={"email": owner.email, "password": PASSWORD})
+        assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/dashboard"
+        assert client.get("/dashboard").status_code == 200
+        assert any("storage" in record.getMessage().lower() for record in caplog.records)
+    finally:
+        redis.stop()

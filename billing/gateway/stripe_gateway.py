@@ -216,7 +216,7 @@ class StripeGateway:
         submit replays the first answer instead of charging twice, while a retry
         after a decline comes from a new form and is a new attempt.
         """
-        key = f"subscription:{subscription.id}:change:{subscription.price_id}->{new_price_id}:attempt:{attempt}"
+        key = upgrade_key(subscription.id, subscription.price_id, new_price_id, attempt)
         params = {
             "items": [{"id": subscription.item_id, "price": new_price_id}],
             "proration_behavior": "always_invoice",
@@ -314,7 +314,7 @@ class StripeGateway:
         params: dict[str, Any] = {"off_session": True}
         if payment_method_id:
             params["payment_method"] = payment_method_id
-        data = self._call(self._v1.invoices.pay, invoice_id, params, key=f"invoice:{invoice_id}:pay:{attempt}")
+        data = self._call(self._v1.invoices.pay, invoice_id, params, key=pay_invoice_key(invoice_id, attempt))
         return Invoice.from_stripe(data)
 
     # ------------------------------------------------------------------ bulk walks (reconciliation)
@@ -505,6 +505,15 @@ class StripeGateway:
             if not page.has_more:
                 return
             cursor = page.next_cursor
+
+
+def upgrade_key(subscription_id: str, from_price: str, to_price: str, attempt: str) -> str:
+    """The idempotency key of an upgrade (known before the call, so the attempt can be recorded first)."""
+    return f"subscription:{subscription_id}:change:{from_price}->{to_price}:attempt:{attempt}"
+
+
+def pay_invoice_key(invoice_id: str, attempt: str) -> str:
+    return f"invoice:{invoice_id}:pay:{attempt}"
 
 
 @contextlib.contextmanager

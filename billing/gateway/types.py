@@ -10,8 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, Iterator, Mapping, Optional, TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
+
+# The sandbox serves its hosted pages over plain HTTP on this machine; anything else must be HTTPS.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def ts(value: int | None) -> Optional[datetime]:
@@ -24,6 +28,27 @@ def object_id(value: Any) -> Optional[str]:
     if value is None or isinstance(value, str):
         return value
     return value.get("id")
+
+
+def link(value: Any) -> Optional[str]:
+    """A URL from Stripe that we may render as a link or redirect a browser to, or None.
+
+    Only ``https:`` (and ``http:`` on loopback, for the sandbox): a signed payload can
+    still carry ``javascript:`` or ``data:``, and it must never reach a page.
+    """
+    if not isinstance(value, str) or not value or value != value.strip() or any(
+            ord(c) < 33 or c == "\\" for c in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if not host or parts.username is not None or parts.password is not None:
+        return None
+    if parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS):
+        return value
+    return None
 
 
 def _currency(value: str | None) -> str:
@@ -209,8 +234,8 @@ class Invoice:
             currency=_currency(data.get("currency")),
             period_start=ts(data.get("period_start")),
             period_end=ts(data.get("period_end")),
-            hosted_invoice_url=data.get("hosted_invoice_url"),
-            invoice_pdf=data.get("invoice_pdf"),
+            hosted_invoice_url=link(data.get("hosted_invoice_url")),
+            invoice_pdf=link(data.get("invoice_pdf")),
             attempt_count=int(data.get("attempt_count") or 0),
             paid_at=ts(transitions.get("paid_at")),
             created=int(data.get("created") or 0),
@@ -251,7 +276,7 @@ class CheckoutSession:
             payment_method = object_id(setup_intent.get("payment_method"))
         return cls(
             id=data["id"],
-            url=data.get("url"),
+            url=link(data.get("url")),
             mode=data.get("mode") or "",
             status=data.get("status") or "",
             payment_status=data.get("payment_status") or "",

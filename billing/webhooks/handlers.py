@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import audit, clock
+from billing import audit, charges, clock
 from billing.audit import Origin
 from billing.checkout import complete_checkout
 from billing.dunning import DunningContext, open_dunning, settle_if_in_dunning
@@ -246,6 +246,7 @@ def invoice_paid(ctx: HandlerContext) -> Handled:
     invoice_row: KernelInvoice = result.row
     settle_if_in_dunning(ctx.session, invoice_row, _dunning_context(ctx), paid_by="stripe")
     remote = Invoice.from_stripe(ctx.object)
+    charges.settle_from_invoice(ctx.session, remote, ctx.origin)  # an owner's charge whose answer was lost
     if remote.amount_paid <= 0:
         return Handled.DONE  # a zero-amount invoice (a trial) is paid without any payment
     for intent_id in _payment_intents_of(ctx, remote):

@@ -160,7 +160,8 @@ def outbox():
 def day_figures():
     """The day's paid, failed and refunded sums and divergences for one gateway (JSON, for the ERP)."""
     if not api_user().is_superadmin:
-        return json_error(403, "Superadmins only")
+        # Like every superadmin page: to anyone else it does not exist.
+        return json_error(404, "Not found")
     name = request.args.get("gateway", "stripe")
     if name not in GATEWAYS:
         return json_error(404, f"Unknown gateway {name!r}")

@@ -24,6 +24,7 @@ from portal.auth.session import superadmin_required
 from portal.extensions import db
 from portal.invoices.pagination import paginate
 from portal.request_context import request_origin
+from portal.urls import is_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -177,6 +178,8 @@ def audit_log():
     app_id = request.args.get("app_id", type=int)
     action = (request.args.get("action") or "").strip()
     actor = (request.args.get("actor") or "").strip()
+    if app_id and not is_id(app_id):
+        abort(404)
     if app_id:
         query = query.where(AuditLog.app_id == app_id)
     if action:

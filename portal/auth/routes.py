@@ -1,16 +1,24 @@
-"""Sign-in and sign-out pages."""
+"""Sign-in and sign-out pages, and the account page (password, signing out everywhere).
+
+Sessions and remember-me cookies name the user's session token, not their id
+(``User.get_id``), so signing out, changing the password or a superadmin's
+revocation ends every copy of every cookie issued before.
+"""
 from __future__ import annotations
 
 import logging
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user
 from sqlalchemy import select
 
 from billing.models import User
-from portal.auth.forms import LoginForm
-from portal.auth.passwords import DUMMY_HASH, verify_password
+from portal.auth.forms import LoginForm, PasswordChangeForm
+from portal.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from portal.auth.session import sign_out_everywhere
+from flask_limiter.util import get_remote_address
+
 from portal.extensions import db, limiter
 from portal.redirects import is_safe_redirect
 
@@ -19,7 +27,9 @@ bp = Blueprint("auth", __name__)
 
 
 def _account_key() -> str:
-    return "login-account:" + request.form.get("email", "").strip().lower()
+    # Per account *and* address: a stranger guessing passwords slows down only themselves; the
+    # owner, signing in from elsewhere, is never locked out of their own account.
+    return f"login-account:{request.form.get('email', '').strip().lower()}:{get_remote_address()}"
 
 
 def _failed(response) -> bool:
@@ -54,7 +64,41 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign the user out."""
-    logout_user()
+    """Sign the user out: the token changes, so no copy of this session's cookies works any more."""
+    sign_out_everywhere(current_user._get_current_object())
+    db.session.commit()
     flash(_("You have been signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """Change the password (which signs out every other browser) and sign out everywhere."""
+    user = current_user._get_current_object()
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        if not verify_password(user.password_hash, form.current_password.data):
+            form.current_password.errors.append(_("The current password is not correct."))
+            return render_template("auth/account.html", form=form), 400
+        user.password_hash = hash_password(form.new_password.data)
+        user.revoke_sessions()
+        db.session.commit()
+        login_user(user)  # this browser goes on under the new token; every other one is signed out
+        log.info("user %s changed their password", user.id)
+        flash(_("Your password was changed and your other sessions were signed out."), "success")
+        return redirect(url_for("auth.account"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/account.html", form=form), status
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_all():
+    """End every session of this user, in every browser, this one included."""
+    user_id = current_user.id
+    sign_out_everywhere(current_user._get_current_object())
+    db.session.commit()
+    log.info("user %s signed out everywhere", user_id)
+    flash(_("You have been signed out on every device."), "info")
     return redirect(url_for("auth.login"))

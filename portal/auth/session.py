@@ -4,17 +4,25 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import abort
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, logout_user
+from sqlalchemy import select
 
 from billing.models import User
 from portal.extensions import db
 
 
-def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+def load_user(session_token: str) -> User | None:
+    """The user whose current session token the cookie names (``User.get_id``); a revoked one names nobody."""
+    if not session_token or len(session_token) > 64:
         return None
-    user = db.session.get(User, int(user_id))
+    user = db.session.scalar(select(User).where(User.session_token == session_token))
     return user if user and user.active else None
+
+
+def sign_out_everywhere(user: User) -> None:
+    """End this browser's session and every other one of ``user`` (the caller commits)."""
+    user.revoke_sessions()
+    logout_user()
 
 
 def superadmin_required(view):

@@ -23,23 +23,20 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
-from billing import audit, clock
+from billing import audit, charges, clock
 from billing.checkout import complete_checkout
-from billing.dunning import (
-    DunningContext,
-    dunning_summary,
-    outstanding_invoice,
-    settle_if_in_dunning,
-)
-from billing.errors import CardDeclined, GatewayError
-from billing.models import KernelCheckoutSession
+from billing.dunning import DunningContext, dunning_summary, outstanding_invoice, settle_if_in_dunning
+from billing.errors import CardDeclined, GatewayError, GatewayUnavailable
+from billing.gateway import pay_invoice_key
+from billing.models import ChargeStatus, KernelCheckoutSession
 from billing.notifications import owner_notices
 from billing.subscriptions import start_payment_method_update
 from billing.sync import sync_invoice
 from portal.extensions import db
 from portal.payments import gateway
+from portal.redirects import external_url
 from portal.request_context import is_attempt, new_attempt, request_origin
-from portal.subscriptions.web import UNAVAILABLE
+from portal.subscriptions.web import CONFIRMING, UNAVAILABLE
 from portal.tenancy import get_app_or_404
 
 log = logging.getLogger(__name__)
@@ -91,9 +88,9 @@ def pay_open_invoice(app_id: int):
         # replays the same session (the attempt is its idempotency key).
         local = start_payment_method_update(
             db.session, gateway(), app, origin=request_origin(), attempt=f"pay:{attempt}",
-            success_url=url_for("notices.pay_complete", app_id=app.id, _external=True)
+            success_url=external_url("notices.pay_complete", app_id=app.id)
             + "?session_id={CHECKOUT_SESSION_ID}",
-            cancel_url=url_for("notices.pay_open_invoice", app_id=app.id, _external=True))
+            cancel_url=external_url("notices.pay_open_invoice", app_id=app.id))
         url = local.url
         db.session.commit()
     except GatewayError:
@@ -128,8 +125,10 @@ def pay_complete(app_id: int):
             flash(_("Your card was saved. There is nothing left to pay."), "success")
             return redirect(url_for("notices.index", app_id=app.id))
         card = (result.remote or ctx.gateway.retrieve_checkout_session(session_id)).setup_payment_method
-        paid = ctx.gateway.pay_invoice(invoice.stripe_invoice_id, attempt=f"owner:{session_id}",
-                                       payment_method_id=card)
+        paid, charge = _pay(ctx, app, invoice.stripe_invoice_id, f"owner:{session_id}", card)
+        if paid is None:
+            flash(str(CONFIRMING), "warning")
+            return redirect(url_for("notices.index", app_id=app.id))
     except CardDeclined as declined:
         db.session.rollback()
         log.info("owner payment for app %s declined (%s)", app.id, declined.decline_code)
@@ -146,6 +145,37 @@ def pay_complete(app_id: int):
                  object_id=invoice.stripe_invoice_id, app_id=app.id, before={"status": "open"},
                  after={"status": paid.status, "amount_paid": paid.amount_paid}, origin=ctx.origin)
     settle_if_in_dunning(db.session, invoice, ctx, paid_by="owner")
+    charges.settle(db.session, charge, ChargeStatus.SUCCEEDED if paid.status == "paid" else ChargeStatus.FAILED,
+                   ctx.origin, invoice=paid)
     db.session.commit()
     flash(_("Payment received, thank you. Your new card will be used from now on."), "success")
     return redirect(url_for("notices.index", app_id=app.id))
+
+
+def _pay(ctx: DunningContext, app, invoice_id: str, attempt: str, card):
+    """Charge the open invoice, the charge recorded (key, who asked) and committed before Stripe is called.
+
+    Returns ``(invoice, charge)``, or ``(None, charge)`` when the answer was lost (or another charge of the
+    app is still in doubt): the owner is told it is being confirmed, never that nothing was charged.
+    A definite refusal is recorded as not charged and raised to the caller.
+    """
+    try:
+        charge, _new = charges.begin(db.session, app_id=app.id, kind=charges.INVOICE_PAYMENT,
+                                     key=pay_invoice_key(invoice_id, attempt), target=invoice_id, origin=ctx.origin,
+                                     details={"attempt": attempt, "payment_method": card})
+    except charges.ChargeInDoubt as doubt:
+        db.session.rollback()
+        return None, doubt.attempt
+    db.session.commit()
+    try:
+        return ctx.gateway.pay_invoice(invoice_id, attempt=attempt, payment_method_id=card), charge
+    except GatewayUnavailable as error:
+        db.session.rollback()
+        charges.mark_unknown(db.session, charge, error, ctx.origin)
+        db.session.commit()
+        return None, charge
+    except GatewayError as error:
+        db.session.rollback()
+        charges.settle(db.session, charge, ChargeStatus.FAILED, ctx.origin, error=error.code or error.message)
+        db.session.commit()
+        raise

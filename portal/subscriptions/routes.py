@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -18,10 +19,19 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlalchemy import select
 
+from billing import charges
 from billing.checkout import complete_checkout
 from billing.dunning import outstanding_invoice
-from billing.errors import CardDeclined, GatewayError, GatewayUnavailable
-from billing.models import App, AppSubscription, KernelCheckoutSession, KernelPlan
+from billing.errors import CardDeclined, ChargeOutcomeUnknown, GatewayError, GatewayUnavailable
+from billing.gateway import upgrade_key
+from billing.models import (
+    App,
+    AppSubscription,
+    ChargeAttempt,
+    ChargeStatus,
+    KernelCheckoutSession,
+    KernelPlan,
+)
 from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
 from billing.subscriptions import (
@@ -45,6 +55,7 @@ from portal.i18n import money
 from portal.payments import gateway
 from portal.request_context import attempt_from, new_attempt, request_origin
 from portal.subscriptions.web import (
+    CONFIRMING,
     NOT_CONFIRMED,
     UNAVAILABLE,
     cancel_url,
@@ -247,7 +258,11 @@ def upgrade_preview(app_id: int):
 @bp.post("/apps/<int:app_id>/billing/upgrade")
 @login_required
 def upgrade_confirm(app_id: int):
-    """Upgrade now: the previewed proration is invoiced and charged, the new plan applies at once."""
+    """Upgrade now: the previewed proration is invoiced and charged, the new plan applies at once.
+
+    The charge is recorded (key, who asked) and committed before Stripe is called
+    (``billing.charges``): a lost answer is "being confirmed", never "nothing was charged".
+    """
     app = get_app_or_404(app_id)
     plan = _plan_or_back(app, request.form.get("plan"))
     if plan is None:
@@ -256,16 +271,84 @@ def upgrade_confirm(app_id: int):
     proration_date = request.form.get("proration_date", type=int)
     if proration_date is None:
         abort(400, description="missing proration_date")
+    origin = request_origin()
+    live = live_subscription(db.session, app)
+    charge = None
+    if live is not None and live.plan.stripe_price_id and plan.stripe_price_id:
+        charge, new = _begin_upgrade_charge(app, live, plan, attempt, proration_date, origin)
+        if charge is None or not new:
+            return _charge_outcome(app, charge, plan)
     try:
         result = upgrade(db.session, gateway(), app, plan, proration_date=proration_date, attempt=attempt,
-                         origin=request_origin())
-        db.session.commit()
+                         origin=origin)
     except StalePreview as error:
-        db.session.commit()
+        db.session.rollback()
+        _settle_refused(charge, error.code, origin)
         flash(refusal_message(error), "info")
         return redirect(url_for("subscriptions.upgrade_preview", app_id=app.id, plan=plan.code))
+    except Refused as error:
+        if charge is not None:  # the refusal's own facts (an alert) are committed with it by the handler
+            charges.settle(db.session, charge, ChargeStatus.FAILED, origin, error=f"refused: {error.code}")
+        raise
+    except ChargeOutcomeUnknown as error:
+        db.session.rollback()
+        if charge is not None:
+            charges.mark_unknown(db.session, charge, error, origin)
+            db.session.commit()
+        return _charge_outcome(app, charge, plan)
+    except GatewayError as error:
+        db.session.rollback()
+        _settle_refused(charge, error.code or type(error).__name__, origin)
+        raise
+    if charge is not None:
+        charge.stripe_invoice_id = result.invoice.stripe_invoice_id if result.invoice else None
+        charges.settle(db.session, charge, ChargeStatus.SUCCEEDED, origin,
+                       amount=result.charged.amount, currency=result.charged.currency)
+    db.session.commit()
     flash(_("Your app is now on %(plan)s. %(amount)s was charged.", plan=plan.name,
             amount=money(result.charged.amount, result.charged.currency)), "success")
+    return _back(app)
+
+
+def _begin_upgrade_charge(app: App, live: AppSubscription, plan: KernelPlan, attempt: str, proration_date: int,
+                          origin) -> tuple[Optional[ChargeAttempt], bool]:
+    """Record the upgrade's charge before Stripe hears of it; an earlier charge still in doubt is confirmed first
+    (same key again). Returns ``(None, False)`` while that one cannot be confirmed yet."""
+    key = upgrade_key(live.stripe_subscription_id, live.plan.stripe_price_id, plan.stripe_price_id, attempt)
+    details = {"from_price": live.plan.stripe_price_id, "to_price": plan.stripe_price_id,
+               "proration_date": proration_date, "attempt": attempt, "from_plan": live.plan.code, "to_plan": plan.code}
+    begin = partial(charges.begin, db.session, app_id=app.id, kind=charges.UPGRADE, key=key,
+                    target=live.stripe_subscription_id, origin=origin, details=details)
+    try:
+        charge, new = begin()
+    except charges.ChargeInDoubt as doubt:
+        if charges.confirm(db.session, gateway(), doubt.attempt, origin).is_open:
+            db.session.commit()
+            return None, False
+        db.session.commit()
+        charge, new = begin()
+    if not new and charge.status.is_open:
+        charges.confirm(db.session, gateway(), charge, origin)  # the same form again: replay its key
+    db.session.commit()
+    return charge, new
+
+
+def _settle_refused(charge: Optional[ChargeAttempt], reason: str, origin) -> None:
+    if charge is not None:
+        charges.settle(db.session, charge, ChargeStatus.FAILED, origin, error=f"not charged: {reason}")
+        db.session.commit()
+
+
+def _charge_outcome(app: App, charge: Optional[ChargeAttempt], plan: KernelPlan):
+    """What the owner reads about a charge recorded earlier (a resubmitted form, an answer lost on the way)."""
+    if charge is None or charge.status.is_open:
+        flash(str(CONFIRMING), "warning")
+    elif charge.status == ChargeStatus.SUCCEEDED:
+        flash(_("Your app is now on %(plan)s. %(amount)s was charged.", plan=plan.name,
+                amount=money(charge.amount or 0, charge.currency or plan.currency)), "success")
+    else:
+        flash(_("This payment did not go through, so nothing was charged. Please review the plan and try again."),
+              "error")
     return _back(app)
 
 

@@ -1,13 +1,15 @@
 """What the billing views share: return URLs and messages (who acts: ``portal.request_context``)."""
 from __future__ import annotations
 
-from flask import url_for
+from portal.redirects import external_url
 from flask_babel import lazy_gettext as _l
 
 from billing.models import App
 from billing.subscriptions import Refused
 
 UNAVAILABLE = _l("Payments are temporarily unavailable, nothing was charged. Please try again in a few minutes.")
+CONFIRMING = _l("We are confirming the result of your payment with Stripe. Please do not pay again: "
+                "this page will show the result in a few minutes.")
 NOT_CONFIRMED = _l("We could not confirm your payment with Stripe yet. If you paid, it will appear here shortly.")
 
 REFUSALS = {
@@ -31,11 +33,11 @@ REFUSALS = {
 
 def success_url() -> str:
     # Stripe fills in {CHECKOUT_SESSION_ID}; url_for would escape the braces.
-    return url_for("subscriptions.checkout_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
+    return external_url("subscriptions.checkout_success") + "?session_id={CHECKOUT_SESSION_ID}"
 
 
 def cancel_url(app: App) -> str:
-    return url_for("subscriptions.checkout_canceled", app_id=app.id, _external=True)
+    return external_url("subscriptions.checkout_canceled", app_id=app.id)
 
 
 def refusal_message(error: Refused) -> str:

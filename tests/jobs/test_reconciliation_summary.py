@@ -84,15 +84,15 @@ def test_a_quiet_day_is_all_zeros(superadmin_client, day_of_business):
     assert body["divergences"] == {"count": 0, "items": []}
 
 
-def test_a_superadmin_api_token_works_and_an_owner_is_refused(app, superadmin, owner, tenant, client):
+def test_a_superadmin_api_token_works_and_an_owner_gets_a_404(app, superadmin, owner, tenant, client):
     with short_session(app) as session:
         admin_token = issue_token(session, superadmin, "erp")
         owner_token = issue_token(session, owner, "mine")
     ok = client.get(URL, query_string={"date": "2026-12-10"}, headers={"Authorization": f"Bearer {admin_token}"})
     assert ok.status_code == 200 and ok.get_json()["gateway"] == "stripe"
     refused = client.get(URL, query_string={"date": "2026-12-10"}, headers={"Authorization": f"Bearer {owner_token}"})
-    assert refused.status_code == 403 and refused.is_json
-    assert signed_in_client(app, owner).get(URL, query_string={"date": "2026-12-10"}).status_code == 403
+    assert refused.status_code == 404 and refused.is_json
+    assert signed_in_client(app, owner).get(URL, query_string={"date": "2026-12-10"}).status_code == 404
     anonymous = client.get(URL, query_string={"date": "2026-12-10"})
     assert anonymous.status_code == 401 and anonymous.is_json
 
