@@ -26,7 +26,7 @@ from typing import Optional
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from billing import audit, clock
+from billing import audit, clock, control
 from billing.audit import Origin
 from billing.db import insert_once
 from billing.errors import BillingError, CardDeclined, GatewayError, GatewayUnavailable
@@ -58,6 +58,7 @@ def begin(session: Session, *, app_id: int, kind: str, key: str, target: str, or
           details: dict) -> tuple[ChargeAttempt, bool]:
     """The attempt for ``key``: ``(row, True)`` when recorded now, ``(row, False)`` when it existed (the same
     form sent twice). Raises ``ChargeInDoubt`` while another charge of the app is open. The caller commits."""
+    control.refuse_if_paused(session, app_id)
     existing = session.scalar(select(ChargeAttempt).where(ChargeAttempt.idempotency_key == key))
     if existing is not None:
         return existing, False
@@ -122,7 +123,7 @@ def confirm(session: Session, gateway: StripeGateway, row: ChargeAttempt, origin
     again); a call that never reached it is made now, as the owner asked. The
     caller commits. Returns the status, still ``unknown`` while Stripe is away.
     """
-    if not row.status.is_open:
+    if not row.status.is_open or control.billing_paused(session, row.app_id):  # paused: settled after the resume
         return row.status
     details = row.details or {}
     try:

@@ -22,7 +22,7 @@ from typing import Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from billing import audit
+from billing import audit, control
 from billing.audit import Origin
 from billing.clock import business_date, business_day_start
 from billing.db import insert_once, insert_or_load
@@ -118,6 +118,7 @@ class Step(enum.StrEnum):
     RECOVERED = "recovered"  # paid: by a retry, by the owner, or in Stripe
     EXHAUSTED = "exhausted"  # third retry failed: subscription canceled, app paused
     VOIDED = "voided"  # the invoice was voided in Stripe: nothing left to collect
+    HELD = "held"  # billing is paused for this app: nothing done, the next pass after the resume catches up
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,8 @@ def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContex
     dunning without a retry. A retry slot is claimed in the database and committed
     *before* Stripe is called: only the run holding the claim charges.
     """
+    if control.billing_paused(session, invoice.app_id):
+        return Step.HELD
     attempts = _attempts(session, invoice)
     first = attempts.get(0)
     if first is None or invoice.dunning_closed_at is not None:

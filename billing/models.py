@@ -875,3 +875,79 @@ class ChargeAttempt(Base):
     error: Mapped[Optional[str]] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
     settled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+# ---------------------------------------------------------------- operations: the kill switch and the release ledger
+
+
+class BillingPause(Base):
+    """One pause of billing by a superadmin, from ``paused_at`` until ``resumed_at`` (history: rows are never deleted).
+
+    While a pause is open, events are recorded but not applied, jobs charge nothing and
+    plan changes are refused, except for the apps resumed early (``BillingPauseApp``).
+    """
+
+    __tablename__ = "billing_pauses"
+    __table_args__ = (
+        # One open pause at a time: a second "pause" while paused finds the first one.
+        Index("uq_billing_pauses_one_open", "scope", unique=True,
+              sqlite_where=text("resumed_at IS NULL"), postgresql_where=text("resumed_at IS NULL")),
+        CheckConstraint("scope = 'billing'", name="scope_billing"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), default="billing")
+    reason: Mapped[str] = mapped_column(Text)
+    paused_by: Mapped[str] = mapped_column(String(254))  # a superadmin's e-mail, or "cli:<login>"
+    paused_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    resumed_by: Mapped[Optional[str]] = mapped_column(String(254))
+    resumed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    resumed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    apps: Mapped[list["BillingPauseApp"]] = relationship(back_populates="pause", order_by="BillingPauseApp.created_at")
+
+    @property
+    def is_open(self) -> bool:
+        return self.resumed_at is None
+
+
+class BillingPauseApp(Base):
+    """An app whose billing was resumed before the others during a pause (the seed's "one app first")."""
+
+    __tablename__ = "billing_pause_apps"
+
+    pause_id: Mapped[int] = mapped_column(ForeignKey("billing_pauses.id"), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), primary_key=True)
+    resumed_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+    pause: Mapped[BillingPause] = relationship(back_populates="apps")
+    app: Mapped[App] = relationship()
+
+
+class ReleaseKind(enum.StrEnum):
+    RELEASE = "release"  # a deploy (flask release record)
+    GATEWAY_MODE = "gateway_mode"  # the gateway started in another mode than the last one recorded
+    BILLING_PAUSED = "billing_paused"
+    BILLING_RESUMED = "billing_resumed"  # for every app, or (details.apps) for some first
+    INCIDENT_NOTICE = "incident_notice"
+
+
+class Release(Base):
+    """The release ledger: deploys, gateway mode changes, pauses, resumes and incident notices, in order."""
+
+    __tablename__ = "releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ReleaseKind] = mapped_column(_enum(ReleaseKind, "release_kind"), index=True)
+    version: Mapped[Optional[str]] = mapped_column(String(64))
+    git_revision: Mapped[Optional[str]] = mapped_column(String(64))
+    gateway_mode: Mapped[str] = mapped_column(String(32))  # sandbox, stripe-test, stripe-live
+    actor: Mapped[str] = mapped_column(String(254))  # who: a superadmin's e-mail, "cli:<login>", "startup"
+    actor_user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    # Several processes start at once: only one of them records the same mode change.
+    dedupe_key: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, index=True)

@@ -31,7 +31,7 @@ from typing import Any, Optional
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from billing import audit, clock, metrics
+from billing import audit, clock, control, metrics
 from billing.audit import Origin
 from billing.checkout import complete_checkout
 from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest, PlanChangeRefused
@@ -217,6 +217,7 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
 
     ``success_url`` should carry ``{CHECKOUT_SESSION_ID}`` for Stripe to fill in.
     """
+    control.refuse_if_paused(session, app.id)
     if plan_change(None, plan).action != PlanAction.SUBSCRIBE:
         raise Refused("plan_unavailable", f"plan {plan.code} cannot be bought")
     # One checkout at a time per app: a FOR UPDATE on an app with no subscription row would lock nothing.
@@ -285,6 +286,7 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
     ``complete_checkout`` makes the saved card the default of the customer and of the
     live subscription when the owner comes back.
     """
+    control.refuse_if_paused(session, app.id)
     customer_id = ensure_customer(session, gateway, app, origin=origin)
     remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id, success_url=success_url,
                                            cancel_url=cancel_url, attempt=attempt)
@@ -331,6 +333,7 @@ class UpgradeResult:
 def preview_upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *,
                     origin: Origin, at: Optional[datetime] = None) -> UpgradePreview:
     """The exact amount an upgrade to ``to_plan`` charges now, checked against the gateway's preview."""
+    control.refuse_if_paused(session, app.id)
     row, _ = _require(live_subscription(session, app), to_plan, PlanAction.UPGRADE, otherwise="not_an_upgrade")
     if at is None:
         clock.refresh()
@@ -349,6 +352,7 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
     A declined card raises ``CardDeclined`` and changes nothing, in Stripe
     (``error_if_incomplete``) or here.
     """
+    control.refuse_if_paused(session, app.id)
     row, _ = _require(live_subscription(session, app, lock=True), to_plan, PlanAction.UPGRADE,
                       otherwise="not_an_upgrade")
     clock.refresh()
@@ -448,6 +452,7 @@ def _sync_invoice(session: Session, invoice: Optional[Invoice], observed_at: int
 def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *, attempt: str,
                        origin: Origin) -> AppSubscription:
     """Switch to a lower paid plan at the end of the period; the current plan stays until then."""
+    control.refuse_if_paused(session, app.id)
     row, action = _require(live_subscription(session, app, lock=True), to_plan, PlanAction.DOWNGRADE,
                            PlanAction.SCHEDULED, otherwise="not_a_downgrade")
     if action == PlanAction.SCHEDULED:
@@ -463,6 +468,7 @@ def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_pl
 
 def undo_downgrade(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
     """Drop the scheduled downgrade (release the schedule); returns False when none was scheduled."""
+    control.refuse_if_paused(session, app.id)
     row = live_subscription(session, app, lock=True)
     if row is None:
         raise Refused("no_subscription", f"app {app.id} has no live subscription")
@@ -491,6 +497,7 @@ def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, 
 
     A scheduled downgrade is dropped first: the subscription ends instead.
     """
+    control.refuse_if_paused(session, app.id)
     row = live_subscription(session, app, lock=True)
     if row is None or row.status == SubscriptionStatus.INCOMPLETE:
         raise Refused("no_subscription", f"app {app.id} has no subscription to cancel")
@@ -507,6 +514,7 @@ def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, 
 
 def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
     """Undo a cancellation before the period ends; False when nothing was being canceled."""
+    control.refuse_if_paused(session, app.id)
     row = live_subscription(session, app, lock=True)
     if row is None:
         raise Refused("no_subscription", f"app {app.id} has no live subscription")

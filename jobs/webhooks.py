@@ -18,6 +18,7 @@ from rq import Queue, get_current_job
 from rq.job import Job
 from sqlalchemy import select
 
+from billing.control import open_pause
 from billing.models import ProcessedWebhook, WebhookStatus
 from billing.webhooks import processing
 from billing.webhooks.correlation import correlated
@@ -62,6 +63,9 @@ def sweep_inbox(now: Optional[datetime] = None) -> int:
     an event whose job exists (waiting, running, retrying or over) is left alone.
     """
     now = now or datetime.now(timezone.utc)
+    if open_pause(db.session) is not None:  # billing paused: events wait, held; resuming queues them
+        db.session.rollback()
+        return 0
     event_ids = list(db.session.scalars(
         select(ProcessedWebhook.event_id)
         .where(ProcessedWebhook.status == WebhookStatus.RECEIVED, ProcessedWebhook.received_at < now - SWEEP_AFTER)

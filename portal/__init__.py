@@ -13,6 +13,7 @@ from portal import (
     admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs, notices, ops,
     payments, security, subscriptions, urls, webhooks,
 )
+from portal import control
 from portal.extensions import babel, csrf, db, limiter, migrate
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     layout.init_app(app)
     cli.init_app(app)
+    control.init_app(app)  # after the blueprints: it records the gateway mode at start-up
 
     log.info("Kernel Billing Portal starting (%s)", app.config["PORTAL_ENV"])
     return app

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from billing.errors import GatewayError
 from billing.models import App, Role, User
 from billing.plans import ensure_plans, paid_plans
+from portal import ops_cli
 from portal.api_auth import issue_token
 from portal.auth.passwords import MIN_LENGTH, hash_password
 from portal.extensions import db
@@ -97,6 +98,7 @@ def init_app(app: Flask) -> None:
         click.echo(f"Token for {user.email} created; store it now, it cannot be shown again.", err=True)
 
     _job_commands(app)
+    ops_cli.init_app(app)
 
     @app.cli.command("seed-demo")
     def seed_demo_command():

@@ -17,7 +17,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import audit, metrics
+from billing import audit, control, metrics
 from billing.audit import Origin
 from billing.gateway import StripeGateway
 from billing.models import Alert, AlertSeverity, ProcessedWebhook, WebhookStatus
@@ -78,6 +78,10 @@ def process(session: Session, gateway: StripeGateway, event_id: str, *, smtp_con
         return settled
 
     event = Event.parse(row.payload)
+    if control.holds_event(session, event):  # billing paused: stays received; resuming queues it again
+        log.info("%s held: billing is paused", event.type)
+        session.rollback()
+        return WebhookStatus.RECEIVED
     origin = Origin(actor="webhook", correlation_id=event.id)
     received_at = row.received_at
     try:

@@ -5,6 +5,7 @@ Each feature adds its pages to the one ``admin`` blueprint from its own module.
 from flask import Flask
 
 from portal.admin import events, reconciliation, refunds, routes, users  # noqa: F401 (modules register their views)
+from portal.admin import control, dashboard, lists  # noqa: F401 (operations, money at a glance, lists)
 from portal.admin.routes import bp
 
 

@@ -13,8 +13,8 @@ from typing import Optional
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
+from billing import control, refunds
 from billing import gateway_api as api
-from billing import refunds
 from billing.audit import Origin
 from billing.db import insert_or_load
 from billing.errors import CardDeclined, GatewayError, InvalidRequest
@@ -188,6 +188,7 @@ def authorize():
     if token is None:
         raise UnknownObject("No such token_reference.")
     token_id, payment_method = token.id, token.token_reference
+    control.refuse_if_paused(db.session, who.app_id)
     db.session.commit()
 
     def work() -> Answer:
@@ -245,8 +246,9 @@ def capture():
     if money is not None and money.amount > row.amount:
         raise Invalid({"amount": f"At most {Money(row.amount, row.currency).to_decimal_string()} was authorized."})
     auth_id, intent_id, authorized = row.id, row.stripe_payment_intent_id, Money(row.amount, row.currency)
-    db.session.commit()
     who = caller()
+    control.refuse_if_paused(db.session, who.app_id)
+    db.session.commit()
 
     def work() -> Answer:
         if existing is not None:
