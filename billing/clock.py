@@ -1,8 +1,9 @@
 """The one clock every billing rule and job reads "now" from.
 
-Production reads the system clock. Tests replace it with a movable clock, and in
-sandbox mode the portal follows the sandbox's test clock so that a month of
-renewals and dunning can run in seconds and both sides agree on the date.
+Production reads the system clock. Tests replace it with a movable clock. With a
+Stripe test clock configured (``STRIPE_TEST_CLOCK``, test mode, against Stripe or the
+sandbox alike) the portal follows that clock, so that a month of renewals and dunning
+can run in seconds and both sides agree on the date.
 """
 from __future__ import annotations
 
@@ -58,19 +59,19 @@ class MovableClock:
 
 
 class ExternalClock:
-    """Follows another clock, such as the sandbox's test clock, by keeping its offset.
+    """Follows another clock: a Stripe test clock, whose time is frozen until it is advanced.
 
-    The offset from the system clock is read again after ``ttl`` or on
-    ``refresh()`` (jobs and billing actions call it first), so stamping a row does
-    not cost a request. When the source cannot be reached the last known offset
-    stays: pages still render while the sandbox is down.
+    The source is read again after ``ttl`` or on ``refresh()`` (jobs and billing actions call
+    it first), so stamping a row does not cost a request. Between readings the time stays
+    where the source said (a test clock does not tick), and it never moves backwards. When
+    the source cannot be reached the last reading stays: pages still render while it is down.
     """
 
     def __init__(self, read: Callable[[], datetime], ttl: timedelta = timedelta(seconds=1)):
         self._read = read
         self._ttl_ns = int(ttl.total_seconds() * 1_000_000_000)
         self._lock = threading.Lock()
-        self._offset = timedelta(0)
+        self._last: datetime | None = None
         self._read_at_ns: int | None = None  # _time.monotonic_ns() of the last read
 
     def refresh(self) -> None:
@@ -79,14 +80,14 @@ class ExternalClock:
         except Exception:  # the source is a convenience, never a reason to fail
             return
         with self._lock:
-            self._offset = source - datetime.now(timezone.utc)
+            self._last = source if self._last is None else max(self._last, source)
             self._read_at_ns = _time.monotonic_ns()
 
     def now(self) -> datetime:
         if self._read_at_ns is None or _time.monotonic_ns() - self._read_at_ns > self._ttl_ns:
             self.refresh()
         with self._lock:
-            return datetime.now(timezone.utc) + self._offset
+            return self._last if self._last is not None else datetime.now(timezone.utc)
 
 
 _current: Clock = SystemClock()

@@ -124,6 +124,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict:
         "STRIPE_KERNEL_WEBHOOK_SECRETS": webhook_secret_list,
         "STRIPE_KERNEL_PUBLISHABLE_KEY": publishable,
         "SANDBOX_URL": env.get("SANDBOX_URL", "http://127.0.0.1:12111").rstrip("/"),
+        # Test mode only: a Stripe test clock new customers are made on and the portal's "now" follows.
+        "STRIPE_TEST_CLOCK": env.get("STRIPE_TEST_CLOCK", "").strip() or None,
         # Every URL handed to Stripe (Checkout's success and cancel, return URLs) starts with it; empty
         # only outside production, where the (trusted) request host is used instead.
         "PORTAL_BASE_URL": base_url,

@@ -20,7 +20,7 @@ def init_app(app: Flask) -> None:
     instance = gateway_from_config(app.config)
     app.extensions[EXTENSION] = instance
     log.info("Billing gateway: %s", instance.describe())
-    # In sandbox mode the sandbox's test clock is the time of every billing rule, so
-    # moving it runs renewals and dunning on both sides in step.
-    if instance.sandbox and app.config.get("BILLING_CLOCK_FOLLOWS_GATEWAY", True):
+    # With a test clock (either target) its time is the time of every billing rule, so moving
+    # it runs renewals and dunning on both sides in step; without one both use the system clock.
+    if instance.test_clock and app.config.get("BILLING_CLOCK_FOLLOWS_GATEWAY", True):
         clock.use(clock.ExternalClock(instance.now))

@@ -1,7 +1,9 @@
 """Sandbox time and calendar arithmetic for billing periods.
 
-Sandbox time is wall time plus an offset kept in the database; the test clock
-endpoint only ever moves the offset forward.
+Time works as in Stripe's test mode: an object on no test clock lives in wall time; a
+customer created with ``test_clock`` and everything made for it (subscriptions, invoices,
+schedules, invoice items) live in that clock's ``frozen_time``, which moves only when the
+clock is advanced. A request about such objects runs at its clock's time (``time_for``).
 
 Billing periods follow Stripe's billing-cycle anchor rule: the n-th period of a
 monthly price starts ``n`` calendar months after the anchor, on the anchor's day
@@ -15,27 +17,52 @@ from __future__ import annotations
 import calendar
 import time
 from datetime import datetime, timezone
+from typing import Any, Iterable
 
 from .store import Db
 
 DAY = 86400
-OFFSET_KEY = "clock_offset"
+CLOCK_OBJECT = "test_helpers.test_clock"
 
 
 def wall_now() -> int:
     return int(time.time())
 
 
-def offset(db: Db) -> int:
-    return int(db.meta(OFFSET_KEY, "0") or 0)
+def load_clock(db: Db, clock_id: str | None) -> dict[str, Any] | None:
+    obj = db.get(clock_id) if clock_id else None
+    return obj if obj and obj.get("object") == CLOCK_OBJECT else None
 
 
-def sandbox_now(db: Db) -> int:
-    return wall_now() + offset(db)
+def clock_of(db: Db, obj: dict[str, Any] | None, depth: int = 0) -> str | None:
+    """The test clock an object lives on: its own ``test_clock``, or its customer's, or its parent's."""
+    if not obj or depth > 3:
+        return None
+    if obj.get("object") == CLOCK_OBJECT:
+        return obj["id"]
+    if isinstance(obj.get("test_clock"), str):
+        return obj["test_clock"]
+    if obj.get("object") == "customer":
+        return None
+    for key in ("customer", "subscription", "invoice", "payment_intent", "charge"):
+        ref = obj.get(key)
+        if isinstance(ref, dict):
+            ref = ref.get("id")
+        if isinstance(ref, str):
+            return clock_of(db, db.get(ref), depth + 1)
+    return None
 
 
-def move_to(db: Db, target: int) -> None:
-    db.set_meta(OFFSET_KEY, str(target - wall_now()))
+def time_for(db: Db, subjects: Iterable[str | None] = (), clock_id: str | None = None) -> int:
+    """The time a request runs at: the frozen time of the clock its objects live on, else wall time."""
+    if clock_id is None:
+        for subject in subjects:
+            if subject and isinstance(subject, str):
+                clock_id = clock_of(db, db.get(subject))
+                if clock_id:
+                    break
+    clock = load_clock(db, clock_id)
+    return int(clock["frozen_time"]) if clock else wall_now()
 
 
 def add_months(timestamp: int, months: int) -> int:

@@ -28,6 +28,8 @@ class Ctx:
     request_id: str | None = None
     idempotency_key: str | None = None
     emitted: list[dict[str, Any]] = field(default_factory=list)
+    # Test clocks whose advance runs once this unit of work has committed.
+    clocks_to_advance: list[str] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path

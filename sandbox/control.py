@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 
 from . import API_VERSION, clock
 from .errors import InvalidRequest, StripeError
+from .resources import test_clocks
 from .seed import bulk_seed
 
 control = Blueprint("control", __name__, url_prefix="/_sandbox")
@@ -51,19 +52,27 @@ def _error(error: StripeError) -> Response:
 
 @control.post("/reset")
 def reset() -> Response:
-    """Empty every table, set the clock back to wall time; command-line webhook endpoints stay."""
-    _box().reset()
-    return _json({"reset": True})
+    """Empty every table (test clocks too); command-line webhook endpoints stay.
+
+    ``{"test_clock": {"frozen_time": T, "name": N}}`` then makes one test clock, as the API would but
+    without its ``test_helpers.test_clock.created`` event, so a test starts from an empty event list.
+    """
+    box = _box()
+    box.reset()
+    wanted = _body().get("test_clock")
+    if not isinstance(wanted, dict):
+        return _json({"reset": True})
+    frozen_time = _int(wanted, "frozen_time", clock.wall_now())
+    with box.unit_of_work(request.host_url) as ctx:
+        made = test_clocks.new_clock(ctx, frozen_time, str(wanted.get("name") or "sandbox"))
+    return _json({"reset": True, "test_clock": made["id"]})
 
 
 @control.get("/health")
 def health() -> Response:
     """Liveness, sandbox time and where state lives."""
     box = _box()
-    with box.store.read() as db:
-        now, offset = clock.sandbox_now(db), clock.offset(db)
-    return _json({"status": "ok", "api_version": API_VERSION, "now": now, "clock_offset": offset,
-                  "db": box.settings.db_path})
+    return _json({"status": "ok", "api_version": API_VERSION, "now": clock.wall_now(), "db": box.settings.db_path})
 
 
 @control.get("/deliveries")

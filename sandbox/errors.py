@@ -38,13 +38,10 @@ class StripeError(Exception):
         self.extra = dict(extra or {})
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": self.type,
-            "code": self.code,
-            "decline_code": self.decline_code,
-            "message": self.message,
-            "param": self.param,
-        }
+        # Stripe leaves out what does not apply (no "code": null).
+        body: dict[str, Any] = {key: value for key, value in (
+            ("type", self.type), ("code", self.code), ("decline_code", self.decline_code),
+            ("message", self.message), ("param", self.param)) if value is not None}
         if self.code:
             body["doc_url"] = f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}"
         body.update(self.extra)
@@ -85,6 +82,12 @@ class ApiError(StripeError):
 
 def missing(param: str) -> InvalidRequest:
     return InvalidRequest(f"Missing required param: {param}.", code="parameter_missing", param=param)
+
+
+def not_supported(param: str, detail: str = "") -> InvalidRequest:
+    """A parameter (or value) Stripe accepts that the sandbox does not implement: refused, never ignored."""
+    return InvalidRequest(f"The Stripe sandbox does not support {param}{detail} (Stripe accepts it; "
+                          "see sandbox/README.md for what the sandbox implements).", param=param)
 
 
 def invalid(param: str, message: str, code: str | None = None) -> InvalidRequest:

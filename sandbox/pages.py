@@ -144,7 +144,7 @@ def _load_session(ctx, session_id: str) -> dict[str, Any] | None:
 
 def _expire_if_due(session_id: str) -> None:
     box = _box()
-    with box.unit_of_work(request.host_url) as ctx:
+    with box.unit_of_work(request.host_url, subjects=[session_id]) as ctx:
         session = _load_session(ctx, session_id)
         if session and session["status"] == "open" and ctx.now >= session["expires_at"]:
             checkout_sessions.expire(ctx, session)
@@ -159,7 +159,7 @@ def _not_found(what: str) -> Response:
 def checkout_page(session_id: str) -> Response:
     """The hosted payment page of a Checkout Session."""
     _expire_if_due(session_id)
-    with _box().reading(request.host_url) as ctx:
+    with _box().reading(request.host_url, subjects=[session_id]) as ctx:
         session = _load_session(ctx, session_id)
         if session is None:
             return _not_found("checkout session")
@@ -171,7 +171,7 @@ def _complete(session_id: str, details: cards.CardDetails, email: str | None, na
     """Run the checkout in one transaction: ("done", session) | ("closed", None) | ("declined", message)."""
     box = _box()
     try:
-        with box.unit_of_work(request.host_url) as ctx:
+        with box.unit_of_work(request.host_url, subjects=[session_id]) as ctx:
             session = _load_session(ctx, session_id)
             if session is None or session["status"] != "open":
                 raise SessionClosed()
@@ -194,7 +194,7 @@ def _after(session_id: str, outcome: str, value: Any, form: dict[str, str]) -> R
             return redirect(target, code=303)
         return Response(render_template("done.html", title="Done", message="Thanks! This checkout is complete."),
                         mimetype="text/html")
-    with _box().reading(request.host_url) as ctx:
+    with _box().reading(request.host_url, subjects=[session_id]) as ctx:
         session = _load_session(ctx, session_id)
         if outcome == "closed":
             return _render_checkout(ctx, session, status=409)
@@ -206,7 +206,7 @@ def checkout_submit(session_id: str) -> Response:
     """Submit the hosted checkout form."""
     _expire_if_due(session_id)
     box = _box()
-    with box.reading(request.host_url) as ctx:
+    with box.reading(request.host_url, subjects=[session_id]) as ctx:
         session = _load_session(ctx, session_id)
         if session is None:
             return _not_found("checkout session")
@@ -230,7 +230,7 @@ def checkout_submit(session_id: str) -> Response:
 def _start_authentication(session_id: str, details: cards.CardDetails, email: str | None, name: str) -> Response:
     """Keep what the 3D Secure step needs (no number, no CVC) and show the challenge."""
     box = _box()
-    with box.unit_of_work(request.host_url) as ctx:
+    with box.unit_of_work(request.host_url, subjects=[session_id]) as ctx:
         session = _load_session(ctx, session_id)
         extra = ctx.db.extra(session_id)
         extra["pending_authentication"] = {
@@ -248,7 +248,7 @@ def _start_authentication(session_id: str, details: cards.CardDetails, email: st
 @pages.post("/checkout/<session_id>/3ds")
 def checkout_authenticate(session_id: str) -> Response:
     """Answer the simulated 3D Secure challenge."""
-    with _box().reading(request.host_url) as ctx:
+    with _box().reading(request.host_url, subjects=[session_id]) as ctx:
         session = _load_session(ctx, session_id)
         if session is None:
             return _not_found("checkout session")
@@ -257,7 +257,7 @@ def checkout_authenticate(session_id: str) -> Response:
             return _render_checkout(ctx, session, status=409)
     form = {"email": pending.get("email") or "", "billingName": pending.get("name") or "", "cardExpiry": ""}
     if request.form.get("action") != "complete":
-        with _box().unit_of_work(request.host_url) as ctx:
+        with _box().unit_of_work(request.host_url, subjects=[session_id]) as ctx:
             extra = ctx.db.extra(session_id)
             extra.pop("pending_authentication", None)
             ctx.db.save(session, extra=extra)
@@ -299,7 +299,7 @@ def _load_invoice(ctx, invoice_id: str) -> dict[str, Any] | None:
 @pages.get("/invoice/<invoice_id>")
 def invoice_page(invoice_id: str) -> Response:
     """The hosted invoice page: lines, totals, status, and a pay form while open."""
-    with _box().reading(request.host_url) as ctx:
+    with _box().reading(request.host_url, subjects=[invoice_id]) as ctx:
         inv = _load_invoice(ctx, invoice_id)
         if inv is None:
             return _not_found("invoice")
@@ -311,7 +311,7 @@ def invoice_page(invoice_id: str) -> Response:
 def invoice_pay(invoice_id: str) -> Response:
     """Pay an open invoice with a card entered on the hosted page."""
     box = _box()
-    with box.reading(request.host_url) as ctx:
+    with box.reading(request.host_url, subjects=[invoice_id]) as ctx:
         inv = _load_invoice(ctx, invoice_id)
         if inv is None:
             return _not_found("invoice")
@@ -323,7 +323,7 @@ def invoice_pay(invoice_id: str) -> Response:
             return _render_invoice(ctx, inv, form=form, errors=errors, error=message, status=402 if message else 400)
     error: StripeError | None = None
     try:
-        with box.unit_of_work(request.host_url) as ctx:
+        with box.unit_of_work(request.host_url, subjects=[invoice_id]) as ctx:
             inv = _load_invoice(ctx, invoice_id)
             if inv is None or inv["status"] not in ("open", "uncollectible"):
                 return redirect(f"/invoice/{invoice_id}", code=303)
@@ -335,14 +335,14 @@ def invoice_pay(invoice_id: str) -> Response:
         error = declined
     if error is None:
         return redirect(f"/invoice/{invoice_id}?paid=1", code=303)
-    with box.reading(request.host_url) as ctx:
+    with box.reading(request.host_url, subjects=[invoice_id]) as ctx:
         return _render_invoice(ctx, _load_invoice(ctx, invoice_id), form=form, error=error.message, status=402)
 
 
 @pages.get("/invoice/<invoice_id>/pdf")
 def invoice_pdf_view(invoice_id: str) -> Response:
     """The invoice as a PDF document."""
-    with _box().reading(request.host_url) as ctx:
+    with _box().reading(request.host_url, subjects=[invoice_id]) as ctx:
         inv = _load_invoice(ctx, invoice_id)
         if inv is None:
             return _not_found("invoice")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-from .errors import InvalidRequest, invalid, missing
+from .errors import InvalidRequest, invalid, missing, not_supported
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
@@ -78,9 +78,18 @@ class Params:
     def raw(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
 
-    def reject_unknown(self, allowed: Iterable[str]) -> None:
+    def reject_unknown(self, allowed: Iterable[str], unsupported: Iterable[str] = ()) -> None:
+        """Refuse parameters Stripe does not know (``parameter_unknown``) and, naming the sandbox,
+        those Stripe accepts but the sandbox would otherwise have to ignore (``unsupported``)."""
         allowed_set = set(allowed) | {"expand"}
+        unsupported_set = set(unsupported)
         for key in self.data:
+            if key in unsupported_set:
+                raise not_supported(self.name(key))
+            if key == "payment_method_types" and key in allowed_set:
+                # Cards are the only payment method the sandbox has.
+                if any(kind != "card" for kind in self.str_list(key)):
+                    raise not_supported(self.name(key), " other than [\"card\"]")
             if key not in allowed_set:
                 raise InvalidRequest(
                     f"Received unknown parameter: {self.name(key)}",

@@ -42,7 +42,7 @@ def bulk_seed(box: Any, base_url: str, count: int, per_subscription: int, price_
         if price is None or price.get("object") != "price" or not price.get("recurring"):
             raise InvalidRequest(f"No such recurring price: '{price_id}'", code="resource_missing", param="price")
         product = db.get(price["product"]) or {"name": price["product"]}
-        now = clock.sandbox_now(db)
+        now = clock.wall_now()
         interval, interval_count = price["recurring"]["interval"], price["recurring"]["interval_count"]
         months = {"month": 1, "year": 12}.get(interval)
         if months is None:
@@ -88,7 +88,6 @@ def bulk_seed(box: Any, base_url: str, count: int, per_subscription: int, price_
                                  quantity=1, subscription_id=sub_id, subscription_item_id=item["id"],
                                  proration=False)
                 inv["lines"]["data"] = [line]
-                inv["lines"]["total_count"] = 1
                 inv.update(number=f"{customer['invoice_prefix']}-{period + 1:04d}", status="paid",
                            subtotal=amount, subtotal_excluding_tax=amount, total=amount, total_excluding_tax=amount,
                            amount_due=amount, amount_paid=amount, amount_remaining=0, attempted=True,

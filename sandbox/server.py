@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from flask import Flask, Response, current_app, request
 
@@ -22,7 +23,7 @@ from .context import Ctx, Settings
 from .errors import ApiError, AuthenticationFailed, IdempotencyError, InvalidRequest, StripeError
 from .ids import new_id
 from .params import Params, decode_pairs
-from .resources import common, load_all
+from .resources import common, load_all, test_clocks
 from .store import Store
 from .webhooks import Dispatcher, ensure_command_line_endpoint
 
@@ -72,6 +73,37 @@ class Stats:
             self.by_endpoint.clear()
 
 
+class ClockWorker:
+    """Runs test clock advances in the background, one at a time, as Stripe does after answering ``advancing``."""
+
+    def __init__(self, box: "Sandbox") -> None:
+        self.box = box
+        self._queue: queue.Queue[tuple[str, str]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, clock_id: str, base_url: str) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sandbox-clocks", daemon=True)
+                self._thread.start()
+        self._queue.put((clock_id, base_url))
+
+    def _run(self) -> None:
+        while True:
+            clock_id, base_url = self._queue.get()
+            try:
+                with self.box.unit_of_work(base_url, clock_id=clock_id) as ctx:
+                    test_clocks.finish_advance(ctx, clock_id)
+            except Exception:  # noqa: BLE001 - Stripe marks the clock internal_failure
+                log.exception("advancing test clock %s failed", clock_id)
+                with self.box.store.write() as db:
+                    failed = clock.load_clock(db, clock_id)
+                    if failed is not None:
+                        failed.update(status="internal_failure", status_details={})
+                        db.save(failed)
+
+
 class Sandbox:
     """Everything the running server holds: settings, storage, webhook delivery, counters."""
 
@@ -81,29 +113,39 @@ class Sandbox:
         self.faults = Faults()
         self.stats = Stats()
         self.dispatcher = Dispatcher(self.store, settings)
+        self.clocks = ClockWorker(self)
         self._prepare()
 
     def _prepare(self) -> None:
         with self.store.write() as db:
             ensure_command_line_endpoint(db, self.settings)
-            if db.meta("clock_created") is None:
-                db.set_meta("clock_created", str(clock.sandbox_now(db)))
 
     @contextmanager
     def unit_of_work(self, base_url: str, request_id: str | None = None,
-                     idempotency_key: str | None = None) -> Iterator[Ctx]:
-        """One write transaction with its context; webhooks are woken after commit."""
+                     idempotency_key: str | None = None, subjects: Sequence[str | None] = (),
+                     clock_id: str | None = None) -> Iterator[Ctx]:
+        """One write transaction with its context; webhooks are woken and clocks advanced after commit.
+
+        The context's ``now`` is the time of the test clock the ``subjects`` (ids the request names)
+        live on, or wall time. Work due in wall time is caught up first, as Stripe does it unasked.
+        """
         with self.store.write() as db:
-            ctx = Ctx(db=db, now=clock.sandbox_now(db), base_url=base_url,
+            background = Ctx(db=db, now=clock.wall_now(), base_url=base_url)
+            test_clocks.catch_up(background)
+            ctx = Ctx(db=db, now=clock.time_for(db, subjects, clock_id), base_url=base_url,
                       request_id=request_id, idempotency_key=idempotency_key)
+            ctx.emitted.extend(background.emitted)
             yield ctx
         if ctx.emitted:
             self.dispatcher.notify()
+        for advancing in ctx.clocks_to_advance:
+            self.clocks.submit(advancing, base_url)
 
     @contextmanager
-    def reading(self, base_url: str, request_id: str | None = None) -> Iterator[Ctx]:
+    def reading(self, base_url: str, request_id: str | None = None,
+                subjects: Sequence[str | None] = (), clock_id: str | None = None) -> Iterator[Ctx]:
         with self.store.read() as db:
-            yield Ctx(db=db, now=clock.sandbox_now(db), base_url=base_url, request_id=request_id)
+            yield Ctx(db=db, now=clock.time_for(db, subjects, clock_id), base_url=base_url, request_id=request_id)
 
     def reset(self) -> None:
         self.dispatcher.reset()
@@ -187,13 +229,14 @@ def _handle_api(route: common.Route, path_args: dict[str, str]) -> Response:
         if key is not None and len(key) > 255:
             raise InvalidRequest("Idempotency-Key must be at most 255 characters long.")
         base_url = request.host_url
+        subjects = _subjects(params, path_args)
         if not route.writes:
-            with box.reading(base_url, request_id) as ctx:
+            with box.reading(base_url, request_id, subjects=subjects) as ctx:
                 body = _run(ctx, route, params, path_args)
             return json_response(body, 200, headers)
         digest = _digest(request.method, request.path, params.data)
         try:
-            with box.unit_of_work(base_url, request_id, key) as ctx:
+            with box.unit_of_work(base_url, request_id, key, subjects=subjects) as ctx:
                 # Checked inside the write lock, so a concurrent retry with the same key
                 # waits for the first request and then replays its answer.
                 replay = _idempotent_replay(ctx, key, digest, headers) if key else None
@@ -222,7 +265,19 @@ def _handle_api(route: common.Route, path_args: dict[str, str]) -> Response:
         return json_response(ApiError("An unknown error occurred in the sandbox.").to_json(), 500, headers)
 
 
+SUBJECT_PARAMS = ("test_clock", "customer", "subscription", "from_subscription", "invoice", "payment_intent",
+                  "charge")
+
+
+def _subjects(params: Params, path_args: dict[str, str]) -> list[str | None]:
+    """Ids a request names, in the order that decides which test clock's time it runs at."""
+    named = [params.raw(key) for key in SUBJECT_PARAMS]
+    return [value for value in [*path_args.values(), *named] if isinstance(value, str)]
+
+
 def _run(ctx: Ctx, route: common.Route, params: Params, path_args: dict[str, str]) -> Any:
+    if route.params is not None:
+        params.reject_unknown(route.params)
     body = route.handler(ctx, params, **path_args)
     paths = params.expand()
     if paths and isinstance(body, dict):
@@ -234,7 +289,7 @@ def _idempotent_replay(ctx: Ctx, key: str, digest: str, headers: dict[str, str])
     row = ctx.db.conn.execute(
         "SELECT method, path, digest, status, body, request_id, created FROM idempotency WHERE key = ?",
         (key,)).fetchone()
-    if row is None or row[6] < ctx.now - IDEMPOTENCY_TTL:
+    if row is None or row[6] < clock.wall_now() - IDEMPOTENCY_TTL:  # kept 24 h of real time
         return None
     method, path, stored_digest, status, body, original_request, _ = row
     if method != request.method or path != request.path:
@@ -256,7 +311,7 @@ def _remember(ctx: Ctx, key: str, digest: str, status: int, body: Any, request_i
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET method=excluded.method,"
         " path=excluded.path, digest=excluded.digest, status=excluded.status, body=excluded.body,"
         " request_id=excluded.request_id, created=excluded.created",
-        (key, request.method, request.path, digest, status, dump(body), request_id, ctx.now))
+        (key, request.method, request.path, digest, status, dump(body), request_id, clock.wall_now()))
 
 
 def _view_for(route: common.Route):

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS objects (
     ref TEXT,
     due_at INTEGER,
     data TEXT NOT NULL,
-    extra TEXT
+    extra TEXT,
+    clock TEXT
 );
 CREATE INDEX IF NOT EXISTS objects_by_type ON objects(type, created, id);
 CREATE INDEX IF NOT EXISTS objects_by_customer ON objects(type, customer, created, id);
@@ -35,7 +36,7 @@ CREATE INDEX IF NOT EXISTS objects_by_subscription ON objects(type, subscription
 CREATE INDEX IF NOT EXISTS objects_by_status ON objects(type, status, created, id);
 CREATE INDEX IF NOT EXISTS objects_by_parent ON objects(type, parent, created, id);
 CREATE INDEX IF NOT EXISTS objects_by_ref ON objects(type, ref, created, id);
-CREATE INDEX IF NOT EXISTS objects_due ON objects(due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS objects_due ON objects(clock, due_at) WHERE due_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -136,9 +137,11 @@ KEEP = object()
 def _columns(obj: dict[str, Any]) -> dict[str, Any]:
     overrides = INDEXED.get(obj["object"], {})
     columns = {}
-    for name in ("customer", "subscription", "status", "parent", "ref"):
+    for name in ("customer", "subscription", "status", "parent", "ref", "clock"):
         if name in overrides:
             value = overrides[name](obj)
+        elif name == "clock":  # the test clock whose time the object's due work follows
+            value = obj.get("test_clock")
         else:
             value = obj.get(name)
         columns[name] = value if isinstance(value, str) else None
@@ -168,7 +171,15 @@ class Db:
 
     def save(self, obj: dict[str, Any], *, extra: Any = KEEP, due_at: Any = KEEP) -> dict[str, Any]:
         """Insert or replace ``obj``; ``extra`` holds sandbox-only state never shown to clients."""
+        customer_clock = None
+        if obj["object"] != "customer" and isinstance(obj.get("customer"), str) and not obj.get("test_clock"):
+            # Stripe puts everything of a customer made on a test clock on that clock too.
+            row = self.conn.execute("SELECT clock FROM objects WHERE id = ?", (obj["customer"],)).fetchone()
+            customer_clock = row[0] if row else None
+            if customer_clock and obj.get("test_clock", "") is None:
+                obj["test_clock"] = customer_clock
         columns = _columns(obj)
+        columns["clock"] = columns["clock"] or customer_clock  # e.g. a Checkout Session's expiry
         data = json.dumps(obj, separators=(",", ":"))
         existing = self.conn.execute(
             "SELECT extra, due_at FROM objects WHERE id = ?", (obj["id"],)).fetchone()
@@ -177,17 +188,17 @@ class Db:
             due = existing[1] if due_at is KEEP else due_at
             self.conn.execute(
                 "UPDATE objects SET customer=?, subscription=?, status=?, parent=?, ref=?, due_at=?,"
-                " data=?, extra=? WHERE id=?",
+                " data=?, extra=?, clock=? WHERE id=?",
                 (columns["customer"], columns["subscription"], columns["status"], columns["parent"],
-                 columns["ref"], due, data, extra_json, obj["id"]))
+                 columns["ref"], due, data, extra_json, columns["clock"], obj["id"]))
         else:
             self.conn.execute(
                 "INSERT INTO objects (id, type, created, customer, subscription, status, parent, ref,"
-                " due_at, data, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " due_at, data, extra, clock) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (obj["id"], obj["object"], int(obj.get("created") or 0), columns["customer"],
                  columns["subscription"], columns["status"], columns["parent"], columns["ref"],
                  None if due_at is KEEP else due_at, data,
-                 None if extra is KEEP else json.dumps(extra)))
+                 None if extra is KEEP else json.dumps(extra), columns["clock"]))
         return obj
 
     def set_due(self, object_id: str, due_at: int | None) -> None:
@@ -196,10 +207,11 @@ class Db:
     def delete(self, object_id: str) -> None:
         self.conn.execute("DELETE FROM objects WHERE id = ?", (object_id,))
 
-    def next_due(self, until: int) -> tuple[str, int] | None:
+    def next_due(self, clock_id: str | None, until: int) -> tuple[str, int] | None:
+        """The earliest work due by ``until`` among objects on ``clock_id`` (``None``: on no clock)."""
         row = self.conn.execute(
-            "SELECT id, due_at FROM objects WHERE due_at IS NOT NULL AND due_at <= ?"
-            " ORDER BY due_at, created, id LIMIT 1", (until,)).fetchone()
+            "SELECT id, due_at FROM objects WHERE clock IS ? AND due_at IS NOT NULL AND due_at <= ?"
+            " ORDER BY due_at, created, id LIMIT 1", (clock_id, until)).fetchone()
         return (row[0], row[1]) if row else None
 
     def find(self, object_type: str, **columns: Any) -> list[dict[str, Any]]:

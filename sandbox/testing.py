@@ -28,9 +28,28 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until_ready(read: Callable[[], dict[str, Any]], timeout: float = 30.0,
+                     interval: float = 0.05) -> dict[str, Any]:
+    """Poll a test clock (``read()`` returns it as a dict) until it is ``ready``, as one must against Stripe.
+
+    Advancing a clock only starts the move: Stripe (and the sandbox) answer ``advancing`` and run
+    what fell due afterwards. Every test and helper that moves time waits here.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        current = read()
+        if current["status"] == "ready":
+            return current
+        if current["status"] != "advancing":
+            raise RuntimeError(f"test clock {current['id']} is {current['status']}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"test clock {current['id']} still advancing after {timeout} s")
+        time.sleep(interval)
 _no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -38,6 +57,8 @@ class SandboxControl:
     """Client for the ``/_sandbox`` control endpoints and the test clock of a running sandbox."""
 
     url: str
+    # The test clock ``reset()`` makes: tests create customers on it (``test_clock``) and move it.
+    clock_id: str | None = None
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
@@ -54,6 +75,8 @@ class SandboxControl:
             data = urlencode(body or {}).encode()
         elif body is not None:
             data = json.dumps(body).encode()
+        if method == "GET":
+            data = None
         request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
         try:
             with _no_proxy.open(request, timeout=timeout) as response:
@@ -69,21 +92,42 @@ class SandboxControl:
         return {"api_key": api_key, "base_addresses": {"api": self.url, "files": self.url, "connect": self.url},
                 "max_network_retries": 0}
 
-    def reset(self) -> None:
-        """Empty all state (clock back to wall time); command-line webhook endpoints stay."""
-        self._call("POST", "/_sandbox/reset")
+    def reset(self, frozen_time: int | None = None) -> str:
+        """Empty all state (test clocks too; command-line webhook endpoints stay), then make a new test
+        clock frozen at ``frozen_time`` (default: now) as ``clock_id``; returns its id."""
+        frozen = int(time.time()) if frozen_time is None else int(frozen_time)
+        answer = self._call("POST", "/_sandbox/reset", {"test_clock": {"frozen_time": frozen, "name": "sandbox-tests"}})
+        self.clock_id = answer["test_clock"]
+        return self.clock_id
 
-    def now(self) -> int:
-        """Current sandbox time (unix seconds)."""
-        return int(self.health()["now"])
+    def create_clock(self, frozen_time: int | None = None, name: str = "sandbox") -> str:
+        """A new test clock (``POST /v1/test_helpers/test_clocks``); returns its id."""
+        frozen = int(time.time()) if frozen_time is None else int(frozen_time)
+        return self._call("POST", "/v1/test_helpers/test_clocks", {"frozen_time": str(frozen), "name": name},
+                          api=True)["id"]
 
-    def advance(self, seconds: int | None = None, to: int | None = None) -> dict[str, Any]:
-        """Move the test clock forward by ``seconds`` or to ``to`` and run what falls due."""
+    def clock(self, clock_id: str | None = None) -> dict[str, Any]:
+        return self._call("GET", f"/v1/test_helpers/test_clocks/{clock_id or self._clock()}", api=True)
+
+    def _clock(self) -> str:
+        if not self.clock_id:
+            raise RuntimeError("no test clock: call reset() (or pass clock_id=)")
+        return self.clock_id
+
+    def now(self, clock_id: str | None = None) -> int:
+        """The test clock's ``frozen_time`` (unix seconds)."""
+        return int(self.clock(clock_id)["frozen_time"])
+
+    def advance(self, seconds: int | None = None, to: int | None = None, clock_id: str | None = None,
+                timeout: float = 60.0) -> dict[str, Any]:
+        """Advance the test clock by ``seconds`` or to ``to`` and wait until it is ``ready`` (what fell due ran)."""
         if (seconds is None) == (to is None):
             raise ValueError("give exactly one of seconds= or to=")
-        target = to if to is not None else self.now() + int(seconds or 0)
-        return self._call("POST", "/v1/test_helpers/test_clocks/clock_sandbox/advance",
-                          {"frozen_time": str(target)}, api=True)
+        clock_id = clock_id or self._clock()
+        target = to if to is not None else self.now(clock_id) + int(seconds or 0)
+        self._call("POST", f"/v1/test_helpers/test_clocks/{clock_id}/advance", {"frozen_time": str(target)},
+                   api=True)
+        return wait_until_ready(lambda: self.clock(clock_id), timeout)
 
     def deliveries(self, **filters: str) -> list[dict[str, Any]]:
         """Webhook delivery attempts, oldest first; filters: event, endpoint, type."""

@@ -148,8 +148,9 @@ def app(app_config):
 
 @pytest.fixture
 def billing_app(app_config, sandbox, request):
-    """The ``app`` wired to the freshly reset sandbox: plans priced there, time from its test clock."""
-    app_config.update(SANDBOX_URL=sandbox.url, BILLING_CLOCK_FOLLOWS_GATEWAY=True)
+    """The ``app`` wired to the freshly reset sandbox: plans priced there; customers made on the sandbox's
+    test clock and time from it (``STRIPE_TEST_CLOCK``, as against Stripe test mode)."""
+    app_config.update(SANDBOX_URL=sandbox.url, BILLING_CLOCK_FOLLOWS_GATEWAY=True, STRIPE_TEST_CLOCK=sandbox.clock_id)
     application = request.getfixturevalue("app")
     with application.app_context():
         for plan in paid_plans(db.session):

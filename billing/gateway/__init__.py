@@ -23,6 +23,9 @@ from billing.gateway.types import (  # noqa: F401 (re-exported)
 
 
 def gateway_from_config(config: Mapping[str, Any]) -> StripeGateway:
+    """``STRIPE_TEST_CLOCK`` (test mode, either target): new customers live on that clock and "now" is its time."""
+    test_clock = config.get("STRIPE_TEST_CLOCK") or None
     if config["BILLING_GATEWAY_ENABLE_REAL"]:
-        return StripeGateway.for_stripe(config["STRIPE_KERNEL_SECRET_KEY"])
-    return StripeGateway.for_sandbox(config["SANDBOX_URL"], config["STRIPE_KERNEL_SECRET_KEY"])
+        return StripeGateway.for_stripe(config["STRIPE_KERNEL_SECRET_KEY"], test_clock=test_clock)
+    return StripeGateway.for_sandbox(config["SANDBOX_URL"], config["STRIPE_KERNEL_SECRET_KEY"],
+                                     test_clock=test_clock)

@@ -48,7 +48,6 @@ READ_TIMEOUT_SECONDS = 30.0
 # POSTs are safe to retry because each carries an idempotency key.
 MAX_NETWORK_RETRIES = 2
 LIST_PAGE_SIZE = 100
-SANDBOX_CLOCK_ID = "clock_sandbox"
 SANDBOX_API_KEY = "sk_test_sandbox"
 
 
@@ -57,7 +56,10 @@ class StripeGateway:
 
     def __init__(self, api_key: str, *, api_base: Optional[str] = None, sandbox: bool = False,
                  max_network_retries: int = MAX_NETWORK_RETRIES,
-                 timeout: tuple[float, float] = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)):
+                 timeout: tuple[float, float] = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+                 test_clock: Optional[str] = None):
+        if test_clock and api_key.startswith(("sk_live_", "rk_live_")):
+            raise ValueError("test clocks exist only in test mode")
         bases = {"api": api_base, "files": api_base, "connect": api_base} if api_base else None
         self._client = stripe.StripeClient(
             api_key,
@@ -68,11 +70,13 @@ class StripeGateway:
         self.sandbox = sandbox
         self.api_base = api_base or "https://api.stripe.com"
         self.livemode = api_key.startswith(("sk_live_", "rk_live_"))
+        # A test clock (test mode only) that new customers are created on and that "now" follows.
+        self.test_clock = test_clock
         self._v1 = self._client.v1
 
     @classmethod
-    def for_stripe(cls, api_key: str) -> "StripeGateway":
-        return cls(api_key)
+    def for_stripe(cls, api_key: str, **kwargs) -> "StripeGateway":
+        return cls(api_key, **kwargs)
 
     @classmethod
     def for_sandbox(cls, url: str, api_key: str = SANDBOX_API_KEY, **kwargs) -> "StripeGateway":
@@ -91,6 +95,7 @@ class StripeGateway:
         params: dict[str, Any] = {"name": name, "metadata": {"app_id": str(app_id)}}
         if email:
             params["email"] = email
+        test_clock = test_clock or self.test_clock
         if test_clock:
             params["test_clock"] = test_clock
         data = self._call(self._v1.customers.create, params, key=f"customer:create:app:{app_id}")
@@ -456,12 +461,13 @@ class StripeGateway:
     # ------------------------------------------------------------------ time
 
     def now(self) -> datetime:
-        """Stripe's idea of now: the sandbox's test clock in sandbox mode, the system clock otherwise."""
-        if not self.sandbox:
+        """Stripe's idea of now, by the same rule against Stripe and the sandbox: the ``frozen_time`` of
+        the gateway's test clock when it has one (test mode), the system clock otherwise."""
+        if not self.test_clock:
             return datetime.now(timezone.utc)
-        # Asked often and cheap to ask again: no retries, so a stopped sandbox answers at once.
+        # Asked often and cheap to ask again: no retries, so an unreachable Stripe answers at once.
         with translate_errors():
-            data = self._v1.test_helpers.test_clocks.retrieve(SANDBOX_CLOCK_ID, options={"max_network_retries": 0})
+            data = self._v1.test_helpers.test_clocks.retrieve(self.test_clock, options={"max_network_retries": 0})
         return datetime.fromtimestamp(int(data["frozen_time"]), tz=timezone.utc)
 
     def create_test_clock(self, frozen_time: int, name: str) -> str:
@@ -470,15 +476,25 @@ class StripeGateway:
                           key=f"test_clock:create:{name}:{frozen_time}")
         return data["id"]
 
-    def advance_test_clock(self, to: datetime, clock_id: str = SANDBOX_CLOCK_ID,
-                           wait: timedelta = timedelta(minutes=2)) -> None:
-        """Move a test clock forward and wait until Stripe has run everything that fell due."""
+    def advance_test_clock(self, to: datetime, clock_id: Optional[str] = None,
+                           wait: timedelta = timedelta(minutes=2), poll: timedelta = timedelta(seconds=1)) -> None:
+        """Move a test clock (the gateway's own by default) forward and wait until it is ``ready``: advancing
+        only starts the move, and what fell due (renewals, finalizations) runs meanwhile."""
+        clock_id = clock_id or self.test_clock
+        if not clock_id:
+            raise InvalidRequest("no test clock to advance: this gateway was built without one")
         self._call(self._v1.test_helpers.test_clocks.advance, clock_id, {"frozen_time": int(to.timestamp())})
         deadline = datetime.now(timezone.utc) + wait
-        while self._call(self._v1.test_helpers.test_clocks.retrieve, clock_id)["status"] != "ready":
+        interval = poll.total_seconds() if not self.sandbox else min(poll.total_seconds(), 0.05)
+        while True:
+            status = self._call(self._v1.test_helpers.test_clocks.retrieve, clock_id)["status"]
+            if status == "ready":
+                return
+            if status != "advancing":
+                raise GatewayError(f"test clock {clock_id} is {status}")
             if datetime.now(timezone.utc) > deadline:
                 raise GatewayUnavailable(f"test clock {clock_id} still advancing after {wait}")
-            time.sleep(1)
+            time.sleep(interval)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -90,7 +90,7 @@ def checkout_session(now: int, *, mode: str, base_url: str, customer: str | None
         "success_url": success_url,
         "total_details": None if mode == "setup" else {"amount_discount": 0, "amount_shipping": 0,
                                                        "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": f"{base_url.rstrip('/')}/checkout/{session_id}",
         "wallet_options": None,
     }

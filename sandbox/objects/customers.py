@@ -44,3 +44,18 @@ def customer(now: int, *, email: str | None, name: str | None, description: str 
 
 def deleted_customer(customer_id: str) -> dict[str, Any]:
     return {"id": customer_id, "object": "customer", "deleted": True}
+
+
+def tax_id(now: int, *, customer: str, kind: str, value: str) -> dict[str, Any]:
+    return {
+        "id": new_id("txi"),
+        "object": "tax_id",
+        "country": "BR",
+        "created": now,
+        "customer": customer,
+        "livemode": False,
+        "owner": {"customer": customer, "type": "customer"},
+        "type": kind,
+        "value": value,
+        "verification": None,
+    }

@@ -118,7 +118,6 @@ def one_off_item(now: int, *, customer: str, amount: int, currency: str, descrip
         "quantity_decimal": str(quantity),
         "tax_rates": [],
         "test_clock": None,
-        "created": now,
     }
 
 
@@ -153,7 +152,6 @@ def invoice_item(now: int, *, customer: str, line: dict[str, Any]) -> dict[str, 
         "quantity_decimal": line["quantity_decimal"],
         "tax_rates": [],
         "test_clock": None,
-        "created": now,
     }
 
 
@@ -182,6 +180,7 @@ def invoice(now: int, *, invoice_id: str | None, customer: dict[str, Any], curre
         "amount_due": 0,
         "amount_overpaid": 0,
         "amount_paid": 0,
+        "amount_paid_off_stripe": 0,
         "amount_remaining": 0,
         "amount_shipping": 0,
         "application": None,
@@ -244,7 +243,6 @@ def invoice(now: int, *, invoice_id: str | None, customer: dict[str, Any], curre
         "status": "draft",
         "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
                                "paid_at": None, "voided_at": None},
-        "subscription": None,
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
         "test_clock": None,

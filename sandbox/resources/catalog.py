@@ -18,9 +18,9 @@ INTERVALS = ("day", "week", "month", "year")
 
 @route("POST", "/products")
 def create_product(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["id", "name", "description", "active", "metadata", "images", "marketing_features",
-                           "package_dimensions", "shippable", "statement_descriptor", "tax_code", "unit_label",
-                           "url", "default_price_data", "type"])
+    params.reject_unknown(["id", "name", "description", "active", "metadata", "url", "default_price_data", "type"],
+                          unsupported=["package_dimensions", "images", "marketing_features", "shippable",
+                                       "statement_descriptor", "tax_code", "unit_label"])
     product_id = params.str("id")
     if product_id:
         if not re.fullmatch(r"[A-Za-z0-9_\-]{1,250}", product_id):
@@ -42,15 +42,16 @@ def create_product(ctx: Ctx, params: Params) -> dict[str, Any]:
     return obj
 
 
-@route("GET", "/products/<product_id>")
+@route("GET", "/products/<product_id>", params=())
 def retrieve_product(ctx: Ctx, params: Params, product_id: str) -> dict[str, Any]:
     return load(ctx, product_id, "product")
 
 
 @route("POST", "/products/<product_id>")
 def update_product(ctx: Ctx, params: Params, product_id: str) -> dict[str, Any]:
-    params.reject_unknown(["name", "description", "active", "metadata", "default_price", "images",
-                           "marketing_features", "statement_descriptor", "tax_code", "unit_label", "url"])
+    params.reject_unknown(["name", "description", "active", "metadata", "default_price", "url"],
+                          unsupported=["images", "marketing_features", "statement_descriptor", "tax_code",
+                                       "unit_label"])
     obj = load(ctx, product_id, "product")
     old = copy.deepcopy(obj)
     if "name" in params:
@@ -76,8 +77,8 @@ def update_product(ctx: Ctx, params: Params, product_id: str) -> dict[str, Any]:
 
 @route("GET", "/products")
 def list_products(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["limit", "starting_after", "ending_before", "created", "active", "ids", "url",
-                           "shippable"])
+    params.reject_unknown(["limit", "starting_after", "ending_before", "created", "active", "ids", "url"],
+                          unsupported=["shippable"])
     active = params.bool("active")
     status = None if active is None else ("active" if active else "inactive")
     result = paginate(ctx, params, "/v1/products", "product", status=status)
@@ -101,8 +102,8 @@ def _create_price(ctx: Ctx, params: Params, product: dict[str, Any]) -> dict[str
     recurring = None
     recurring_params = params.dict("recurring")
     if recurring_params is not None:
-        recurring_params.reject_unknown(["interval", "interval_count", "usage_type", "trial_period_days",
-                                         "meter", "aggregate_usage"])
+        recurring_params.reject_unknown(["interval", "interval_count", "usage_type", "trial_period_days"],
+                                        unsupported=["meter", "aggregate_usage"])
         interval = recurring_params.enum("interval", INTERVALS, required=True)
         count = recurring_params.int("interval_count", default=1, minimum=1)
         if recurring_params.str("usage_type", default="licensed") != "licensed":
@@ -131,9 +132,9 @@ def _create_price(ctx: Ctx, params: Params, product: dict[str, Any]) -> dict[str
 
 @route("POST", "/prices")
 def create_price(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["product", "product_data", "unit_amount", "unit_amount_decimal", "currency",
-                           "recurring", "lookup_key", "transfer_lookup_key", "nickname", "active", "metadata",
-                           "billing_scheme", "tax_behavior", "currency_options"])
+    params.reject_unknown(["product", "product_data", "unit_amount", "unit_amount_decimal", "currency", "recurring",
+                           "lookup_key", "transfer_lookup_key", "nickname", "active", "metadata", "billing_scheme"],
+                          unsupported=["tax_behavior", "currency_options"])
     product = load_param(ctx, params, "product", "product")
     if product is None:
         data = params.dict("product_data")
@@ -148,15 +149,15 @@ def create_price(ctx: Ctx, params: Params) -> dict[str, Any]:
     return _create_price(ctx, params, product)
 
 
-@route("GET", "/prices/<price_id>")
+@route("GET", "/prices/<price_id>", params=())
 def retrieve_price(ctx: Ctx, params: Params, price_id: str) -> dict[str, Any]:
     return load(ctx, price_id, "price")
 
 
 @route("POST", "/prices/<price_id>")
 def update_price(ctx: Ctx, params: Params, price_id: str) -> dict[str, Any]:
-    params.reject_unknown(["active", "metadata", "nickname", "lookup_key", "transfer_lookup_key",
-                           "tax_behavior", "currency_options"])
+    params.reject_unknown(["active", "metadata", "nickname", "lookup_key", "transfer_lookup_key"],
+                          unsupported=["tax_behavior", "currency_options"])
     obj = load(ctx, price_id, "price")
     old = copy.deepcopy(obj)
     if "active" in params:

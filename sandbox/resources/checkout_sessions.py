@@ -8,12 +8,12 @@ from typing import Any
 from ..cards import CardDetails
 from ..clock import DAY
 from ..context import Ctx
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, not_supported
 from ..events import emit
 from ..objects.checkout import checkout_session as build_session, customer_details, session_line_item
 from ..params import Params
 from . import customers, payment_intents, payment_methods, setup_intents, subscriptions
-from .common import list_of, load, load_param, paginate, route
+from .common import LIST_PARAMS, list_of, load, load_param, paginate, route
 
 MODES = ("payment", "setup", "subscription")
 
@@ -21,8 +21,8 @@ MODES = ("payment", "setup", "subscription")
 def _line_items(ctx: Ctx, params: Params, mode: str) -> list[dict[str, Any]]:
     items = []
     for entry in params.list_of_dicts("line_items", required=mode != "setup"):
-        entry.reject_unknown(["price", "quantity", "adjustable_quantity", "dynamic_tax_rates", "price_data",
-                              "tax_rates", "metadata"])
+        entry.reject_unknown(["price", "quantity", "metadata"],
+                             unsupported=["adjustable_quantity", "dynamic_tax_rates", "price_data", "tax_rates"])
         price_id = entry.str("price", required=True)
         price = ctx.db.get(price_id or "")
         if price is None or price.get("object") != "price":
@@ -48,15 +48,18 @@ def _line_items(ctx: Ctx, params: Params, mode: str) -> list[dict[str, Any]]:
 
 @route("POST", "/checkout/sessions")
 def create_session(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown([
-        "mode", "line_items", "customer", "customer_email", "success_url", "cancel_url", "return_url",
-        "client_reference_id", "metadata", "subscription_data", "setup_intent_data", "payment_intent_data",
-        "expires_at", "currency", "payment_method_types", "locale", "allow_promotion_codes",
-        "billing_address_collection", "customer_creation", "customer_update", "ui_mode", "automatic_tax",
-        "tax_id_collection", "consent_collection", "custom_text", "custom_fields", "discounts", "invoice_creation",
-        "payment_method_collection", "phone_number_collection", "submit_type", "saved_payment_method_options",
-        "payment_method_options", "shipping_address_collection", "shipping_options", "redirect_on_completion",
-        "after_expiration", "adaptive_pricing", "payment_method_configuration", "customer_account"])
+    params.reject_unknown(["mode", "line_items", "customer", "customer_email", "success_url", "cancel_url",
+                           "client_reference_id", "metadata", "subscription_data", "setup_intent_data",
+                           "payment_intent_data", "expires_at", "currency", "payment_method_types", "locale",
+                           "ui_mode"],
+                          unsupported=["return_url", "allow_promotion_codes", "billing_address_collection",
+                                       "customer_creation", "customer_update", "automatic_tax", "tax_id_collection",
+                                       "consent_collection", "custom_text", "custom_fields", "discounts",
+                                       "invoice_creation", "payment_method_collection", "phone_number_collection",
+                                       "submit_type", "saved_payment_method_options", "payment_method_options",
+                                       "shipping_address_collection", "shipping_options", "redirect_on_completion",
+                                       "after_expiration", "adaptive_pricing", "payment_method_configuration",
+                                       "customer_account"])
     mode = params.enum("mode", MODES, required=True) or "payment"
     customer = load_param(ctx, params, "customer", "customer")
     if customer and customer.get("deleted"):
@@ -65,7 +68,11 @@ def create_session(ctx: Ctx, params: Params) -> dict[str, Any]:
     if customer and customer_email:
         raise InvalidRequest("You may only specify one of these parameters: customer, customer_email.",
                              param="customer_email")
-    success_url = params.str("success_url", required=params.str("ui_mode") not in ("embedded", "custom"))
+    # Stripe's ui_mode values (endive); the sandbox serves only the hosted page.
+    ui_mode = params.enum("ui_mode", ["elements", "embedded_page", "hosted_page"], default="hosted_page")
+    if ui_mode != "hosted_page":
+        raise not_supported("ui_mode", f"={ui_mode} (only hosted_page)")
+    success_url = params.str("success_url", required=True)
     items = _line_items(ctx, params, mode)
     currency = (params.str("currency") or "").lower() or (items[0]["currency"] if items else None)
     expires_at = params.int("expires_at", minimum=0)
@@ -80,30 +87,32 @@ def create_session(ctx: Ctx, params: Params) -> dict[str, Any]:
                             client_reference_id=params.str("client_reference_id") or None,
                             metadata=params.metadata() or {}, currency=currency,
                             amount_total=amount, expires_at=expires_at)
+    session["locale"] = params.str("locale") or None  # kept and answered; the hosted page stays in English
     extra: dict[str, Any] = {"line_items": items}
     sub_data = params.dict("subscription_data")
     if sub_data is not None:
         if mode != "subscription":
             raise InvalidRequest("subscription_data can only be used in subscription mode.", param="subscription_data")
-        sub_data.reject_unknown(["metadata", "trial_period_days", "trial_end", "description", "default_tax_rates",
-                                 "trial_settings", "billing_cycle_anchor", "proration_behavior",
-                                 "application_fee_percent", "invoice_settings", "on_behalf_of", "transfer_data",
-                                 "billing_mode", "pending_invoice_item_interval"])
+        sub_data.reject_unknown(["metadata", "trial_period_days", "trial_end", "description"],
+                                unsupported=["default_tax_rates", "trial_settings", "billing_cycle_anchor",
+                                             "proration_behavior", "application_fee_percent", "invoice_settings",
+                                             "billing_mode", "pending_invoice_item_interval", "on_behalf_of",
+                                             "transfer_data"])
         days = sub_data.int("trial_period_days", minimum=1, maximum=730)
         trial_end = sub_data.int("trial_end", minimum=ctx.now + 2 * DAY) if "trial_end" in sub_data else None
         extra["subscription_data"] = {"metadata": sub_data.metadata() or {}, "trial_period_days": days,
                                       "trial_end": trial_end, "description": sub_data.str("description") or None}
     seti_data = params.dict("setup_intent_data")
     if seti_data is not None:
-        seti_data.reject_unknown(["metadata", "description", "on_behalf_of"])
+        seti_data.reject_unknown(["metadata", "description"], unsupported=["on_behalf_of"])
         extra["setup_intent_data"] = {"metadata": seti_data.metadata() or {},
                                       "description": seti_data.str("description") or None}
     pi_data = params.dict("payment_intent_data")
     if pi_data is not None:
-        pi_data.reject_unknown(["metadata", "description", "capture_method", "setup_future_usage",
-                                "receipt_email", "statement_descriptor", "statement_descriptor_suffix",
-                                "shipping", "on_behalf_of", "transfer_data", "transfer_group",
-                                "application_fee_amount"])
+        pi_data.reject_unknown(["metadata", "description", "setup_future_usage"],
+                               unsupported=["capture_method", "receipt_email", "statement_descriptor",
+                                            "statement_descriptor_suffix", "shipping", "transfer_group",
+                                            "application_fee_amount", "on_behalf_of", "transfer_data"])
         extra["payment_intent_data"] = {"metadata": pi_data.metadata() or {},
                                         "description": pi_data.str("description") or None,
                                         "setup_future_usage": pi_data.str("setup_future_usage") or None}
@@ -186,12 +195,12 @@ def complete(ctx: Ctx, session: dict[str, Any], card: CardDetails, *, email: str
     return session
 
 
-@route("GET", "/checkout/sessions/<session_id>")
+@route("GET", "/checkout/sessions/<session_id>", params=())
 def retrieve_session(ctx: Ctx, params: Params, session_id: str) -> dict[str, Any]:
     return load(ctx, session_id, "checkout.session")
 
 
-@route("GET", "/checkout/sessions/<session_id>/line_items")
+@route("GET", "/checkout/sessions/<session_id>/line_items", params=LIST_PARAMS)
 def list_session_line_items(ctx: Ctx, params: Params, session_id: str) -> dict[str, Any]:
     load(ctx, session_id, "checkout.session")
     items = ctx.db.extra(session_id).get("line_items") or []
@@ -200,7 +209,7 @@ def list_session_line_items(ctx: Ctx, params: Params, session_id: str) -> dict[s
 
 @route("POST", "/checkout/sessions/<session_id>")
 def update_session(ctx: Ctx, params: Params, session_id: str) -> dict[str, Any]:
-    params.reject_unknown(["metadata", "collected_information", "shipping_options", "line_items"])
+    params.reject_unknown(["metadata", "line_items"], unsupported=["collected_information", "shipping_options"])
     session = load(ctx, session_id, "checkout.session")
     metadata = params.metadata(session["metadata"])
     if metadata is not None:
@@ -223,8 +232,8 @@ def expire_session(ctx: Ctx, params: Params, session_id: str) -> dict[str, Any]:
 @route("GET", "/checkout/sessions")
 def list_sessions(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(["customer", "status", "payment_intent", "subscription", "created", "limit",
-                           "starting_after", "ending_before", "customer_details", "payment_link",
-                           "customer_account"])
+                           "starting_after", "ending_before"],
+                          unsupported=["payment_link", "customer_account", "customer_details"])
     result = paginate(ctx, params, "/v1/checkout/sessions", "checkout.session", customer=params.str("customer"),
                       status=params.enum("status", ["open", "complete", "expired"]))
     for key in ("payment_intent", "subscription"):

@@ -17,6 +17,8 @@ class Route:
     method: str
     rule: str
     handler: Handler
+    # Parameters the server checks before the handler runs (``None``: the handler checks them).
+    params: tuple[str, ...] | None = None
 
     @property
     def writes(self) -> bool:
@@ -26,11 +28,18 @@ class Route:
 ROUTES: list[Route] = []
 
 
-def route(method: str, rule: str) -> Callable[[Handler], Handler]:
-    """Register ``handler(ctx, params, **path_args)`` for ``METHOD rule`` under /v1."""
+LIST_PARAMS = ("limit", "starting_after", "ending_before")
+
+
+def route(method: str, rule: str, params: tuple[str, ...] | None = None) -> Callable[[Handler], Handler]:
+    """Register ``handler(ctx, params, **path_args)`` for ``METHOD rule`` under /v1.
+
+    ``params`` names what the endpoint takes (``expand`` always); the server refuses anything else
+    before the handler runs, on GET and DELETE as on POST. Without it the handler checks its own.
+    """
 
     def register(handler: Handler) -> Handler:
-        ROUTES.append(Route(method, rule, handler))
+        ROUTES.append(Route(method, rule, handler, params))
         return handler
 
     return register
@@ -82,7 +91,7 @@ def paginate(ctx: Ctx, params: Params, url: str, object_type: str, *,
                 raise InvalidRequest(f"No such object: '{cursor_id}'", code="resource_missing", param=key)
             cursors[key] = cursor
     equals = {k: v for k, v in filters.items()
-              if k in ("customer", "subscription", "status", "parent", "ref") and v is not None}
+              if k in ("customer", "subscription", "status", "parent", "ref", "clock") and v is not None}
     data, has_more = ctx.db.page(
         object_type,
         equals=equals,
@@ -118,6 +127,17 @@ def list_of(url: str, data: list[dict[str, Any]], params: Params) -> dict[str, A
     return {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": url}
 
 
+# Properties Stripe sends only when expanded ("includable"), by (object type, property).
+INCLUDABLE: dict[tuple[Any, str], Callable[[Ctx, dict[str, Any]], Any]] = {}
+
+
+def includable(object_type: str, prop: str) -> Callable[[Callable[[Ctx, dict[str, Any]], Any]], Any]:
+    def register(builder: Callable[[Ctx, dict[str, Any]], Any]) -> Any:
+        INCLUDABLE[(object_type, prop)] = builder
+        return builder
+    return register
+
+
 def expand(ctx: Ctx, obj: Any, paths: list[str]) -> Any:
     """Replace id strings with the objects they name, along dotted paths (``data.`` for lists)."""
     for path in paths:
@@ -136,6 +156,10 @@ def _expand_path(ctx: Ctx, node: Any, parts: list[str], full: str) -> Any:
     if not isinstance(node, dict):
         return node
     head, rest = parts[0], parts[1:]
+    include = INCLUDABLE.get((node.get("object"), head))
+    if head not in node and include is not None:
+        node = dict(node)
+        node[head] = include(ctx, node)
     if head not in node:
         raise InvalidRequest(f"This property cannot be expanded ({full}).", param="expand")
     value = node[head]

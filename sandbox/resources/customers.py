@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import clock
 from ..context import Ctx
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, not_supported
 from ..events import emit, emit_update
-from ..objects.customers import customer as build_customer, deleted_customer
+from ..objects.customers import customer as build_customer, deleted_customer, tax_id as build_tax_id
 from ..params import Params
 from . import payment_methods
-from .common import list_of, load, paginate, route
+from .common import LIST_PARAMS, includable, list_of, load, paginate, route
 
 WRITABLE = ("email", "name", "description", "phone", "metadata", "invoice_settings", "payment_method",
-            "address", "shipping", "preferred_locales", "tax_exempt", "balance", "invoice_prefix",
-            "test_clock", "source", "coupon", "promotion_code", "tax", "tax_id_data", "next_invoice_sequence",
-            "cash_balance", "validate")
+            "preferred_locales", "balance", "invoice_prefix", "address")
+CREATE_ONLY = ("test_clock", "tax_id_data")
+# Stripe takes these; the sandbox refuses them (naming itself) rather than ignore them.
+UNSUPPORTED = ("shipping", "tax_exempt", "source", "coupon", "promotion_code", "tax", "next_invoice_sequence",
+               "cash_balance", "validate")
+ADDRESS_KEYS = ("city", "country", "line1", "line2", "postal_code", "state")
+# Brazilian tax ids (what the portal uses), by the digits each has.
+TAX_ID_DIGITS = {"br_cpf": 11, "br_cnpj": 14}
 
 
 def load_live(ctx: Ctx, customer_id: str, param: str = "customer") -> dict[str, Any]:
@@ -79,6 +85,13 @@ def _apply(ctx: Ctx, params: Params, obj: dict[str, Any],
         obj["invoice_prefix"] = prefix
     if "preferred_locales" in params:
         obj["preferred_locales"] = params.str_list("preferred_locales")
+    if "address" in params:
+        address = params.dict("address")
+        if address is None:  # address="" unsets it
+            obj["address"] = None
+        else:
+            address.reject_unknown(ADDRESS_KEYS)
+            obj["address"] = {key: address.str(key) or None for key in ADDRESS_KEYS}
     attach_id = params.str("payment_method")
     if attach_id:
         pm = payment_methods.resolve(ctx, attach_id, "payment_method")
@@ -87,7 +100,8 @@ def _apply(ctx: Ctx, params: Params, obj: dict[str, Any],
             attached.append(pm)
     settings = params.dict("invoice_settings")
     if settings is not None:
-        settings.reject_unknown(["default_payment_method", "custom_fields", "footer", "rendering_options"])
+        settings.reject_unknown(["default_payment_method", "footer"],
+                                unsupported=["custom_fields", "rendering_options"])
         given, pm_id = settings.nullable_str("default_payment_method")
         if given:
             if pm_id:
@@ -108,9 +122,15 @@ def _apply(ctx: Ctx, params: Params, obj: dict[str, Any],
 
 @route("POST", "/customers")
 def create_customer(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(WRITABLE)
+    params.reject_unknown(WRITABLE + CREATE_ONLY, unsupported=UNSUPPORTED)
+    tax_ids = _tax_id_data(params)  # checked before anything is made
     obj = build_customer(ctx.now, email=None, name=None, description=None, phone=None, metadata={},
                          default_payment_method=None)
+    if "test_clock" in params:  # ctx.now is already the clock's time (the server resolved it)
+        test_clock = params.str("test_clock", required=True)
+        if clock.load_clock(ctx.db, test_clock) is None:
+            raise InvalidRequest(f"No such test_clock: '{test_clock}'", code="resource_missing", param="test_clock")
+        obj["test_clock"] = test_clock
     ctx.db.save(obj)  # saved first: attaching a payment method needs the customer to exist
     attached: list[dict[str, Any]] = []
     _apply(ctx, params, obj, attached)
@@ -118,17 +138,37 @@ def create_customer(ctx: Ctx, params: Params) -> dict[str, Any]:
     emit(ctx, "customer.created", obj)
     for pm in attached:  # Stripe reports attachments after the creation
         emit(ctx, "payment_method.attached", pm)
+    for kind, value in tax_ids:
+        tax_id = build_tax_id(ctx.now, customer=obj["id"], kind=kind, value=value)
+        ctx.db.save(tax_id)
+        emit(ctx, "customer.tax_id.created", tax_id)
     return obj
 
 
-@route("GET", "/customers/<customer_id>")
+def _tax_id_data(params: Params) -> list[tuple[str, str]]:
+    """``tax_id_data[i][type|value]``: Brazilian CPF or CNPJ, checked by their number of digits."""
+    found = []
+    for entry in params.list_of_dicts("tax_id_data"):
+        entry.reject_unknown(["type", "value"])
+        kind = entry.str("type", required=True)
+        value = entry.str("value", required=True)
+        assert kind is not None and value is not None
+        if kind not in TAX_ID_DIGITS:
+            raise not_supported(entry.name("type"), f"={kind} (only {', '.join(TAX_ID_DIGITS)})")
+        if sum(ch.isdigit() for ch in value) != TAX_ID_DIGITS[kind] or not set(value) <= set("0123456789./- "):
+            raise InvalidRequest(f"Invalid value for {kind}.", code="tax_id_invalid", param=entry.name("value"))
+        found.append((kind, value))
+    return found
+
+
+@route("GET", "/customers/<customer_id>", params=())
 def retrieve_customer(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any]:
     return load(ctx, customer_id, "customer")
 
 
 @route("POST", "/customers/<customer_id>")
 def update_customer(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any]:
-    params.reject_unknown(WRITABLE)
+    params.reject_unknown(WRITABLE, unsupported=UNSUPPORTED)
     obj = load_live(ctx, customer_id, "id")
     old = _copy(obj)
     _apply(ctx, params, obj)
@@ -137,7 +177,7 @@ def update_customer(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any
     return obj
 
 
-@route("DELETE", "/customers/<customer_id>")
+@route("DELETE", "/customers/<customer_id>", params=())
 def delete_customer(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any]:
     from . import subscriptions
 
@@ -156,10 +196,11 @@ def delete_customer(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any
 def list_customers(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(["limit", "starting_after", "ending_before", "created", "email", "test_clock"])
     email = params.str("email")
-    return paginate(ctx, params, "/v1/customers", "customer", status="active", ref=email)
+    return paginate(ctx, params, "/v1/customers", "customer", status="active", ref=email,
+                    clock=params.str("test_clock"))
 
 
-@route("GET", "/customers/<customer_id>/payment_methods")
+@route("GET", "/customers/<customer_id>/payment_methods", params=LIST_PARAMS + ("type",))
 def list_customer_payment_methods(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any]:
     load_live(ctx, customer_id, "customer")
     pm_type = params.str("type")
@@ -169,7 +210,7 @@ def list_customer_payment_methods(ctx: Ctx, params: Params, customer_id: str) ->
                     customer=customer_id)
 
 
-@route("GET", "/customers/<customer_id>/payment_methods/<pm_id>")
+@route("GET", "/customers/<customer_id>/payment_methods/<pm_id>", params=())
 def retrieve_customer_payment_method(ctx: Ctx, params: Params, customer_id: str, pm_id: str) -> dict[str, Any]:
     load_live(ctx, customer_id, "customer")
     pm = load(ctx, pm_id, "payment_method")
@@ -177,3 +218,28 @@ def retrieve_customer_payment_method(ctx: Ctx, params: Params, customer_id: str,
         raise InvalidRequest(f"No such PaymentMethod: '{pm_id}'", code="resource_missing", param="payment_method",
                              status=404)
     return pm
+
+
+@includable("customer", "subscriptions")
+def _subscriptions(ctx: Ctx, customer: dict[str, Any]) -> dict[str, Any]:
+    """``expand[]=subscriptions``: the customer's subscriptions that have not ended, newest first."""
+    subs = [sub for sub in ctx.db.find("subscription", customer=customer["id"])
+            if sub["status"] not in ("canceled", "incomplete_expired")]
+    subs.reverse()
+    return {"object": "list", "data": subs[:10], "has_more": len(subs) > 10,
+            "url": f"/v1/customers/{customer['id']}/subscriptions"}
+
+
+@includable("customer", "tax_ids")
+def _tax_ids(ctx: Ctx, customer: dict[str, Any]) -> dict[str, Any]:
+    """``expand[]=tax_ids``: the customer's tax ids, newest first."""
+    found = list(reversed(ctx.db.find("tax_id", customer=customer["id"])))
+    return {"object": "list", "data": found[:10], "has_more": len(found) > 10,
+            "url": f"/v1/customers/{customer['id']}/tax_ids"}
+
+
+@route("GET", "/customers/<customer_id>/tax_ids", params=LIST_PARAMS)
+def list_tax_ids(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any]:
+    load_live(ctx, customer_id, "customer")
+    found = list(reversed(ctx.db.find("tax_id", customer=customer_id)))
+    return list_of(f"/v1/customers/{customer_id}/tax_ids", found, params)

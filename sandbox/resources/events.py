@@ -11,7 +11,7 @@ from ..params import Params
 from .common import paginate, route
 
 
-@route("GET", "/events/<event_id>")
+@route("GET", "/events/<event_id>", params=())
 def retrieve_event(ctx: Ctx, params: Params, event_id: str) -> dict[str, Any]:
     row = ctx.db.conn.execute("SELECT data FROM events WHERE id = ?", (event_id,)).fetchone()
     if row is None:
@@ -21,8 +21,8 @@ def retrieve_event(ctx: Ctx, params: Params, event_id: str) -> dict[str, Any]:
 
 @route("GET", "/events")
 def list_events(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["type", "types", "created", "limit", "starting_after", "ending_before",
-                           "delivery_success", "object_id"])
+    params.reject_unknown(["type", "types", "created", "limit", "starting_after", "ending_before"],
+                          unsupported=["delivery_success", "object_id"])
     event_type = params.str("type")
     types = params.str_list("types")
     if event_type and types:

@@ -23,9 +23,12 @@ from ..objects.invoices import (invoice as build_invoice, invoice_payment as bui
                                 manual_line, one_off_item)
 from ..params import Params
 from . import payment_intents, payment_methods
-from .common import list_of, load, load_param, paginate, route
+from .common import LIST_PARAMS, list_of, load, load_param, paginate, route
 
 STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+
+# Stripe finalizes (and charges) a subscription renewal about an hour after creating its draft.
+AUTO_FINALIZE_DELAY = 3600
 
 
 # -- lines --------------------------------------------------------------------------------------
@@ -97,13 +100,11 @@ def assemble(ctx: Ctx, *, customer: dict[str, Any], sub: dict[str, Any] | None, 
     for line in lines:
         line["invoice"] = invoice_id
     inv["lines"]["data"] = lines
-    inv["lines"]["total_count"] = len(lines)
     total = sum(line["amount"] for line in lines)
     inv.update(subtotal=total, subtotal_excluding_tax=total, total=total, total_excluding_tax=total,
                amount_due=max(total, 0), amount_remaining=max(total, 0))
     if preview:
         _apply_balance(inv, customer["balance"])
-        inv["id"] = None
     return inv
 
 
@@ -123,18 +124,34 @@ def _apply_balance(inv: dict[str, Any], balance: int) -> int:
 
 def create(ctx: Ctx, *, customer: dict[str, Any], sub: dict[str, Any] | None, billing_reason: str,
            lines: list[dict[str, Any]], period_start: int, period_end: int, currency: str,
-           include_pending: bool = True) -> dict[str, Any]:
-    """Create a draft invoice (taking the subscription's pending invoice items) and announce it."""
+           include_pending: bool = True, finalize_later: bool = False) -> dict[str, Any]:
+    """Create a draft invoice (taking the subscription's pending invoice items) and announce it.
+
+    ``finalize_later``: a renewal stays a draft for an hour, then the clock finalizes and charges it
+    (``process_due``), as Stripe does with subscription invoices.
+    """
     pending = pending_items(ctx, sub["id"]) if (sub and include_pending) else []
     all_lines = [line_from_pending(ctx, ii) for ii in pending] + lines
     inv = assemble(ctx, customer=customer, sub=sub, billing_reason=billing_reason, lines=all_lines,
                    period_start=period_start, period_end=period_end, currency=currency)
-    ctx.db.save(inv)
+    if finalize_later:
+        inv["automatically_finalizes_at"] = ctx.now + AUTO_FINALIZE_DELAY
+    ctx.db.save(inv, due_at=inv["automatically_finalizes_at"])
     for ii in pending:
         ii["invoice"] = inv["id"]
         ctx.db.save(ii)
     emit(ctx, "invoice.created", inv)
     return inv
+
+
+def process_due(ctx: Ctx, inv: dict[str, Any]) -> None:
+    """An hour after a renewal draft was made: finalize it and charge it off-session (called by the clock)."""
+    ctx.db.set_due(inv["id"], None)
+    if inv["status"] != "draft" or not inv["auto_advance"]:
+        return
+    inv = finalize(ctx, inv)
+    if inv["status"] == "open":
+        collect(ctx, inv, off_session=True)
 
 
 def finalize(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +168,7 @@ def finalize(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
     customer["next_invoice_sequence"] += 1
     ctx.db.save(customer)
     inv["status"] = "open"
+    inv["automatically_finalizes_at"] = None
     inv["status_transitions"]["finalized_at"] = ctx.now
     inv["effective_at"] = ctx.now
     if inv["amount_due"] > 0:
@@ -161,8 +179,7 @@ def finalize(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
                                         amount=inv["amount_due"])
         ctx.db.save(payment)
         inv["payments"]["data"] = [payment]
-        inv["payments"]["total_count"] = 1
-    ctx.db.save(inv)
+    ctx.db.save(inv, due_at=None)
     emit(ctx, "invoice.finalized", inv)
     if inv["amount_due"] == 0:
         _mark_paid(ctx, inv, None, None)
@@ -242,7 +259,6 @@ def _open_payment(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
 def _refresh_payments(ctx: Ctx, inv: dict[str, Any]) -> None:
     payments = list(reversed(ctx.db.find("invoice_payment", parent=inv["id"])))
     inv["payments"] = empty_list(f"/v1/invoice_payments?invoice={inv['id']}", payments)
-    inv["payments"]["total_count"] = len(payments)
     ctx.db.save(inv)
 
 
@@ -350,9 +366,9 @@ def _preview(ctx: Ctx, params: Params) -> dict[str, Any]:
     if customer is None:
         customer = customers.load_live(ctx, sub["customer"])
     details = params.dict("subscription_details") or Params({}, "subscription_details")
-    details.reject_unknown(["items", "proration_date", "proration_behavior", "cancel_at_period_end",
-                            "cancel_at", "cancel_now", "default_tax_rates", "trial_end", "billing_cycle_anchor",
-                            "resume_at", "start_date", "billing_mode"])
+    details.reject_unknown(["items", "proration_date", "proration_behavior", "cancel_at_period_end", "cancel_at",
+                            "trial_end", "billing_cycle_anchor"],
+                           unsupported=["cancel_now", "default_tax_rates", "resume_at", "start_date", "billing_mode"])
     if sub is None:
         # Preview of a new subscription's first invoice.
         return subscriptions.preview_new(ctx, customer, details)
@@ -395,9 +411,10 @@ def _items_after(ctx: Ctx, sub: dict[str, Any], items: list[dict[str, Any]], bou
 
 @route("POST", "/invoices/create_preview")
 def create_preview(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "subscription", "subscription_details", "automatic_tax", "currency",
-                           "customer_details", "discounts", "invoice_items", "issuer", "on_behalf_of",
-                           "preview_mode", "schedule", "schedule_details", "customer_account"])
+    params.reject_unknown(["customer", "subscription", "subscription_details", "currency"],
+                          unsupported=["customer_details", "invoice_items", "issuer", "on_behalf_of", "preview_mode",
+                                       "schedule", "schedule_details", "customer_account", "automatic_tax",
+                                       "discounts"])
     return _preview(ctx, params)
 
 
@@ -405,7 +422,6 @@ def create_preview(ctx: Ctx, params: Params) -> dict[str, Any]:
 def _recompute(ctx: Ctx, inv: dict[str, Any]) -> None:
     """Totals of a draft after its lines changed."""
     total = sum(line["amount"] for line in inv["lines"]["data"])
-    inv["lines"]["total_count"] = len(inv["lines"]["data"])
     inv.update(subtotal=total, subtotal_excluding_tax=total, total=total, total_excluding_tax=total,
                amount_due=max(total, 0), amount_remaining=max(total, 0))
 
@@ -415,8 +431,9 @@ def create_invoice_item(ctx: Ctx, params: Params) -> dict[str, Any]:
     from . import customers
 
     params.reject_unknown(["customer", "amount", "currency", "description", "metadata", "price", "pricing",
-                           "quantity", "subscription", "invoice", "period", "discountable", "unit_amount_decimal",
-                           "price_data", "tax_rates", "tax_behavior", "tax_code", "discounts", "customer_account"])
+                           "quantity", "subscription", "invoice", "period"],
+                          unsupported=["discountable", "unit_amount_decimal", "price_data", "tax_rates",
+                                       "tax_behavior", "tax_code", "customer_account", "discounts"])
     customer = customers.load_live(ctx, params.str("customer", required=True) or "")
     pricing = params.dict("pricing")
     price_id = params.str("price") or (pricing.str("price") if pricing else None)
@@ -461,7 +478,7 @@ def _add_to_draft(ctx: Ctx, inv: dict[str, Any], ii: dict[str, Any]) -> None:
     emit(ctx, "invoice.updated", inv, changes(old, inv))
 
 
-@route("DELETE", "/invoiceitems/<item_id>")
+@route("DELETE", "/invoiceitems/<item_id>", params=())
 def delete_invoice_item(ctx: Ctx, params: Params, item_id: str) -> dict[str, Any]:
     ii = load(ctx, item_id, "invoiceitem")
     if ii["invoice"]:
@@ -486,9 +503,9 @@ def create_invoice(ctx: Ctx, params: Params) -> dict[str, Any]:
     from . import customers
 
     params.reject_unknown(["customer", "auto_advance", "collection_method", "description", "metadata", "currency",
-                           "default_payment_method", "pending_invoice_items_behavior", "footer", "subscription",
-                           "automatic_tax", "days_until_due", "due_date", "statement_descriptor",
-                           "payment_settings", "rendering", "customer_account"])
+                           "default_payment_method", "pending_invoice_items_behavior", "footer", "subscription"],
+                          unsupported=["days_until_due", "statement_descriptor", "payment_settings", "rendering",
+                                       "customer_account", "automatic_tax", "due_date"])
     customer = customers.load_live(ctx, params.str("customer", required=True) or "")
     if params.str("collection_method", default="charge_automatically") != "charge_automatically":
         raise InvalidRequest("The sandbox only supports collection_method=charge_automatically.",
@@ -518,7 +535,7 @@ def create_invoice(ctx: Ctx, params: Params) -> dict[str, Any]:
     return inv
 
 
-@route("DELETE", "/invoices/<invoice_id>")
+@route("DELETE", "/invoices/<invoice_id>", params=())
 def delete_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
     inv = load(ctx, invoice_id, "invoice")
     if inv["status"] != "draft":
@@ -533,12 +550,12 @@ def delete_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
 
 
 # -- endpoints ---------------------------------------------------------------------------------
-@route("GET", "/invoices/<invoice_id>")
+@route("GET", "/invoices/<invoice_id>", params=())
 def retrieve_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
     return load(ctx, invoice_id, "invoice")
 
 
-@route("GET", "/invoices/<invoice_id>/lines")
+@route("GET", "/invoices/<invoice_id>/lines", params=LIST_PARAMS)
 def list_invoice_lines(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
     inv = load(ctx, invoice_id, "invoice")
     return list_of(f"/v1/invoices/{invoice_id}/lines", inv["lines"]["data"], params)
@@ -577,7 +594,8 @@ def finalize_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any
 
 @route("POST", "/invoices/<invoice_id>/pay")
 def pay_invoice(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, Any]:
-    params.reject_unknown(["payment_method", "off_session", "paid_out_of_band", "forgive", "mandate", "source"])
+    params.reject_unknown(["payment_method", "off_session", "paid_out_of_band"],
+                          unsupported=["forgive", "mandate", "source"])
     inv = load(ctx, invoice_id, "invoice")
     if inv["status"] == "paid":
         raise InvalidRequest("Invoice is already paid", code="invoice_already_paid")
@@ -626,14 +644,15 @@ def mark_uncollectible(ctx: Ctx, params: Params, invoice_id: str) -> dict[str, A
 
 @route("GET", "/invoices")
 def list_invoices(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "subscription", "status", "created", "due_date", "collection_method",
-                           "limit", "starting_after", "ending_before", "customer_account"])
+    params.reject_unknown(["customer", "subscription", "status", "created", "collection_method", "limit",
+                           "starting_after", "ending_before"],
+                          unsupported=["customer_account", "due_date"])
     status = params.enum("status", STATUSES)
     return paginate(ctx, params, "/v1/invoices", "invoice", customer=params.str("customer"),
                     subscription=params.str("subscription"), status=status)
 
 
-@route("GET", "/invoice_payments/<payment_id>")
+@route("GET", "/invoice_payments/<payment_id>", params=())
 def retrieve_invoice_payment(ctx: Ctx, params: Params, payment_id: str) -> dict[str, Any]:
     return load(ctx, payment_id, "invoice_payment")
 
@@ -647,7 +666,7 @@ def list_invoice_payments(ctx: Ctx, params: Params) -> dict[str, Any]:
                     ref=pi_id, status=params.str("status"))
 
 
-@route("GET", "/invoiceitems/<item_id>")
+@route("GET", "/invoiceitems/<item_id>", params=())
 def retrieve_invoice_item(ctx: Ctx, params: Params, item_id: str) -> dict[str, Any]:
     return load(ctx, item_id, "invoiceitem")
 

@@ -8,7 +8,7 @@ from typing import Any
 from .. import cards
 from ..context import Ctx
 from ..errors import CardError, InvalidRequest
-from ..events import changes, emit, emit_update
+from ..events import changes, emit
 from ..objects.payments import charge as build_charge, payment_intent as build_payment_intent
 from ..params import Params
 from . import payment_methods
@@ -82,15 +82,11 @@ def attempt(ctx: Ctx, pi: dict[str, Any], *, off_session: bool, authenticated: b
     pi["latest_charge"] = charge["id"]
     pi["status"] = "requires_payment_method"
     pi["last_payment_error"] = {
-        "advice_code": None,
         "charge": charge["id"],
         "code": error.code,
         "decline_code": failure,
         "doc_url": f"https://stripe.com/docs/error-codes/{(error.code or '').replace('_', '-')}",
         "message": error.message,
-        "network_advice_code": None,
-        "network_decline_code": None,
-        "param": None,
         "payment_method": pm,
         "payment_method_type": "card",
         "type": "card_error",
@@ -164,11 +160,12 @@ def _after_invoice_payment(ctx: Ctx, pi: dict[str, Any]) -> None:
 @route("POST", "/payment_intents")
 def create_payment_intent(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(["amount", "currency", "customer", "payment_method", "capture_method", "confirm",
-                           "off_session", "description", "metadata", "payment_method_types",
-                           "setup_future_usage", "receipt_email", "statement_descriptor",
-                           "statement_descriptor_suffix", "automatic_payment_methods", "return_url",
-                           "confirmation_method", "error_on_requires_action", "use_stripe_sdk",
-                           "payment_method_options", "mandate", "shipping", "transfer_group"])
+                           "off_session", "description", "metadata", "setup_future_usage", "receipt_email",
+                           "payment_method_types"],
+                          unsupported=["automatic_payment_methods", "confirmation_method", "shipping",
+                                       "statement_descriptor", "statement_descriptor_suffix", "return_url",
+                                       "error_on_requires_action", "use_stripe_sdk", "payment_method_options",
+                                       "mandate", "transfer_group"])
     amount = params.int("amount", required=True, minimum=0) or 0
     currency = (params.str("currency", required=True) or "").lower()
     if amount < MINIMUM_AMOUNT:
@@ -193,7 +190,7 @@ def create_payment_intent(ctx: Ctx, params: Params) -> dict[str, Any]:
     return pi
 
 
-@route("GET", "/payment_intents/<pi_id>")
+@route("GET", "/payment_intents/<pi_id>", params=())
 def retrieve_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any]:
     return load(ctx, pi_id, "payment_intent")
 
@@ -207,7 +204,6 @@ def update_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any
         if set(params.data) - {"metadata", "description", "expand"}:
             raise InvalidRequest(f"You cannot update this PaymentIntent because it has a status of "
                                  f"{pi['status']}.", code="payment_intent_unexpected_state")
-    old = copy.deepcopy(pi)
     if "amount" in params:
         pi["amount"] = params.int("amount", minimum=MINIMUM_AMOUNT)
     if "currency" in params:
@@ -225,15 +221,16 @@ def update_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any
         pi["capture_method"] = params.enum("capture_method", ["automatic", "automatic_async", "manual"])
     _confirm_params(ctx, params, pi)
     ctx.db.save(pi)
-    emit_update(ctx, "payment_intent.updated", old, pi)
+    # Stripe has no payment_intent.updated event: an update through the API announces nothing.
     return pi
 
 
 @route("POST", "/payment_intents/<pi_id>/confirm")
 def confirm_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any]:
-    params.reject_unknown(["payment_method", "off_session", "return_url", "mandate", "capture_method",
-                           "setup_future_usage", "receipt_email", "payment_method_options",
-                           "error_on_requires_action", "use_stripe_sdk", "payment_method_types"])
+    params.reject_unknown(["payment_method", "off_session", "capture_method", "setup_future_usage", "receipt_email",
+                           "payment_method_types"],
+                          unsupported=["return_url", "mandate", "payment_method_options", "error_on_requires_action",
+                                       "use_stripe_sdk"])
     pi = load(ctx, pi_id, "payment_intent")
     _confirm_params(ctx, params, pi)
     if "capture_method" in params:
@@ -245,8 +242,9 @@ def confirm_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, An
 
 @route("POST", "/payment_intents/<pi_id>/capture")
 def capture_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any]:
-    params.reject_unknown(["amount_to_capture", "metadata", "final_capture", "statement_descriptor",
-                           "statement_descriptor_suffix", "application_fee_amount"])
+    params.reject_unknown(["amount_to_capture", "metadata"],
+                          unsupported=["final_capture", "application_fee_amount", "statement_descriptor",
+                                       "statement_descriptor_suffix"])
     pi = load(ctx, pi_id, "payment_intent")
     if pi["status"] != "requires_capture":
         raise InvalidRequest(f"This PaymentIntent could not be captured because it has a status of "
@@ -307,18 +305,19 @@ def cancel_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any
 
 @route("GET", "/payment_intents")
 def list_payment_intents(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "created", "limit", "starting_after", "ending_before", "customer_account"])
+    params.reject_unknown(["customer", "created", "limit", "starting_after", "ending_before"],
+                          unsupported=["customer_account"])
     return paginate(ctx, params, "/v1/payment_intents", "payment_intent", customer=params.str("customer"))
 
 
-@route("GET", "/charges/<charge_id>")
+@route("GET", "/charges/<charge_id>", params=())
 def retrieve_charge(ctx: Ctx, params: Params, charge_id: str) -> dict[str, Any]:
     return load(ctx, charge_id, "charge")
 
 
 @route("GET", "/charges")
 def list_charges(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "payment_intent", "created", "limit", "starting_after", "ending_before",
-                           "transfer_group"])
+    params.reject_unknown(["customer", "payment_intent", "created", "limit", "starting_after", "ending_before"],
+                          unsupported=["transfer_group"])
     return paginate(ctx, params, "/v1/charges", "charge", customer=params.str("customer"),
                     parent=params.str("payment_intent"))

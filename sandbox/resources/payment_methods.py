@@ -109,15 +109,15 @@ def details_from_params(ctx: Ctx, card: Params) -> cards.CardDetails:
 
 @route("POST", "/payment_methods")
 def create_payment_method(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["type", "card", "billing_details", "metadata", "customer", "payment_method",
-                           "allow_redisplay"])
+    params.reject_unknown(["type", "card", "billing_details", "metadata", "customer", "payment_method"],
+                          unsupported=["allow_redisplay"])
     if params.str("customer") and params.str("payment_method"):
         raise InvalidRequest("Cloning payment methods across accounts is not supported by the sandbox.",
                              param="customer")
     params.enum("type", ["card"], required=True)
     card = params.dict("card", required=True)
     assert card is not None
-    card.reject_unknown(["number", "exp_month", "exp_year", "cvc", "token", "networks"])
+    card.reject_unknown(["number", "exp_month", "exp_year", "cvc", "token"], unsupported=["networks"])
     details = details_from_params(ctx, card)
     billing = params.dict("billing_details")
     name = billing.str("name") if billing else None
@@ -126,7 +126,7 @@ def create_payment_method(ctx: Ctx, params: Params) -> dict[str, Any]:
     return pm
 
 
-@route("GET", "/payment_methods/<pm_id>")
+@route("GET", "/payment_methods/<pm_id>", params=())
 def retrieve_payment_method(ctx: Ctx, params: Params, pm_id: str) -> dict[str, Any]:
     if pm_id in cards.MAGIC_PAYMENT_METHODS:
         raise InvalidRequest("The sandbox creates a new PaymentMethod for a magic pm_card_* id only when it "
@@ -137,7 +137,7 @@ def retrieve_payment_method(ctx: Ctx, params: Params, pm_id: str) -> dict[str, A
 
 @route("POST", "/payment_methods/<pm_id>")
 def update_payment_method(ctx: Ctx, params: Params, pm_id: str) -> dict[str, Any]:
-    params.reject_unknown(["billing_details", "metadata", "card", "allow_redisplay"])
+    params.reject_unknown(["billing_details", "metadata", "card"], unsupported=["allow_redisplay"])
     pm = load(ctx, pm_id, "payment_method")
     old = copy.deepcopy(pm)
     metadata = params.metadata(pm["metadata"])
@@ -151,7 +151,7 @@ def update_payment_method(ctx: Ctx, params: Params, pm_id: str) -> dict[str, Any
                 pm["billing_details"][key] = value
     card = params.dict("card")
     if card is not None:
-        card.reject_unknown(["exp_month", "exp_year", "networks"])
+        card.reject_unknown(["exp_month", "exp_year"], unsupported=["networks"])
         if "exp_month" in card:
             pm["card"]["exp_month"] = card.int("exp_month", minimum=1, maximum=12)
         if "exp_year" in card:
@@ -165,7 +165,7 @@ def update_payment_method(ctx: Ctx, params: Params, pm_id: str) -> dict[str, Any
 def attach_payment_method(ctx: Ctx, params: Params, pm_id: str) -> dict[str, Any]:
     from .customers import load_live
 
-    params.reject_unknown(["customer", "customer_account"])
+    params.reject_unknown(["customer"], unsupported=["customer_account"])
     customer_id = params.str("customer", required=True) or ""
     load_live(ctx, customer_id, "customer")
     pm = resolve(ctx, pm_id, "payment_method")
@@ -180,8 +180,8 @@ def detach_payment_method(ctx: Ctx, params: Params, pm_id: str) -> dict[str, Any
 
 @route("GET", "/payment_methods")
 def list_payment_methods(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "type", "limit", "starting_after", "ending_before", "customer_account",
-                           "allow_redisplay"])
+    params.reject_unknown(["customer", "type", "limit", "starting_after", "ending_before"],
+                          unsupported=["customer_account", "allow_redisplay"])
     customer = params.str("customer")
     params.enum("type", ["card"])
     return paginate(ctx, params, "/v1/payment_methods", "payment_method", customer=customer)

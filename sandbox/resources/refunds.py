@@ -11,13 +11,14 @@ from ..events import changes, emit
 from ..money import format_amount
 from ..objects.payments import refund as build_refund
 from ..params import Params
-from .common import load, load_param, paginate, route
+from .common import LIST_PARAMS, load, load_param, paginate, route
 
 
 @route("POST", "/refunds")
 def create_refund(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["charge", "payment_intent", "amount", "reason", "metadata", "instructions_email",
-                           "refund_application_fee", "reverse_transfer", "origin", "currency", "customer"])
+    params.reject_unknown(["charge", "payment_intent", "amount", "reason", "metadata"],
+                          unsupported=["instructions_email", "refund_application_fee", "reverse_transfer", "origin",
+                                       "currency", "customer"])
     charge = load_param(ctx, params, "charge", "charge")
     pi = load_param(ctx, params, "payment_intent", "payment_intent")
     if charge is None and pi is None:
@@ -53,14 +54,13 @@ def create_refund(ctx: Ctx, params: Params) -> dict[str, Any]:
     charge["refunded"] = charge["amount_refunded"] >= charge["amount_captured"]
     refunds = charge["refunds"]
     refunds["data"] = [refund] + refunds["data"]
-    refunds["total_count"] = len(refunds["data"])
     ctx.db.save(charge)
     emit(ctx, "charge.refunded", charge, changes(old_charge, charge))
     emit(ctx, "refund.created", refund)
     return refund
 
 
-@route("GET", "/refunds/<refund_id>")
+@route("GET", "/refunds/<refund_id>", params=())
 def retrieve_refund(ctx: Ctx, params: Params, refund_id: str) -> dict[str, Any]:
     return load(ctx, refund_id, "refund")
 
@@ -86,7 +86,7 @@ def list_refunds(ctx: Ctx, params: Params) -> dict[str, Any]:
                     ref=params.str("payment_intent"))
 
 
-@route("GET", "/charges/<charge_id>/refunds")
+@route("GET", "/charges/<charge_id>/refunds", params=LIST_PARAMS)
 def list_charge_refunds(ctx: Ctx, params: Params, charge_id: str) -> dict[str, Any]:
     load(ctx, charge_id, "charge")
     return paginate(ctx, params, f"/v1/charges/{charge_id}/refunds", "refund", parent=charge_id)

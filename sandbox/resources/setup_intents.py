@@ -69,9 +69,10 @@ def confirm(ctx: Ctx, seti: dict[str, Any], *, authenticated: bool = False) -> d
 @route("POST", "/setup_intents")
 def create_setup_intent(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(["customer", "payment_method", "confirm", "usage", "metadata", "description",
-                           "payment_method_types", "automatic_payment_methods", "return_url", "mandate_data",
-                           "payment_method_options", "single_use", "use_stripe_sdk", "flow_directions",
-                           "on_behalf_of", "customer_account"])
+                           "payment_method_types"],
+                          unsupported=["automatic_payment_methods", "single_use", "flow_directions", "on_behalf_of",
+                                       "customer_account", "return_url", "mandate_data", "payment_method_options",
+                                       "use_stripe_sdk"])
     customer = load_param(ctx, params, "customer", "customer")
     pm_id = params.str("payment_method")
     pm = payment_methods.resolve(ctx, pm_id, "payment_method") if pm_id else None
@@ -84,7 +85,7 @@ def create_setup_intent(ctx: Ctx, params: Params) -> dict[str, Any]:
     return seti
 
 
-@route("GET", "/setup_intents/<seti_id>")
+@route("GET", "/setup_intents/<seti_id>", params=())
 def retrieve_setup_intent(ctx: Ctx, params: Params, seti_id: str) -> dict[str, Any]:
     return load(ctx, seti_id, "setup_intent")
 
@@ -109,8 +110,8 @@ def update_setup_intent(ctx: Ctx, params: Params, seti_id: str) -> dict[str, Any
 
 @route("POST", "/setup_intents/<seti_id>/confirm")
 def confirm_setup_intent(ctx: Ctx, params: Params, seti_id: str) -> dict[str, Any]:
-    params.reject_unknown(["payment_method", "return_url", "mandate_data", "payment_method_options",
-                           "use_stripe_sdk"])
+    params.reject_unknown(["payment_method"],
+                          unsupported=["return_url", "mandate_data", "payment_method_options", "use_stripe_sdk"])
     seti = load(ctx, seti_id, "setup_intent")
     pm_id = params.str("payment_method")
     if pm_id:
@@ -137,6 +138,6 @@ def cancel_setup_intent(ctx: Ctx, params: Params, seti_id: str) -> dict[str, Any
 
 @route("GET", "/setup_intents")
 def list_setup_intents(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "payment_method", "created", "limit", "starting_after", "ending_before",
-                           "attach_to_self", "customer_account"])
+    params.reject_unknown(["customer", "payment_method", "created", "limit", "starting_after", "ending_before"],
+                          unsupported=["attach_to_self", "customer_account"])
     return paginate(ctx, params, "/v1/setup_intents", "setup_intent", customer=params.str("customer"))

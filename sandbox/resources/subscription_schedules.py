@@ -138,8 +138,8 @@ def _phases_from_subscription(sub: dict[str, Any]) -> list[dict[str, Any]]:
 
 @route("POST", "/subscription_schedules")
 def create_schedule(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["from_subscription", "customer", "phases", "start_date", "end_behavior", "metadata",
-                           "default_settings", "billing_mode", "customer_account"])
+    params.reject_unknown(["from_subscription", "customer", "phases", "start_date", "end_behavior", "metadata"],
+                          unsupported=["billing_mode", "customer_account", "default_settings"])
     sub = load_param(ctx, params, "from_subscription", "subscription")
     if sub is None:
         raise InvalidRequest("The sandbox only supports subscription schedules created with from_subscription.",
@@ -175,10 +175,11 @@ def _parse_phases(ctx: Ctx, params: Params, schedule: dict[str, Any], sub: dict[
     raw_phases = params.list_of_dicts("phases", required=True)
     for index, phase in enumerate(raw_phases):
         phase.reject_unknown(["items", "start_date", "end_date", "duration", "iterations", "proration_behavior",
-                              "metadata", "trial_end", "default_payment_method", "currency", "description",
-                              "add_invoice_items", "automatic_tax", "billing_cycle_anchor", "collection_method",
-                              "default_tax_rates", "discounts", "invoice_settings", "on_behalf_of",
-                              "transfer_data", "trial", "application_fee_percent", "billing_thresholds"])
+                              "metadata", "trial_end", "currency"],
+                             unsupported=["default_payment_method", "description", "add_invoice_items",
+                                          "automatic_tax", "billing_cycle_anchor", "collection_method",
+                                          "default_tax_rates", "invoice_settings", "on_behalf_of", "transfer_data",
+                                          "trial", "application_fee_percent", "discounts", "billing_thresholds"])
         if "start_date" in phase:
             given = phase.timestamp("start_date", ctx.now)
             if index == 0 and given != current["start_date"]:
@@ -189,8 +190,8 @@ def _parse_phases(ctx: Ctx, params: Params, schedule: dict[str, Any], sub: dict[
                                      "end_date.", param=phase.name("start_date"))
         items = []
         for item in phase.list_of_dicts("items", required=True):
-            item.reject_unknown(["price", "quantity", "metadata", "plan", "price_data", "discounts", "tax_rates",
-                                 "billing_thresholds"])
+            item.reject_unknown(["price", "quantity", "metadata", "plan"],
+                                unsupported=["price_data", "tax_rates", "discounts", "billing_thresholds"])
             price = subscriptions.recurring_price(ctx, item.str("price") or item.str("plan"), item.name("price"),
                                                   sub["currency"])
             items.append({"price": price["id"], "quantity": item.int("quantity", default=1, minimum=0) or 0,
@@ -223,7 +224,8 @@ def _parse_phases(ctx: Ctx, params: Params, schedule: dict[str, Any], sub: dict[
 
 @route("POST", "/subscription_schedules/<schedule_id>")
 def update_schedule(ctx: Ctx, params: Params, schedule_id: str) -> dict[str, Any]:
-    params.reject_unknown(["phases", "end_behavior", "proration_behavior", "metadata", "default_settings"])
+    params.reject_unknown(["phases", "end_behavior", "proration_behavior", "metadata"],
+                          unsupported=["default_settings"])
     schedule = load(ctx, schedule_id, "subscription_schedule")
     if schedule["status"] not in OPEN:
         raise InvalidRequest(f"You cannot update a subscription schedule that is currently in the "
@@ -256,14 +258,14 @@ def update_schedule(ctx: Ctx, params: Params, schedule_id: str) -> dict[str, Any
     return load(ctx, schedule_id, "subscription_schedule")
 
 
-@route("GET", "/subscription_schedules/<schedule_id>")
+@route("GET", "/subscription_schedules/<schedule_id>", params=())
 def retrieve_schedule(ctx: Ctx, params: Params, schedule_id: str) -> dict[str, Any]:
     return load(ctx, schedule_id, "subscription_schedule")
 
 
 @route("POST", "/subscription_schedules/<schedule_id>/release")
 def release_schedule(ctx: Ctx, params: Params, schedule_id: str) -> dict[str, Any]:
-    params.reject_unknown(["preserve_cancel_date"])
+    params.reject_unknown([], unsupported=["preserve_cancel_date"])
     schedule = load(ctx, schedule_id, "subscription_schedule")
     if schedule["status"] not in OPEN:
         raise InvalidRequest(f"You cannot release a subscription schedule that is currently in the "
@@ -291,7 +293,7 @@ def cancel_schedule(ctx: Ctx, params: Params, schedule_id: str) -> dict[str, Any
 
 @route("GET", "/subscription_schedules")
 def list_schedules(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["customer", "created", "limit", "starting_after", "ending_before", "scheduled",
-                           "canceled_at", "completed_at", "released_at", "customer_account"])
+    params.reject_unknown(["customer", "created", "limit", "starting_after", "ending_before"],
+                          unsupported=["scheduled", "canceled_at", "completed_at", "released_at", "customer_account"])
     return paginate(ctx, params, "/v1/subscription_schedules", "subscription_schedule",
                     customer=params.str("customer"))

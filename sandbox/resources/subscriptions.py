@@ -81,7 +81,6 @@ def due_time(ctx: Ctx, sub: dict[str, Any]) -> int | None:
 
 def store(ctx: Ctx, sub: dict[str, Any], extra: Any = None) -> dict[str, Any]:
     """Save the subscription and its items; keep the clock's due time current."""
-    sub["items"]["total_count"] = len(items_of(sub))
     if extra is None:
         ctx.db.save(sub)
     else:
@@ -151,8 +150,8 @@ def parse_item_entries(ctx: Ctx, sub: dict[str, Any], params: Params) -> list[It
     entries = []
     currency, interval = sub["currency"], interval_of(sub)
     for entry in params.list_of_dicts("items"):
-        entry.reject_unknown(["id", "price", "quantity", "deleted", "metadata", "clear_usage", "price_data",
-                              "discounts", "tax_rates", "billing_thresholds", "plan"])
+        entry.reject_unknown(["id", "price", "quantity", "deleted", "metadata", "plan"],
+                             unsupported=["clear_usage", "price_data", "discounts", "tax_rates", "billing_thresholds"])
         price_id = entry.str("price") or entry.str("plan")
         price = recurring_price(ctx, price_id, entry.name("price"), currency, interval) if price_id else None
         entries.append(ItemEntry(item_id=entry.str("id"), price=price,
@@ -431,7 +430,7 @@ def _expire_incomplete(ctx: Ctx, sub: dict[str, Any]) -> None:
     emit_update(ctx, "customer.subscription.updated", old, sub)
 
 
-def _end_trial(ctx: Ctx, sub: dict[str, Any]) -> None:
+def _end_trial(ctx: Ctx, sub: dict[str, Any], finalize_later: bool = True) -> None:
     at = sub["trial_end"]
     old = copy.deepcopy(sub)
     previous_start = current_period(sub)[0]
@@ -439,14 +438,14 @@ def _end_trial(ctx: Ctx, sub: dict[str, Any]) -> None:
     for item in items_of(sub):
         item["current_period_start"], item["current_period_end"] = at, end
     sub["status"] = "active"
-    _bill_period(ctx, sub, old, at, end, previous_start, at)
+    _bill_period(ctx, sub, old, at, end, previous_start, at, finalize_later)
 
 
 def _end_trial_now(ctx: Ctx, sub: dict[str, Any]) -> None:
     sub["trial_end"] = sub["billing_cycle_anchor"] = ctx.now
     store(ctx, sub)
     emit(ctx, "customer.subscription.trial_will_end", sub)
-    _end_trial(ctx, reload(ctx, sub["id"]))
+    _end_trial(ctx, reload(ctx, sub["id"]), finalize_later=False)  # asked for now: invoiced and charged now
 
 
 def renew(ctx: Ctx, sub: dict[str, Any]) -> None:
@@ -459,8 +458,12 @@ def renew(ctx: Ctx, sub: dict[str, Any]) -> None:
 
 
 def _bill_period(ctx: Ctx, sub: dict[str, Any], old: dict[str, Any], start: int, end: int,
-                 previous_start: int, previous_end: int) -> None:
-    """Invoice a new period: lines cover the new period, the invoice the one just ended (as Stripe)."""
+                 previous_start: int, previous_end: int, finalize_later: bool = True) -> None:
+    """Invoice a new period: lines cover the new period, the invoice the one just ended (as Stripe).
+
+    At a renewal the invoice stays a draft for an hour (``finalize_later``); asked for through the
+    API (ending a trial now) it is finalized and charged at once.
+    """
     customer = ctx.db.get(sub["customer"])
     store(ctx, sub)
     if customer is None or customer.get("deleted"):
@@ -468,13 +471,15 @@ def _bill_period(ctx: Ctx, sub: dict[str, Any], old: dict[str, Any], start: int,
         return
     lines = [invoices.period_line(ctx, sub, item, start, end) for item in items_of(sub)]
     inv = invoices.create(ctx, customer=customer, sub=sub, billing_reason="subscription_cycle", lines=lines,
-                          period_start=previous_start, period_end=previous_end, currency=sub["currency"])
+                          period_start=previous_start, period_end=previous_end, currency=sub["currency"],
+                          finalize_later=finalize_later)
     sub["latest_invoice"] = inv["id"]
     store(ctx, sub)
     emit_update(ctx, "customer.subscription.updated", old, sub)
-    inv = invoices.finalize(ctx, inv)
-    if inv["status"] == "open":
-        invoices.collect(ctx, inv, off_session=True)
+    if not finalize_later:
+        inv = invoices.finalize(ctx, inv)
+        if inv["status"] == "open":
+            invoices.collect(ctx, inv, off_session=True)
 
 
 # -- creation ---------------------------------------------------------------------------------------
@@ -558,19 +563,19 @@ def _resolve_default_pm(ctx: Ctx, pm_id: str | None, customer_id: str, param: st
 
 
 # -- endpoints -----------------------------------------------------------------------------------------
-CREATE_PARAMS = ["customer", "items", "default_payment_method", "trial_period_days", "trial_end",
-                 "trial_from_plan", "metadata", "payment_behavior", "proration_behavior", "off_session",
-                 "cancel_at_period_end", "cancel_at", "description", "collection_method", "currency",
-                 "payment_settings", "trial_settings", "automatic_tax", "default_tax_rates", "discounts",
-                 "billing_cycle_anchor", "expand", "days_until_due", "backdate_start_date",
-                 "pending_invoice_item_interval", "add_invoice_items", "application_fee_percent",
-                 "default_source", "invoice_settings", "on_behalf_of", "transfer_data", "billing_mode",
-                 "customer_account"]
+CREATE_PARAMS = ["customer", "items", "default_payment_method", "trial_period_days", "trial_end", "trial_from_plan",
+                 "metadata", "payment_behavior", "proration_behavior", "off_session", "cancel_at_period_end",
+                 "cancel_at", "description", "collection_method", "currency", "automatic_tax", "billing_cycle_anchor",
+                 "expand", "add_invoice_items"]
+CREATE_PARAMS_UNSUPPORTED = ["payment_settings", "trial_settings", "default_tax_rates", "days_until_due",
+                             "backdate_start_date", "pending_invoice_item_interval", "application_fee_percent",
+                             "default_source", "invoice_settings", "on_behalf_of", "transfer_data", "billing_mode",
+                             "customer_account", "discounts"]
 
 
 @route("POST", "/subscriptions")
 def create_subscription(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(CREATE_PARAMS)
+    params.reject_unknown(CREATE_PARAMS, unsupported=CREATE_PARAMS_UNSUPPORTED)
     customer = load_param(ctx, params, "customer", "customer", required=True)
     assert customer is not None
     if params.str("collection_method", default="charge_automatically") != "charge_automatically":
@@ -587,8 +592,8 @@ def create_subscription(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.enum("proration_behavior", PRORATION_BEHAVIOURS)
     entries = []
     for entry in params.list_of_dicts("items", required=True):
-        entry.reject_unknown(["price", "quantity", "metadata", "plan", "price_data", "discounts", "tax_rates",
-                              "billing_thresholds"])
+        entry.reject_unknown(["price", "quantity", "metadata", "plan"],
+                             unsupported=["price_data", "discounts", "tax_rates", "billing_thresholds"])
         price = recurring_price(ctx, entry.str("price") or entry.str("plan"), entry.name("price"))
         entries.append((price, entry.int("quantity", default=1, minimum=0) or 0))
     if not entries:
@@ -606,22 +611,23 @@ def create_subscription(ctx: Ctx, params: Params) -> dict[str, Any]:
     return sub
 
 
-@route("GET", "/subscriptions/<sub_id>")
+@route("GET", "/subscriptions/<sub_id>", params=())
 def retrieve_subscription(ctx: Ctx, params: Params, sub_id: str) -> dict[str, Any]:
     return load(ctx, sub_id, "subscription")
 
 
 UPDATE_PARAMS = ["items", "proration_behavior", "proration_date", "payment_behavior", "cancel_at_period_end",
                  "cancel_at", "default_payment_method", "metadata", "description", "trial_end", "off_session",
-                 "cancellation_details", "collection_method", "payment_settings", "trial_settings",
-                 "automatic_tax", "default_tax_rates", "discounts", "billing_cycle_anchor", "days_until_due",
-                 "pause_collection", "pending_invoice_item_interval", "add_invoice_items", "invoice_settings",
-                 "default_source", "on_behalf_of", "transfer_data", "trial_from_plan", "application_fee_percent"]
+                 "cancellation_details", "collection_method", "automatic_tax", "billing_cycle_anchor",
+                 "pause_collection", "add_invoice_items", "trial_from_plan"]
+UPDATE_PARAMS_UNSUPPORTED = ["payment_settings", "trial_settings", "default_tax_rates", "days_until_due",
+                             "pending_invoice_item_interval", "invoice_settings", "default_source", "on_behalf_of",
+                             "transfer_data", "application_fee_percent", "discounts"]
 
 
 @route("POST", "/subscriptions/<sub_id>")
 def update_subscription(ctx: Ctx, params: Params, sub_id: str) -> dict[str, Any]:
-    params.reject_unknown(UPDATE_PARAMS)
+    params.reject_unknown(UPDATE_PARAMS, unsupported=UPDATE_PARAMS_UNSUPPORTED)
     sub = load(ctx, sub_id, "subscription")
     old = copy.deepcopy(sub)
     if sub["status"] in ENDED:
@@ -727,8 +733,9 @@ def cancel_subscription(ctx: Ctx, params: Params, sub_id: str) -> dict[str, Any]
 @route("GET", "/subscriptions")
 def list_subscriptions(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(["customer", "price", "plan", "status", "created", "limit", "starting_after",
-                           "ending_before", "collection_method", "current_period_end", "current_period_start",
-                           "test_clock", "automatic_tax", "customer_account"])
+                           "ending_before", "test_clock"],
+                          unsupported=["collection_method", "current_period_end", "current_period_start",
+                                       "automatic_tax", "customer_account"])
     status = params.enum("status", STATUSES + ("all", "ended"))
     status_filter: dict[str, Any] = {}
     if status is None:
@@ -738,10 +745,10 @@ def list_subscriptions(ctx: Ctx, params: Params) -> dict[str, Any]:
     elif status != "all":
         status_filter["status"] = status
     return paginate(ctx, params, "/v1/subscriptions", "subscription", customer=params.str("customer"),
-                    ref=params.str("price") or params.str("plan"), **status_filter)
+                    ref=params.str("price") or params.str("plan"), clock=params.str("test_clock"), **status_filter)
 
 
-@route("GET", "/subscription_items/<item_id>")
+@route("GET", "/subscription_items/<item_id>", params=())
 def retrieve_subscription_item(ctx: Ctx, params: Params, item_id: str) -> dict[str, Any]:
     return load(ctx, item_id, "subscription_item")
 

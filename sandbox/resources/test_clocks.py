@@ -1,8 +1,12 @@
-"""The sandbox's single test clock, shaped like Stripe's ``test_helpers.test_clock``.
+"""Test clocks, as in Stripe's test mode (``test_helpers.test_clock``).
 
-Advancing it moves sandbox time forward and then runs everything that falls
-due in between, in time order across all objects (renewals, trial ends,
-cancellations, schedule phases, checkout expiry).
+Each clock has its own ``frozen_time`` and the customers created on it (and their
+subscriptions, invoices, schedules). Advancing is asynchronous: the request answers the
+clock ``advancing``; the sandbox then runs, in time order, everything that falls due on
+that clock up to the target (renewals, trial ends, cancellations, schedule phases, invoice
+finalization an hour after a renewal) and makes the clock ``ready``. Each step emits its
+``test_helpers.test_clock.*`` event. Work of objects on no clock runs in wall time
+(``catch_up``, before each write).
 """
 
 from __future__ import annotations
@@ -14,36 +18,34 @@ from .. import clock
 from ..context import Ctx
 from ..errors import InvalidRequest, ResourceMissing
 from ..events import emit
-from ..objects.misc import SANDBOX_CLOCK_ID, sandbox_clock
+from ..ids import new_id
 from ..params import Params
-from .common import route
+from .common import LIST_PARAMS, paginate, route
 
 log = logging.getLogger("sandbox.clock")
 
-
-def current(ctx: Ctx) -> dict[str, Any]:
-    created = ctx.db.meta("clock_created") or ctx.now  # set when the sandbox starts or is reset
-    return sandbox_clock(created=int(created), frozen_time=ctx.now)
+DELETES_AFTER = 30 * 86400
 
 
 def _handlers() -> dict[str, Any]:
-    from . import checkout_sessions, subscriptions
+    from . import checkout_sessions, invoices, subscriptions
 
-    return {"subscription": subscriptions.process_due, "checkout.session": checkout_sessions.process_due}
+    return {"subscription": subscriptions.process_due, "checkout.session": checkout_sessions.process_due,
+            "invoice": invoices.process_due}
 
 
-def run_due(ctx: Ctx, until: int) -> int:
-    """Process due work up to ``until`` in time order; returns how many steps ran."""
+def run_due(ctx: Ctx, clock_id: str | None, until: int) -> int:
+    """Process the due work of the objects on ``clock_id`` up to ``until``, in time order."""
     handlers = _handlers()
     steps = 0
     floor = ctx.now
     while True:
-        due = ctx.db.next_due(until)
+        due = ctx.db.next_due(clock_id, until)
         if due is None:
             break
         object_id, at = due
         obj = ctx.db.get(object_id)
-        # Overdue work (wall time passed without an advance) runs "now", so event times never go back.
+        # Overdue work (due before the time it is noticed) runs "now", so event times never go back.
         ctx.now = max(at, floor)
         floor = ctx.now
         handler = handlers.get(obj["object"]) if obj else None
@@ -60,48 +62,94 @@ def run_due(ctx: Ctx, until: int) -> int:
     return steps
 
 
-def _check_id(clock_id: str) -> None:
-    if clock_id != SANDBOX_CLOCK_ID:
+def catch_up(ctx: Ctx) -> None:
+    """Run what fell due in wall time for objects on no test clock (Stripe does it in the background)."""
+    run_due(ctx, None, ctx.now)
+
+
+def _load(ctx: Ctx, clock_id: str) -> dict[str, Any]:
+    obj = clock.load_clock(ctx.db, clock_id)
+    if obj is None:
         raise ResourceMissing("test_clock", clock_id)
+    return obj
 
 
-@route("GET", "/test_helpers/test_clocks/<clock_id>")
+@route("GET", "/test_helpers/test_clocks/<clock_id>", params=())
 def retrieve_clock(ctx: Ctx, params: Params, clock_id: str) -> dict[str, Any]:
-    _check_id(clock_id)
-    return current(ctx)
+    return _load(ctx, clock_id)
 
 
-@route("GET", "/test_helpers/test_clocks")
+@route("GET", "/test_helpers/test_clocks", params=LIST_PARAMS)
 def list_clocks(ctx: Ctx, params: Params) -> dict[str, Any]:
-    return {"object": "list", "data": [current(ctx)], "has_more": False, "url": "/v1/test_helpers/test_clocks"}
+    return paginate(ctx, params, "/v1/test_helpers/test_clocks", clock.CLOCK_OBJECT)
 
 
 @route("POST", "/test_helpers/test_clocks")
 def create_clock(ctx: Ctx, params: Params) -> dict[str, Any]:
-    """There is one clock; "creating" one returns it (and moves it forward to ``frozen_time`` if later)."""
     params.reject_unknown(["frozen_time", "name"])
-    target = params.int("frozen_time", minimum=0)
-    if target is not None and target > ctx.now:
-        return _advance(ctx, target)
-    return current(ctx)
+    frozen_time = params.int("frozen_time", required=True, minimum=0)
+    assert frozen_time is not None
+    obj = new_clock(ctx, frozen_time, params.str("name") or None)
+    emit(ctx, "test_helpers.test_clock.created", obj)
+    return obj
+
+
+def new_clock(ctx: Ctx, frozen_time: int, name: str | None) -> dict[str, Any]:
+    created = clock.wall_now()
+    obj = {
+        "id": new_id("clock"),
+        "object": clock.CLOCK_OBJECT,
+        "created": created,
+        "deletes_after": created + DELETES_AFTER,
+        "frozen_time": frozen_time,
+        "livemode": False,
+        "name": name,
+        "status": "ready",
+        "status_details": {},
+    }
+    ctx.db.save(obj)
+    return obj
+
+
+@route("DELETE", "/test_helpers/test_clocks/<clock_id>", params=())
+def delete_clock(ctx: Ctx, params: Params, clock_id: str) -> dict[str, Any]:
+    """Deleting a clock deletes it and every object that lives on it, as Stripe does."""
+    obj = _load(ctx, clock_id)
+    ctx.db.conn.execute("DELETE FROM objects WHERE clock = ? OR id = ?", (clock_id, clock_id))
+    emit(ctx, "test_helpers.test_clock.deleted", obj)
+    return {"id": clock_id, "object": clock.CLOCK_OBJECT, "deleted": True}
 
 
 @route("POST", "/test_helpers/test_clocks/<clock_id>/advance")
 def advance_clock(ctx: Ctx, params: Params, clock_id: str) -> dict[str, Any]:
-    _check_id(clock_id)
     params.reject_unknown(["frozen_time"])
+    obj = _load(ctx, clock_id)
     target = params.int("frozen_time", required=True, minimum=0)
     assert target is not None
-    if target < ctx.now:
-        raise InvalidRequest(f"The test clock can only move forward: frozen_time {target} is before the current "
-                             f"time {ctx.now}.", param="frozen_time")
-    return _advance(ctx, target)
+    if obj["status"] != "ready":
+        raise InvalidRequest(f"The test clock {clock_id} is {obj['status']}: wait until it is ready to advance "
+                             "it again.", param="test_clock")
+    if target <= obj["frozen_time"]:
+        raise InvalidRequest(f"The test clock can only move forward: frozen_time {target} is not after its current "
+                             f"frozen_time {obj['frozen_time']}.", param="frozen_time")
+    obj["status"] = "advancing"
+    obj["status_details"] = {"advancing": {"target_frozen_time": target}}
+    ctx.db.save(obj)
+    emit(ctx, "test_helpers.test_clock.advancing", obj)
+    ctx.clocks_to_advance.append(clock_id)  # run by the sandbox's clock worker once this commits
+    return obj
 
 
-def _advance(ctx: Ctx, target: int) -> dict[str, Any]:
-    clock.move_to(ctx.db, target)
-    emit(ctx, "test_helpers.test_clock.advancing", dict(current(ctx), status="advancing", frozen_time=ctx.now))
-    run_due(ctx, target)
-    ready = current(ctx)
-    emit(ctx, "test_helpers.test_clock.ready", ready)
-    return ready
+def finish_advance(ctx: Ctx, clock_id: str) -> None:
+    """The asynchronous part of an advance: run what fell due, then the clock is ready at its target."""
+    obj = clock.load_clock(ctx.db, clock_id)
+    if obj is None or obj["status"] != "advancing":
+        return
+    target = int(obj["status_details"]["advancing"]["target_frozen_time"])
+    ctx.now = int(obj["frozen_time"])
+    run_due(ctx, clock_id, target)
+    obj = clock.load_clock(ctx.db, clock_id) or obj
+    obj.update(frozen_time=target, status="ready", status_details={})
+    ctx.db.save(obj)
+    ctx.now = target
+    emit(ctx, "test_helpers.test_clock.ready", obj)

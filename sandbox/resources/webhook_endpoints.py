@@ -30,7 +30,7 @@ def _url(params: Params) -> str:
 
 @route("POST", "/webhook_endpoints")
 def create_endpoint(ctx: Ctx, params: Params) -> dict[str, Any]:
-    params.reject_unknown(["url", "enabled_events", "description", "metadata", "api_version", "connect"])
+    params.reject_unknown(["url", "enabled_events", "description", "metadata"], unsupported=["api_version", "connect"])
     endpoint = build_endpoint(ctx.now, endpoint_id=new_id("we"), url=_url(params), enabled_events=_events(params),
                               description=params.str("description") or None, metadata=params.metadata() or {})
     secret = new_secret()
@@ -38,7 +38,7 @@ def create_endpoint(ctx: Ctx, params: Params) -> dict[str, Any]:
     return dict(endpoint, secret=secret)  # Stripe shows the secret on creation only
 
 
-@route("GET", "/webhook_endpoints/<endpoint_id>")
+@route("GET", "/webhook_endpoints/<endpoint_id>", params=())
 def retrieve_endpoint(ctx: Ctx, params: Params, endpoint_id: str) -> dict[str, Any]:
     return load(ctx, endpoint_id, "webhook_endpoint")
 
@@ -63,7 +63,7 @@ def update_endpoint(ctx: Ctx, params: Params, endpoint_id: str) -> dict[str, Any
     return endpoint
 
 
-@route("DELETE", "/webhook_endpoints/<endpoint_id>")
+@route("DELETE", "/webhook_endpoints/<endpoint_id>", params=())
 def delete_endpoint(ctx: Ctx, params: Params, endpoint_id: str) -> dict[str, Any]:
     load(ctx, endpoint_id, "webhook_endpoint")
     ctx.db.delete(endpoint_id)

@@ -77,7 +77,7 @@ def proxied(billing_app, sandbox):
     """The portal's gateway talks to the sandbox through a ``CuttingProxy``."""
     proxy = CuttingProxy(sandbox.url)
     original = billing_app.extensions[EXTENSION]
-    billing_app.extensions[EXTENSION] = StripeGateway.for_sandbox(proxy.url)
+    billing_app.extensions[EXTENSION] = StripeGateway.for_sandbox(proxy.url, test_clock=original.test_clock)
     yield proxy
     billing_app.extensions[EXTENSION] = original
     proxy.close()

@@ -59,13 +59,19 @@ class Target:
         return int(self.run, 16) % 10**6 * 1000 + next(self._apps)
 
     def new_customer(self, at: datetime | None = None) -> Customer:
-        raise NotImplementedError
+        """A customer on a new test clock frozen at ``at`` (default: now), as Stripe test mode needs;
+        the gateway then follows that clock ("now", advancing), against either target alike."""
+        start = at or self.now().replace(microsecond=0)
+        self.gateway.test_clock = self.gateway.create_test_clock(int(start.timestamp()),
+                                                                 name=f"kernel-contract-{self.run}")
+        return self.gateway.create_customer(app_id=self.app_id(), email="owner@acme.test", name="Acme")
 
     def now(self) -> datetime:
-        raise NotImplementedError
+        return self.gateway.now()
 
     def advance(self, to: datetime) -> None:
-        raise NotImplementedError
+        assert self.gateway.test_clock, "create a customer first: the test clock belongs to it"
+        self.gateway.advance_test_clock(to)
 
     def attach(self, customer: Customer, card: str):
         return self.gateway.attach_payment_method(customer.id, CARDS[card])
@@ -87,40 +93,15 @@ class SandboxTarget(Target):
         self.gateway = StripeGateway.for_sandbox(server.url)
         super().__init__()
 
-    def new_customer(self, at: datetime | None = None) -> Customer:
-        if at is not None:
-            self.advance(at)
-        return self.gateway.create_customer(app_id=self.app_id(), email="owner@acme.test", name="Acme")
-
-    def now(self) -> datetime:
-        return self.gateway.now()
-
-    def advance(self, to: datetime) -> None:
-        self.gateway.advance_test_clock(to)
-
 
 class StripeTestModeTarget(Target):
-    """Real Stripe in test mode; each customer lives on its own test clock."""
+    """Real Stripe in test mode."""
 
     name = "stripe"
 
     def __init__(self, api_key: str):
         self.gateway = StripeGateway.for_stripe(api_key)
-        self._clock: str | None = None
         super().__init__()
-
-    def new_customer(self, at: datetime | None = None) -> Customer:
-        start = at or datetime.now(timezone.utc).replace(microsecond=0)
-        self._clock = self.gateway.create_test_clock(int(start.timestamp()), name=f"kernel-contract-{self.run}")
-        return self.gateway.create_customer(app_id=self.app_id(), email="owner@acme.test", name="Acme",
-                                            test_clock=self._clock)
-
-    def now(self) -> datetime:
-        return self.gateway.now()
-
-    def advance(self, to: datetime) -> None:
-        assert self._clock, "create a customer first: the test clock belongs to it"
-        self.gateway.advance_test_clock(to, clock_id=self._clock)
 
 
 @pytest.fixture(params=["sandbox", pytest.param("stripe", marks=pytest.mark.real_gateway)])

@@ -351,3 +351,18 @@ def test_list_pages_read_as_plain_json_hold_what_retrieving_each_object_gives(ta
     assert invoices.items == [target.gateway.retrieve_invoice(i.id) for i in invoices]
     with pytest.raises(InvalidRequest):
         target.gateway.list_invoices(starting_after="in_does_not_exist")
+
+
+def test_a_renewal_is_a_draft_before_stripe_finalizes_and_charges_it(target):
+    """On a test clock, as in Stripe: the renewal invoice is created as a draft at the period end and
+    finalized and charged about an hour later; ``advance`` waits for the clock to be ready each time."""
+    customer = target.new_customer()
+    subscription = target.subscribe(customer, target.pro_price)
+    target.advance(subscription.current_period_end + timedelta(minutes=20))
+    assert target.now() == subscription.current_period_end + timedelta(minutes=20)
+    renewed = target.gateway.retrieve_subscription(subscription.id)
+    draft = target.gateway.retrieve_invoice(renewed.latest_invoice)
+    assert (draft.billing_reason, draft.status) == ("subscription_cycle", "draft")
+    target.advance(subscription.current_period_end + timedelta(hours=2))
+    charged = target.gateway.retrieve_invoice(draft.id)
+    assert charged.status == "paid" and charged.amount_paid == PRO.amount

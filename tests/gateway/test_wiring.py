@@ -58,3 +58,30 @@ def test_billing_never_imports_flask():
     importers = [str(path) for path in _python_files("billing")
                  if re.search(r"^\s*(import flask|from flask)", path.read_text(), re.MULTILINE)]
     assert importers == []
+
+
+def test_now_follows_a_test_clock_by_one_rule_in_both_modes(app_config, sandbox):
+    """Sandbox or Stripe alike: the configured test clock's frozen time, else the system clock."""
+    from datetime import datetime, timedelta, timezone
+
+    from billing import clock
+
+    app = create_app({**app_config, "SANDBOX_URL": sandbox.url, "BILLING_CLOCK_FOLLOWS_GATEWAY": True})
+    with app.app_context():
+        assert gateway().test_clock is None
+        assert abs(gateway().now() - datetime.now(timezone.utc)) < timedelta(seconds=5)
+        assert isinstance(clock.current(), clock.SystemClock)
+    later = sandbox.now() + 40 * 86400
+    app = create_app({**app_config, "SANDBOX_URL": sandbox.url, "BILLING_CLOCK_FOLLOWS_GATEWAY": True,
+                      "STRIPE_TEST_CLOCK": sandbox.clock_id})
+    with app.app_context():
+        gateway().advance_test_clock(datetime.fromtimestamp(later, tz=timezone.utc))
+        clock.refresh()
+        assert int(gateway().now().timestamp()) == later == int(clock.now().timestamp())
+        customer = gateway().create_customer(app_id=7, email=None, name="On the clock")
+        stored = sandbox._call("GET", f"/v1/customers/{customer.id}", api=True)
+        assert (stored["test_clock"], stored["created"]) == (sandbox.clock_id, later)
+    real = create_app({**app_config, "BILLING_GATEWAY_ENABLE_REAL": True,
+                       "STRIPE_KERNEL_SECRET_KEY": "sk_test_x", "STRIPE_TEST_CLOCK": "clock_1"})
+    with real.app_context():
+        assert gateway().test_clock == "clock_1" and not gateway().sandbox

@@ -61,7 +61,8 @@ def fail_renewal(application, app_id: int) -> Dunning:
                                              subscription_id=subscription.stripe_subscription_id)
         period_end = subscription.current_period_end
         subscription_id, customer_id = subscription.stripe_subscription_id, tenant.stripe_customer_id
-    advance_to(application, period_end + timedelta(minutes=5))
+    # The renewal is a draft for an hour, then finalized and charged (as in Stripe).
+    advance_to(application, period_end + timedelta(hours=1, minutes=5))
     with application.app_context():
         origin = WEBHOOK
         synced = sync_subscription_from_gateway(db.session, gateway(), subscription_id, origin=origin)

@@ -25,7 +25,7 @@ def test_a_failed_renewal_heard_by_webhook_runs_to_cancel_and_pause(webhook_pipe
         failing = gateway().attach_payment_method(customer, "pm_card_chargeCustomerFail")
         gateway().set_default_payment_method(customer, failing.payment_method_id, subscription_id=subscription_id)
         period_end = db.session.get(App, tenant.id).current_subscription.current_period_end
-    advance_to(app, period_end + timedelta(minutes=30))
+    advance_to(app, period_end + timedelta(hours=1, minutes=30))  # the renewal is charged an hour after
     webhook_pipeline.wait()
 
     with app.app_context():  # day 0, recorded by the webhook handler alone

@@ -16,5 +16,9 @@ def make_client(url: str) -> stripe.StripeClient:
 
 @pytest.fixture
 def stripe_client(sandbox) -> stripe.StripeClient:
-    """The official SDK pointed at the sandbox, with retries off so every call is visible."""
+    """The official SDK pointed at the sandbox, with retries off so every call is visible; ``helpers.customer``
+    makes customers on the sandbox's test clock."""
+    from . import helpers
+
+    helpers.CLOCK = sandbox.clock_id
     return make_client(sandbox.url)

@@ -10,6 +10,11 @@ import requests
 import stripe
 
 DAY = 86400
+# A renewal invoice is a draft for an hour, then finalized and charged: advance past that to see the charge.
+AFTER_RENEWAL = 3600 + 60
+# The test clock of the running test (the sandbox fixture's ``clock_id``): customers made by
+# ``customer()`` live on it, so ``sandbox.advance()`` moves their time, as a test clock does in Stripe.
+CLOCK: str | None = None
 
 
 def price(client: stripe.StripeClient, amount: int, name: str = "Pro", currency: str = "brl",
@@ -24,7 +29,10 @@ def price(client: stripe.StripeClient, amount: int, name: str = "Pro", currency:
 def customer(client: stripe.StripeClient, pm: str | None = "pm_card_visa", email: str = "owner@example.com"
              ) -> stripe.Customer:
     """A customer whose default payment method is a new card made from a magic test id."""
-    cus = client.v1.customers.create({"email": email})
+    params: dict[str, Any] = {"email": email}
+    if CLOCK:
+        params["test_clock"] = CLOCK
+    cus = client.v1.customers.create(params)
     if pm:
         card = client.v1.payment_methods.attach(pm, {"customer": cus.id})
         cus = client.v1.customers.update(cus.id, {"invoice_settings": {"default_payment_method": card.id}})
@@ -73,3 +81,16 @@ def raw(sandbox: Any, method: str, path: str, data: Any = None, key: str = "sk_t
     all_headers = {"Authorization": f"Bearer {key}"} if key else {}
     all_headers.update(headers or {})
     return requests.request(method, sandbox.url + path, data=data, headers=all_headers, timeout=30, **kwargs)
+
+
+def clock(client: stripe.StripeClient, frozen_time: int, name: str = "sandbox-test") -> Any:
+    """A new test clock frozen at ``frozen_time``; customers created with ``test_clock`` live on it."""
+    return client.v1.test_helpers.test_clocks.create({"frozen_time": frozen_time, "name": name})
+
+
+def advance(client: stripe.StripeClient, clock_id: str, to: int, timeout: float = 30.0) -> Any:
+    """Advance a test clock and wait until it is ``ready``, as against Stripe."""
+    from sandbox.testing import wait_until_ready
+
+    client.v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": to})
+    return wait_until_ready(lambda: client.v1.test_helpers.test_clocks.retrieve(clock_id).to_dict(), timeout)

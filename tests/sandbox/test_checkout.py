@@ -127,7 +127,8 @@ def test_trial_checkout(stripe_client, pro):
 
 
 def test_three_d_secure_complete_and_fail(stripe_client, sandbox, pro):
-    session = subscription_session(stripe_client, pro.id, customer_email="s@example.com")
+    on_clock = helpers.customer(stripe_client, pm=None, email="s@example.com")  # so the renewal below can come
+    session = subscription_session(stripe_client, pro.id, customer=on_clock.id)
     challenge = submit(session, form(number="4000 0025 0000 3155"))
     assert challenge.status_code == 200 and "3D Secure" in challenge.text
     action = re.search(r'action="([^"]+)"', challenge.text).group(1)
@@ -142,7 +143,7 @@ def test_three_d_secure_complete_and_fail(stripe_client, sandbox, pro):
     sub = stripe_client.v1.subscriptions.list().data[0]
     assert sub.status == "active"
     # Authenticated once while saving the card: the off-session renewal goes through.
-    sandbox.advance(to=helpers.period(sub)[1] + 60)
+    sandbox.advance(to=helpers.period(sub)[1] + helpers.AFTER_RENEWAL)
     renewal = stripe_client.v1.subscriptions.retrieve(sub.id, {"expand": ["latest_invoice"]}).latest_invoice
     assert renewal.billing_reason == "subscription_cycle" and renewal.status == "paid"
 
@@ -185,7 +186,8 @@ def test_expire_and_expired_page(stripe_client, sandbox, pro):
     assert "expired" in requests.get(f"{sandbox.url}/checkout/{session.id}", timeout=10).text
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.checkout.sessions.expire(session.id)
-    later = subscription_session(stripe_client, pro.id)
+    # A session of a customer on a test clock expires on the clock's time.
+    later = subscription_session(stripe_client, pro.id, customer=helpers.customer(stripe_client, pm=None).id)
     sandbox.advance(seconds=25 * 3600)
     assert stripe_client.v1.checkout.sessions.retrieve(later.id).status == "expired"
     assert len(helpers.events(stripe_client, "checkout.session.expired")) == 2

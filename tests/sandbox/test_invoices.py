@@ -19,7 +19,7 @@ def open_invoice(stripe_client, sandbox):
     sub = helpers.subscribe(stripe_client, cus.id, pro.id)
     failing = stripe_client.v1.payment_methods.attach("pm_card_chargeCustomerFail", {"customer": cus.id})
     stripe_client.v1.subscriptions.update(sub.id, {"default_payment_method": failing.id})
-    sandbox.advance(to=helpers.period(sub)[1] + 60)
+    sandbox.advance(to=helpers.period(sub)[1] + helpers.AFTER_RENEWAL)
     inv = stripe_client.v1.subscriptions.retrieve(sub.id, {"expand": ["latest_invoice"]}).latest_invoice
     assert inv.status == "open"
     return inv

@@ -25,10 +25,10 @@ def test_pagination_over_more_than_a_hundred(stripe_client, sandbox):
 
 
 def test_created_filters(stripe_client, sandbox):
-    old = stripe_client.v1.customers.create({})
+    old = stripe_client.v1.customers.create({"test_clock": sandbox.clock_id})
     sandbox.advance(seconds=3600)
     cut = sandbox.now()
-    new = stripe_client.v1.customers.create({})
+    new = stripe_client.v1.customers.create({"test_clock": sandbox.clock_id})
     assert [c.id for c in stripe_client.v1.customers.list({"created": {"gte": cut}}).data] == [new.id]
     assert [c.id for c in stripe_client.v1.customers.list({"created": {"lt": cut}}).data] == [old.id]
 

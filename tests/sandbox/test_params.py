@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import stripe
 
 from sandbox.errors import InvalidRequest
 from sandbox.params import Params, decode_pairs
@@ -78,3 +79,26 @@ def test_bracket_notation_over_the_wire(sandbox):
     assert bad.json()["error"]["param"] == "unit_amount"
     expanded = helpers.raw(sandbox, "GET", "/v1/prices?expand[]=data.product&limit=1")
     assert expanded.json()["data"][0]["product"]["name"] == "Raw"
+
+
+def test_a_parameter_stripe_takes_but_the_sandbox_does_not_is_refused_naming_the_sandbox(stripe_client):
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.customers.create({"tax_exempt": "exempt"})
+    assert refused.value.param == "tax_exempt" and "Stripe sandbox does not support" in str(refused.value)
+    assert stripe_client.v1.customers.list().data == []  # nothing was made
+    with pytest.raises(stripe.InvalidRequestError, match="sandbox does not support ui_mode"):
+        stripe_client.v1.checkout.sessions.create({"mode": "setup", "currency": "brl", "ui_mode": "embedded_page",
+                                                   "success_url": "https://portal.test/r"})
+    with pytest.raises(stripe.InvalidRequestError, match="payment_method_types"):
+        stripe_client.v1.payment_intents.create({"amount": 100, "currency": "brl",
+                                                 "payment_method_types": ["boleto"]})
+    cards = stripe_client.v1.payment_intents.create({"amount": 100, "currency": "brl",
+                                                     "payment_method_types": ["card"]})
+    assert cards.payment_method_types == ["card"]
+
+
+def test_an_enum_value_stripe_does_not_have_is_refused_without_a_null_code(sandbox):
+    answer = helpers.raw(sandbox, "POST", "/v1/checkout/sessions", data={"mode": "sometimes"})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "mode" and None not in error.values() and "code" not in error

@@ -111,7 +111,7 @@ def test_create_prorations_go_on_the_next_invoice(stripe_client, sandbox, thirty
     assert updated.latest_invoice.id == sub.latest_invoice  # nothing invoiced now
     pending = stripe_client.v1.invoice_items.list({"customer": sub.customer, "pending": True}).data
     assert sorted(ii.amount for ii in pending) == [-4950, 24950]
-    sandbox.advance(to=helpers.period(sub)[1] + 60)
+    sandbox.advance(to=helpers.period(sub)[1] + helpers.AFTER_RENEWAL)
     renewal = stripe_client.v1.subscriptions.retrieve(sub.id, {"expand": ["latest_invoice"]}).latest_invoice
     assert renewal.billing_reason == "subscription_cycle"
     assert sorted(line.amount for line in renewal.lines.data) == [-4950, 24950, 49900]
@@ -123,7 +123,7 @@ def test_no_proration(stripe_client, sandbox, thirty_day_subscription, plans):
     _, enterprise = plans
     _upgrade(stripe_client, sub, enterprise.id, proration_behavior="none")
     assert stripe_client.v1.invoice_items.list({"customer": sub.customer}).data == []
-    sandbox.advance(to=helpers.period(sub)[1] + 60)
+    sandbox.advance(to=helpers.period(sub)[1] + helpers.AFTER_RENEWAL)
     renewal = stripe_client.v1.subscriptions.retrieve(sub.id, {"expand": ["latest_invoice"]}).latest_invoice
     assert [line.amount for line in renewal.lines.data] == [49900]
 
@@ -179,7 +179,7 @@ def test_downgrade_credit_becomes_customer_balance(stripe_client, sandbox, plans
     assert inv.total == -20000 and inv.amount_due == 0 and inv.status == "paid"
     assert inv.ending_balance == -20000
     assert stripe_client.v1.customers.retrieve(cus.id).balance == -20000
-    sandbox.advance(to=end + 60)
+    sandbox.advance(to=end + helpers.AFTER_RENEWAL)
     renewal = stripe_client.v1.subscriptions.retrieve(sub.id, {"expand": ["latest_invoice"]}).latest_invoice
     assert renewal.total == 9900 and renewal.starting_balance == -20000
     assert renewal.amount_due == 0 and renewal.ending_balance == -10100

@@ -159,13 +159,15 @@ def test_stats_count_requests_per_endpoint(sandbox, stripe_client):
     assert stats["total"] == 3
 
 
-def test_reset_empties_everything_and_rewinds_the_clock(sandbox, stripe_client):
-    stripe_client.v1.customers.create({"email": "gone@example.com"})
+def test_reset_empties_everything_and_makes_a_fresh_clock(sandbox, stripe_client):
+    stripe_client.v1.customers.create({"email": "gone@example.com", "test_clock": sandbox.clock_id})
+    old_clock = sandbox.clock_id
     sandbox.advance(seconds=10 * helpers.DAY)
     assert sandbox.now() > time.time() + 9 * helpers.DAY
     sandbox.reset()
     assert stripe_client.v1.customers.list().data == []
     assert stripe_client.v1.events.list().data == []
+    assert [c.id for c in stripe_client.v1.test_helpers.test_clocks.list().data] == [sandbox.clock_id] != [old_clock]
     assert abs(sandbox.now() - time.time()) < 5
 
 
@@ -181,10 +183,11 @@ def test_in_process_thread_helper_and_sdk_options(tmp_path):
         client = stripe.StripeClient(**server.sdk_options())
         cus = client.v1.customers.create({"email": "thread@example.com"})
         assert client.v1.customers.retrieve(cus.id).email == "thread@example.com"
-        clocks = client.v1.test_helpers.test_clocks.list().data
-        assert [c.id for c in clocks] == ["clock_sandbox"] and clocks[0].name == "sandbox"
+        assert client.v1.test_helpers.test_clocks.list().data == []
+        clock_id = server.reset()
+        assert [c.id for c in client.v1.test_helpers.test_clocks.list().data] == [clock_id]
         with pytest.raises(stripe.InvalidRequestError):
-            client.v1.test_helpers.test_clocks.advance("clock_sandbox", {"frozen_time": server.now() - 100})
+            client.v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": server.now() - 100})
     assert (tmp_path / "thread.sqlite3").exists()
 
 

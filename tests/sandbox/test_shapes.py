@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import helpers
+from . import contract, helpers
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "stripe" / "fixtures3.json"
 
@@ -49,7 +49,7 @@ def objects(sandbox_server) -> dict[str, dict[str, Any]]:
     """One of each object the sandbox serves, made through the SDK."""
     from .conftest import make_client
 
-    sandbox_server.reset()
+    helpers.CLOCK = sandbox_server.reset()
     client = make_client(sandbox_server.url)
     pro = helpers.price(client, 9900, "Pro")
     cus = helpers.customer(client)
@@ -82,7 +82,7 @@ def objects(sandbox_server) -> dict[str, dict[str, Any]]:
         "charge": client.v1.charges.retrieve(charge.id).to_dict(),
         "refund": refund.to_dict(),
         "event": event.to_dict(),
-        "test_helpers.test_clock": client.v1.test_helpers.test_clocks.retrieve("clock_sandbox").to_dict(),
+        "test_helpers.test_clock": client.v1.test_helpers.test_clocks.retrieve(helpers.CLOCK).to_dict(),
     }
 
 
@@ -95,12 +95,17 @@ TYPES = ["customer", "product", "price", "payment_method", "setup_intent", "chec
 def test_object_has_every_field_of_stripes_example(examples, objects, object_type):
     ours = objects[object_type]
     assert ours["object"] == examples[object_type]["object"]
-    assert missing_keys(ours, examples[object_type]) == []
+    # The example may be from an older API version than the SDK's: what the SDK no longer
+    # declares (``invoice.subscription``) is not expected.
+    declared = contract.fields(contract.class_for(object_type))
+    assert [key for key in missing_keys(ours, examples[object_type]) if key.split(".")[0] in declared] == []
 
 
 def test_event_payloads_have_the_shape_of_their_object(examples, objects):
     payload = objects["event"]["data"]["object"]
-    assert missing_keys(payload, examples[payload["object"]]) == []
+    declared = contract.fields(contract.class_for(payload["object"]))
+    assert [key for key in missing_keys(payload, examples[payload["object"]])
+            if key.split(".")[0] in declared] == []
 
 
 def test_current_api_version_places(objects):

@@ -72,7 +72,7 @@ def test_trial_then_first_real_invoice(stripe_client, sandbox, pro):
     sandbox.advance(to=sub.trial_end - 2 * DAY)
     warning = helpers.events(stripe_client, "customer.subscription.trial_will_end")
     assert len(warning) == 1 and warning[0]["created"] == sub.trial_end - 3 * DAY
-    sandbox.advance(to=sub.trial_end + 60)
+    sandbox.advance(to=sub.trial_end + helpers.AFTER_RENEWAL)
     sub = stripe_client.v1.subscriptions.retrieve(sub.id, {"expand": ["latest_invoice"]})
     assert sub.status == "active"
     assert helpers.period(sub)[0] == sub.trial_end
@@ -211,7 +211,7 @@ def test_cancel_at_trial_end_never_charges(stripe_client, sandbox, pro):
     sub = helpers.subscribe(stripe_client, cus.id, pro.id, trial_period_days=7)
     sub = stripe_client.v1.subscriptions.update(sub.id, {"cancel_at_period_end": True})
     assert sub.cancel_at == sub.trial_end
-    sandbox.advance(to=sub.trial_end + 60)
+    sandbox.advance(to=sub.trial_end + helpers.AFTER_RENEWAL)
     sub = stripe_client.v1.subscriptions.retrieve(sub.id)
     assert sub.status == "canceled" and sub.ended_at == sub.trial_end
     assert stripe_client.v1.charges.list().data == []
