@@ -10,6 +10,7 @@ from flask_login import current_user
 from sqlalchemy import Select, select
 
 from billing.models import App, User, app_owners
+from portal.acting import refuse_changes_when_read_only
 from portal.extensions import db
 from portal.urls import is_id
 
@@ -26,4 +27,5 @@ def get_app_or_404(app_id: int) -> App:
     app = db.session.get(App, app_id) if is_id(app_id) else None
     if app is None or not (current_user.is_superadmin or app.is_owned_by(current_user)):
         abort(404)
+    refuse_changes_when_read_only(app)
     return app

@@ -91,7 +91,7 @@ def reconciliation_run_now():
         log.exception("could not queue a reconciliation")
         flash(_("The job queue is unavailable. Please try again later."), "error")
         return redirect(url_for("admin.reconciliation"))
-    flash(_("Reconciliation started. Refresh this page to see the result."), "success")
+    flash(_("Reconciliation started. This page updates itself until it finishes."), "success")
     return redirect(url_for("admin.reconciliation"))
 
 

@@ -16,9 +16,10 @@ from typing import Optional
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from billing import audit
 from billing.checkout import complete_checkout
 from billing import charges
 from billing.errors import CardDeclined, ChargeOutcomeUnknown, GatewayError, GatewayUnavailable
@@ -45,9 +46,19 @@ from portal.extensions import db
 from portal.i18n import date as format_date
 from portal.i18n import money
 from portal.payments import gateway
-from portal.request_context import attempt_from, new_attempt, request_origin
-from portal.subscriptions.web import CONFIRMING, NOT_CONFIRMED, UNAVAILABLE, cancel_url, refusal_message, success_url
+from portal.request_context import attempt_from, new_attempt, request_id, request_origin
+from portal.subscriptions.web import (
+    CANCEL_REASONS,
+    CONFIRMING,
+    NOT_CONFIRMED,
+    UNAVAILABLE,
+    cancel_url,
+    plan_features,
+    refusal_message,
+    success_url,
+)
 from portal.tenancy import get_app_or_404
+from portal.wording import plan_name as display_plan_name
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +84,13 @@ class PlanOption:
 
     plan: KernelPlan
     action: str  # current, subscribe, upgrade, downgrade, scheduled, cancel, ending, blocked, none
+    why: Optional[str] = None  # for a blocked plan: the refusal its button would meet, which says what to do
 
 
 def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> list[PlanOption]:
     options = []
     for plan in plans:
+        why = None
         if live is None:
             if plan.is_free:
                 action = "current"
@@ -87,15 +100,17 @@ def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> li
             action = "current"
         elif plan.is_free:
             action = "ending" if live.cancel_at_period_end else "cancel"
-        elif live.status.in_dunning or live.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
-            action = "blocked"
+        elif live.status.in_dunning:
+            action, why = "blocked", "past_due"
+        elif live.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
+            action, why = "blocked", "not_changeable"
         elif plan.rank > live.plan.rank:
-            action = "blocked" if live.stripe_schedule_id else "upgrade"
+            action, why = ("blocked", "change_scheduled") if live.stripe_schedule_id else ("upgrade", None)
         elif live.scheduled_plan_id == plan.id:
             action = "scheduled"
         else:
-            action = "blocked" if live.cancel_at_period_end else "downgrade"
-        options.append(PlanOption(plan, action))
+            action, why = ("blocked", "cancel_pending") if live.cancel_at_period_end else ("downgrade", None)
+        options.append(PlanOption(plan, action, refusal_message(Refused(why, "")) if why else None))
     return options
 
 
@@ -114,7 +129,7 @@ def billing(app_id: int):
     plans = list(db.session.scalars(select(KernelPlan).where(KernelPlan.active).order_by(KernelPlan.rank)))
     return render_template(
         "subscriptions/billing.html", app=app, sub=live, last=app.current_subscription,
-        options=plan_options(plans, live), attempt=new_attempt(),
+        options=plan_options(plans, live), plan_features=plan_features, attempt=new_attempt(),
         open_invoice=_open_invoice(app) if live and live.status.in_dunning else None)
 
 
@@ -133,9 +148,12 @@ def _gateway_failed(error: GatewayError, app: App):
     """Roll back whatever the request started and tell the owner why nothing happened."""
     db.session.rollback()
     if isinstance(error, CardDeclined):
-        reason = DECLINE_REASONS.get(error.decline_code or "", _("the card was declined"))
-        flash(_("Your card was declined (%(reason)s). Nothing was changed; update your card and try again.",
-                reason=reason), "error")
+        reason = DECLINE_REASONS.get(error.decline_code or "")
+        if reason:
+            flash(_("Your card was declined (%(reason)s). Nothing was changed; update your card and try again.",
+                    reason=reason), "error")
+        else:
+            flash(_("Your card was declined. Nothing was changed; update your card and try again."), "error")
     elif isinstance(error, GatewayUnavailable):
         log.warning("gateway unavailable for app %s: %s", app.id, error.message)
         flash(str(UNAVAILABLE), "error")
@@ -207,7 +225,11 @@ def checkout_success():
             flash(_("Your new card is saved and will be used for the next payments."), "success")
         else:
             live = live_subscription(db.session, app)
-            if live is not None and live.status == SubscriptionStatus.TRIALING:
+            if live is None or live.plan_id != local.plan_id:
+                # An old success URL reopened after the plan changed again: say what holds now.
+                flash(_("This checkout was completed earlier. Your app is now on %(plan)s.",
+                        plan=display_plan_name(live.plan if live else None)), "info")
+            elif live.status == SubscriptionStatus.TRIALING:
                 flash(_("Your %(plan)s trial has started.", plan=plan_name), "success")
             else:
                 flash(_("Thank you! Your app is now on %(plan)s.", plan=plan_name), "success")
@@ -256,7 +278,8 @@ def upgrade_preview(app_id: int):
         return _back(app)
     preview = preview_upgrade(db.session, gateway(), app, plan, origin=request_origin())
     db.session.commit()
-    return render_template("subscriptions/upgrade.html", app=app, preview=preview, attempt=new_attempt())
+    return render_template("subscriptions/upgrade.html", app=app, preview=preview, attempt=new_attempt(),
+                           sub=live_subscription(db.session, app))
 
 
 @bp.post("/apps/<int:app_id>/billing/upgrade")
@@ -416,7 +439,7 @@ def cancel_confirm_page(app_id: int):
     if live is None:
         flash(refusal_message(Refused("no_subscription", "")), "warning")
         return _back(app)
-    return render_template("subscriptions/cancel.html", app=app, sub=live)
+    return render_template("subscriptions/cancel.html", app=app, sub=live, reasons=CANCEL_REASONS)
 
 
 @bp.post("/apps/<int:app_id>/billing/cancel")
@@ -427,6 +450,11 @@ def cancel(app_id: int):
     changed = cancel_at_period_end(db.session, gateway(), app, origin=request_origin())
     live = live_subscription(db.session, app)
     until = live.current_period_end if live else None
+    reason = request.form.get("reason")
+    if changed and live is not None and reason in CANCEL_REASONS:
+        audit.record(db.session, action="subscription.cancel_reason", object_type="subscription",
+                     object_id=live.stripe_subscription_id, app_id=app.id, after={"reason": reason},
+                     actor="user", actor_user_id=current_user.id, correlation_id=request_id())
     db.session.commit()
     if changed:
         flash(_("Your subscription is canceled. You keep access until %(date)s, and you can resume it until then.",

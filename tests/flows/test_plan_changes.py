@@ -112,6 +112,7 @@ def test_a_declined_upgrade_changes_nothing(billing_app, owner_http, on_pro):
     _, form = preview_form(owner_http, on_pro.id)
     declined = owner_http.post(f"/apps/{on_pro.id}/billing/upgrade", data=form, follow_redirects=True)
     assert "Your card was declined" in declined.get_data(as_text=True)
+    assert "declined (the card was declined)" not in declined.get_data(as_text=True)  # said once, not twice
     row = subscription_of(billing_app, on_pro.id)
     assert row.plan.code == "pro" and row.status == SubscriptionStatus.ACTIVE
     assert count(billing_app, KernelInvoice) == invoices_before
