@@ -30,9 +30,11 @@ pytestmark = pytest.mark.browser
 # GET endpoints that are not pages: redirects, JSON, files, Stripe's way back.
 NOT_PAGES = {"static", "dashboard.home", "auth.login", "subscriptions.checkout_success",
              "subscriptions.checkout_canceled", "notices.pay_complete", "webhooks.stripe"}
-# Not pages: the JSON APIs and webhooks, the gateway API's OpenAPI document and refund status, probes and metrics.
+# Not pages: the JSON APIs and webhooks, the gateway API's OpenAPI document and refund status, probes and metrics,
+# CSV downloads.
 SKIP_PREFIXES = ("/static/", "/api/", "/webhooks/", "/logout", "/billing/reconciliation", "/billing/openapi.json",
-                 "/billing/refunds/", "/healthz", "/readyz", "/metrics")
+                 "/billing/refunds/", "/healthz", "/readyz", "/metrics", "/admin/dashboard.csv",
+                 "/admin/subscriptions.csv", "/admin/invoices.csv")
 MAX_PAGES = 120
 FILE_SUFFIXES = (".csv", ".json", ".pdf")  # downloads (the admin's CSV exports), not pages
 
