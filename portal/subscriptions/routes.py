@@ -16,7 +16,7 @@ from typing import Optional
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import select
 
 from billing import audit
@@ -54,7 +54,7 @@ from portal.extensions import db
 from portal.i18n import date as format_date
 from portal.i18n import money
 from portal.payments import gateway
-from portal.request_context import attempt_from, new_attempt, request_id, request_origin
+from portal.request_context import attempt_from, new_attempt, request_origin
 from portal.subscriptions.web import (
     CANCEL_REASONS,
     CONFIRMING,
@@ -439,7 +439,7 @@ def cancel(app_id: int):
     if changed and live is not None and reason in CANCEL_REASONS:
         audit.record(db.session, action="subscription.cancel_reason", object_type="subscription",
                      object_id=live.stripe_subscription_id, app_id=app.id, after={"reason": reason},
-                     actor="user", actor_user_id=current_user.id, correlation_id=request_id())
+                     origin=request_origin())
     db.session.commit()
     if changed:
         flash(_("Your subscription is canceled. You keep access until %(date)s, and you can resume it until then.",
