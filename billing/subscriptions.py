@@ -280,7 +280,8 @@ def _mark_expired(session: Session, local: KernelCheckoutSession, origin: Origin
 
 
 def start_payment_method_update(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
-                                success_url: str, cancel_url: str, attempt: str) -> KernelCheckoutSession:
+                                success_url: str, cancel_url: str, attempt: str,
+                                submit_message: str | None = None) -> KernelCheckoutSession:
     """Open a Checkout Session in setup mode: the owner saves a new card, nothing is charged.
 
     ``complete_checkout`` makes the saved card the default of the customer and of the
@@ -289,7 +290,7 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
     control.refuse_if_paused(session, app.id)
     customer_id = ensure_customer(session, gateway, app, origin=origin)
     remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id, success_url=success_url,
-                                           cancel_url=cancel_url, attempt=attempt)
+                                           cancel_url=cancel_url, attempt=attempt, submit_message=submit_message)
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is None:
         local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode="setup", url=remote.url,

@@ -33,6 +33,7 @@ from billing.notifications import owner_notices
 from billing.subscriptions import start_payment_method_update
 from billing.sync import sync_invoice
 from portal.extensions import db
+from portal.i18n import money
 from portal.payments import gateway
 from portal.redirects import external_url
 from portal.request_context import is_attempt, new_attempt, request_origin
@@ -90,7 +91,10 @@ def pay_open_invoice(app_id: int):
             db.session, gateway(), app, origin=request_origin(), attempt=f"pay:{attempt}",
             success_url=external_url("notices.pay_complete", app_id=app.id)
             + "?session_id={CHECKOUT_SESSION_ID}",
-            cancel_url=external_url("notices.pay_open_invoice", app_id=app.id))
+            cancel_url=external_url("notices.pay_open_invoice", app_id=app.id),
+            submit_message=_("%(amount)s will be charged to this card for invoice %(number)s as soon as it is saved.",
+                             amount=money(invoice.amount_remaining, invoice.currency),
+                             number=invoice.number or invoice.stripe_invoice_id))
         url = local.url
         db.session.commit()
     except GatewayError:
