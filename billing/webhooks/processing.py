@@ -37,9 +37,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from billing import audit, control, metrics
+from billing.audit import Origin
 from billing.models import Alert, AlertSeverity, ProcessedWebhook, WebhookStatus
 from billing.redaction import redact
-from billing.sync import Origin, UnknownPrice
+from billing.sync import UnknownPrice
 from billing.webhooks.correlation import correlated
 from billing.webhooks.events import Event
 from billing.webhooks.handlers import HANDLERS, Handled, HandlerContext
@@ -273,8 +274,8 @@ def request_replay(session: Session, row: ProcessedWebhook, *, user_id: Optional
     row.status = WebhookStatus.RECEIVED
     row.next_attempt_at = None
     audit.record(session, action="webhook.replay_requested", object_type="processed_webhook", object_id=row.event_id,
-                 before=before, after={"status": WebhookStatus.RECEIVED.value}, actor="user",
-                 actor_user_id=user_id, correlation_id=row.event_id)
+                 before=before, after={"status": WebhookStatus.RECEIVED.value},
+                 origin=Origin(actor="user", actor_user_id=user_id, correlation_id=row.event_id))
 
 
 def backlog(session: Session, now: Optional[datetime] = None) -> tuple[int, Optional[float]]:
