@@ -15,10 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock, metrics
+from billing.audit import Origin
 from billing.dunning import DunningContext, resume_if_settled
 from billing.gateway import CheckoutSession, StripeGateway
 from billing.models import App, CheckoutStatus, KernelCheckoutSession
-from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription_from_gateway
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,7 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
     local.completed_at = clock.now()
     audit.record(session, action=f"checkout.{local.mode}.completed", object_type="checkout_session",
                  object_id=stripe_session_id, app_id=app.id, before={"status": "open"},
-                 after={"status": "complete"}, actor=origin.actor, actor_user_id=origin.actor_user_id,
-                 correlation_id=origin.correlation_id)
+                 after={"status": "complete"}, origin=origin)
     log.info("checkout %s completed for app %s (%s)", stripe_session_id, app.id, origin.actor)
     metrics.checkout(local.plan.code if local.plan else None, local.mode, "completed")
     return CheckoutResult(local, remote, newly_completed=True)

@@ -16,15 +16,16 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Optional
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit, control
+from billing.audit import Origin
+from billing.clock import business_date, business_day_start
+from billing.db import insert_once, insert_or_load
 from billing.errors import CardDeclined, InvalidRequest, NotFound
 from billing.gateway import Invoice, StripeGateway
 from billing.models import (
@@ -39,15 +40,13 @@ from billing.models import (
 from billing.money import Money
 from billing.notifications import notify_owners
 from billing.states import SubscriptionStatus
-from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription_from_gateway
 
 log = logging.getLogger(__name__)
 
 RETRY_DAYS = (3, 5, 7)
 GRACE_DAYS = 7
 MAX_RETRIES = len(RETRY_DAYS)
-# "Day 3" is a calendar day where the kernel's customers live, not 72 hours after the failure.
-BUSINESS_TIMEZONE = ZoneInfo("America/Sao_Paulo")
 # Each retry is announced the day before, and never charged less than this after its notice,
 # so an owner always has time to change the card.
 NOTICE_DAYS_BEFORE = 1
@@ -55,11 +54,11 @@ NOTICE_LEAD = timedelta(hours=12)
 # A retry claimed by a run that died before recording the answer is driven again (same
 # idempotency key, so Stripe replays a charge that did happen) once it is this old.
 STUCK_CLAIM_AFTER = timedelta(minutes=10)
-OPEN_INVOICE_STATUSES = ("open", "uncollectible")
 
 
 def retry_schedule(failed_at: datetime) -> list[datetime]:
-    """When retries #1..#3 fall due after a failure at ``failed_at``."""
+    """When retries #1..#3 fall due after a failure at ``failed_at`` ("day 3" is a São Paulo calendar day, see
+    ``retry_dates``, not 72 hours)."""
     return [failed_at + timedelta(days=day) for day in RETRY_DAYS]
 
 
@@ -67,20 +66,17 @@ def open_dunning(session: Session, invoice: KernelInvoice, *, failed_at: datetim
                  failure_code: Optional[str] = None, failure_message: Optional[str] = None,
                  smtp_configured: bool = False) -> KernelPaymentAttempt:
     """Record the failed renewal (attempt #0), raise an alert and tell the owner. Safe to call again."""
-    existing = session.scalar(select(KernelPaymentAttempt).where(
-        KernelPaymentAttempt.invoice_id == invoice.id, KernelPaymentAttempt.attempt_number == 0))
+    same = select(KernelPaymentAttempt).where(KernelPaymentAttempt.invoice_id == invoice.id,
+                                              KernelPaymentAttempt.attempt_number == 0)
+    existing = session.scalar(same)
     if existing:
         return existing
-    attempt = KernelPaymentAttempt(app_id=invoice.app_id, subscription_id=invoice.subscription_id,
-                                   invoice_id=invoice.id, attempt_number=0, status=AttemptStatus.FAILED,
-                                   attempted_at=failed_at, failure_code=failure_code,
-                                   failure_message=failure_message)
-    try:
-        with session.begin_nested():
-            session.add(attempt)
-    except IntegrityError:  # the same failure delivered twice at once: the other delivery recorded it
-        return session.scalar(select(KernelPaymentAttempt).where(
-            KernelPaymentAttempt.invoice_id == invoice.id, KernelPaymentAttempt.attempt_number == 0))
+    attempt, ours = insert_or_load(session, KernelPaymentAttempt(
+        app_id=invoice.app_id, subscription_id=invoice.subscription_id, invoice_id=invoice.id, attempt_number=0,
+        status=AttemptStatus.FAILED, attempted_at=failed_at, failure_code=failure_code,
+        failure_message=failure_message), same)
+    if not ours:  # the same failure delivered twice at once: the other delivery recorded it
+        return attempt
 
     audit.raise_alert(
         session, kind="payment_failed", severity=AlertSeverity.CRITICAL, app_id=invoice.app_id,
@@ -106,7 +102,7 @@ def open_dunning(session: Session, invoice: KernelInvoice, *, failed_at: datetim
     audit.record(session, action="dunning.opened", object_type="kernel_invoice", object_id=invoice.stripe_invoice_id,
                  app_id=invoice.app_id, before=None,
                  after={"attempt": 0, "failure_code": failure_code, "next_retry": first_retry.isoformat()},
-                 actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 origin=origin)
     return attempt
 
 
@@ -151,17 +147,9 @@ class DunningSummary:
         return sum(1 for attempt in self.retries if attempt.status in (AttemptStatus.FAILED, AttemptStatus.SUCCEEDED))
 
 
-def business_date(moment: datetime) -> date:
-    return moment.astimezone(BUSINESS_TIMEZONE).date()
-
-
 def retry_dates(failed_at: datetime) -> list[date]:
     """The calendar days (São Paulo) on which retries #1..#3 fall."""
     return [business_date(moment) for moment in retry_schedule(failed_at)]
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=BUSINESS_TIMEZONE)
 
 
 def _attempts(session: Session, invoice: KernelInvoice) -> dict[int, KernelPaymentAttempt]:
@@ -264,11 +252,8 @@ def _announce_retry(session: Session, invoice: KernelInvoice, number: int, due_o
     """Book retry ``number`` (status scheduled) and tell the owner; False if another run booked it."""
     slot = KernelPaymentAttempt(app_id=invoice.app_id, subscription_id=invoice.subscription_id,
                                 invoice_id=invoice.id, attempt_number=number, status=AttemptStatus.SCHEDULED,
-                                scheduled_for=_start_of(due_on), notified_at=ctx.now)
-    try:
-        with session.begin_nested():
-            session.add(slot)
-    except IntegrityError:
+                                scheduled_for=business_day_start(due_on), notified_at=ctx.now)
+    if not insert_once(session, slot):
         return False
     hint_en, hint_pt = _pay_hint(invoice, ctx)
     notify_owners(
@@ -322,8 +307,7 @@ def _charge(session: Session, invoice: KernelInvoice, slot: KernelPaymentAttempt
     sync_invoice(session, paid, observed_at=_unix(ctx.now), origin=ctx.origin)
     audit.record(session, action="dunning.retry_succeeded", object_type="kernel_invoice",
                  object_id=invoice.stripe_invoice_id, app_id=invoice.app_id, before={"attempt": number,
-                 "status": "scheduled"}, after={"attempt": number, "status": "succeeded"}, actor=ctx.origin.actor,
-                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+                 "status": "scheduled"}, after={"attempt": number, "status": "succeeded"}, origin=ctx.origin)
     return settle_invoice(session, invoice, ctx, paid_by=f"retry-{number}")
 
 
@@ -344,8 +328,7 @@ def _retry_failed(session: Session, invoice: KernelInvoice, slot: KernelPaymentA
     audit.record(session, action="dunning.retry_failed", object_type="kernel_invoice",
                  object_id=invoice.stripe_invoice_id, app_id=invoice.app_id,
                  before={"attempt": number, "status": "scheduled"},
-                 after={"attempt": number, "status": "failed", "failure_code": code}, actor=ctx.origin.actor,
-                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+                 after={"attempt": number, "status": "failed", "failure_code": code}, origin=ctx.origin)
     log.info("dunning retry #%s of %s failed (%s)", number, invoice.stripe_invoice_id, code)
     if number >= MAX_RETRIES:
         return _give_up(session, invoice, ctx)
@@ -399,8 +382,7 @@ def _close(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, out
     invoice.dunning_outcome = outcome
     after = {"outcome": outcome, **({"paid_by": paid_by} if paid_by else {})}
     audit.record(session, action="dunning.closed", object_type="kernel_invoice", object_id=invoice.stripe_invoice_id,
-                 app_id=invoice.app_id, before=before, after=after, actor=ctx.origin.actor,
-                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+                 app_id=invoice.app_id, before=before, after=after, origin=ctx.origin)
 
 
 def _cancel_open_slots(attempts: dict[int, KernelPaymentAttempt]) -> None:
@@ -479,8 +461,7 @@ def pause_app(session: Session, app: App, ctx: DunningContext, *, reason: str,
                  before={"status": "active"},
                  after={"status": "paused", "reason": reason,
                         "invoice": invoice.stripe_invoice_id if invoice else None},
-                 actor=ctx.origin.actor, actor_user_id=ctx.origin.actor_user_id,
-                 correlation_id=ctx.origin.correlation_id)
+                 origin=ctx.origin)
     return True
 
 
@@ -503,8 +484,7 @@ def resume_if_settled(session: Session, app: App, ctx: DunningContext) -> bool:
     app.status, app.paused_reason, app.paused_at = AppStatus.ACTIVE, None, None
     audit.record(session, action="app.resumed", object_type="app", object_id=app.id, app_id=app.id, before=before,
                  after={"status": "active", "because": "subscribed_again" if owed is not None else "paid"},
-                 actor=ctx.origin.actor, actor_user_id=ctx.origin.actor_user_id,
-                 correlation_id=ctx.origin.correlation_id)
+                 origin=ctx.origin)
     return True
 
 
@@ -529,14 +509,14 @@ def outstanding_invoice(session: Session, app_id: int) -> Optional[KernelInvoice
         select(KernelInvoice)
         .join(KernelPaymentAttempt, (KernelPaymentAttempt.invoice_id == KernelInvoice.id)
               & (KernelPaymentAttempt.attempt_number == 0))
-        .where(KernelInvoice.app_id == app_id, KernelInvoice.status.in_(OPEN_INVOICE_STATUSES),
+        .where(KernelInvoice.app_id == app_id, KernelInvoice.is_open,
                (KernelInvoice.dunning_outcome.is_(None)) | (KernelInvoice.dunning_outcome == "exhausted"))
         .order_by(KernelInvoice.id.desc()).limit(1))
     if in_dunning is not None:
         return in_dunning
     return session.scalar(
         select(KernelInvoice)
-        .where(KernelInvoice.app_id == app_id, KernelInvoice.status.in_(OPEN_INVOICE_STATUSES),
+        .where(KernelInvoice.app_id == app_id, KernelInvoice.is_open,
                KernelInvoice.amount_remaining > 0)
         .order_by(KernelInvoice.id.desc()).limit(1))
 

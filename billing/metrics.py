@@ -46,6 +46,10 @@ from billing.models import (
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+if os.environ.get(MULTIPROC_ENV):
+    # The unlabeled metrics below open their file at import: a directory not made yet (a fresh tmpfs) is made.
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+
 # ---------------------------------------------------------------- counters (bumped where it happens)
 
 CHECKOUTS = Counter("kernel_billing_checkout", "Stripe Checkout sessions by plan, mode and outcome "

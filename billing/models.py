@@ -28,12 +28,14 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from billing import clock
 from billing.db import Base, UTCDateTime
 from billing.money import Money
-from billing.states import SubscriptionStatus, check_transition
+from billing.states import ENDED_STATUSES, SubscriptionStatus, check_transition
 
 
 def _utcnow() -> datetime:
@@ -182,7 +184,8 @@ class KernelPlan(Base):
         return self.amount == 0
 
 
-LIVE_STATUSES_SQL = "status NOT IN ('canceled', 'incomplete_expired')"
+# The partial unique index needs the rule as literal SQL; it is written from ENDED_STATUSES, not by hand.
+LIVE_STATUSES_SQL = "status NOT IN ({})".format(", ".join(f"'{status.value}'" for status in ENDED_STATUSES))
 
 
 class AppSubscription(Base):
@@ -222,12 +225,37 @@ class AppSubscription(Base):
     plan: Mapped[KernelPlan] = relationship(foreign_keys=[plan_id])
     scheduled_plan: Mapped[Optional[KernelPlan]] = relationship(foreign_keys=[scheduled_plan_id])
 
+    @hybrid_property
+    def is_live(self) -> bool:
+        """Not over: the app is on this subscription's plan (in Python, and in SQL on the class or an alias)."""
+        return not self.status.has_ended
+
+    @is_live.inplace.expression
+    @classmethod
+    def _is_live_expression(cls) -> ColumnElement[bool]:
+        return cls.status.not_in(ENDED_STATUSES)
+
     def move_to(self, target: SubscriptionStatus) -> SubscriptionStatus:
         """Change status through the state machine; returns the previous status."""
         target = SubscriptionStatus(target)
         check_transition(self.status, target)
         previous, self.status = self.status, target
         return previous
+
+
+class InvoiceStatus(enum.StrEnum):
+    """Stripe's invoice statuses."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    UNCOLLECTIBLE = "uncollectible"
+    VOID = "void"
+
+
+# The one definition of an invoice still waiting for its money. Uncollectible is one: Stripe
+# stops trying, but the owner still owes it and may pay it.
+OPEN_INVOICE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
 
 
 class KernelInvoice(Base):
@@ -271,6 +299,16 @@ class KernelInvoice(Base):
     @property
     def total(self) -> Money:
         return Money(self.amount_due, self.currency)
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        """Still waiting for its money (in Python, and in SQL on the class)."""
+        return self.status in OPEN_INVOICE_STATUSES
+
+    @is_open.inplace.expression
+    @classmethod
+    def _is_open_expression(cls) -> ColumnElement[bool]:
+        return cls.status.in_(OPEN_INVOICE_STATUSES)
 
 
 class AttemptStatus(enum.StrEnum):

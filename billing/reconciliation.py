@@ -26,14 +26,16 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
+from billing.audit import Origin
+from billing.clock import BUSINESS_TIMEZONE, business_day_start
+from billing.errors import BillingError
 from billing.gateway import Invoice, Page, StripeGateway, Subscription
 from billing.models import (
     Alert,
@@ -50,7 +52,7 @@ from billing.models import (
     ReconciliationRun,
 )
 from billing.states import SubscriptionStatus, can_transition
-from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription_from_gateway
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,6 @@ LOAD_CHUNK = 500  # ids per IN (...) query when loading our rows
 PAGES_IN_FLIGHT = 6  # fetched pages waiting to be compared, at most
 FRESH_GRACE = timedelta(minutes=10)
 # The ERP closes its books on São Paulo days: a day runs from 00:00 to 24:00 there.
-CUTOFF_TIMEZONE = ZoneInfo("America/Sao_Paulo")
 GATEWAYS = ("stripe",)
 _STATUSES = frozenset(status.value for status in SubscriptionStatus)
 
@@ -410,7 +411,7 @@ def record(session: Session, run: ReconciliationRun, found: Iterable[Found]) -> 
 # ---------------------------------------------------------------- healing
 
 
-class HealRefused(ValueError):
+class HealRefused(BillingError, ValueError):
     """This divergence cannot be healed by copying Stripe's state (or already was)."""
 
 
@@ -447,7 +448,7 @@ def heal(session: Session, gateway: StripeGateway, divergence: ReconciliationDiv
                  object_id=divergence.stripe_id, app_id=divergence.app_id,
                  before={item.kind: item.local_value for item in siblings},
                  after={item.kind: item.stripe_value for item in siblings},
-                 actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 origin=origin)
     return len(siblings)
 
 
@@ -456,8 +457,7 @@ def heal(session: Session, gateway: StripeGateway, divergence: ReconciliationDiv
 
 def day_window(day: date) -> tuple[datetime, datetime]:
     """The cut-off: 00:00 to 24:00 in São Paulo, as UTC instants."""
-    start = datetime.combine(day, time(0), tzinfo=CUTOFF_TIMEZONE)
-    return start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=CUTOFF_TIMEZONE)
+    return business_day_start(day), business_day_start(day + timedelta(days=1))
 
 
 def _totals(rows: Iterable[tuple[str, int, int]]) -> dict[str, Any]:
@@ -512,7 +512,7 @@ def day_summary(session: Session, day: date, gateway_name: str = "stripe") -> di
     return {
         "date": day.isoformat(),
         "gateway": gateway_name,
-        "cutoff": {"timezone": str(CUTOFF_TIMEZONE), "from": start.isoformat(), "to": end.isoformat()},
+        "cutoff": {"timezone": str(BUSINESS_TIMEZONE), "from": start.isoformat(), "to": end.isoformat()},
         "paid": _totals(_merge(paid_invoices, paid_charges)),
         "failed": _totals(failed),
         "refunded": _totals(refunded),

@@ -15,17 +15,16 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from billing import clock
+from billing.audit import Origin
 from billing.dunning import (
     DunningContext,
     advance_dunning,
-    business_date,
     open_dunning_invoice_ids,
     paused_app_ids,
     review_paused_app,
 )
 from billing.gateway import StripeGateway
 from billing.models import App, JobRun, KernelInvoice
-from billing.sync import Origin
 from jobs.context import in_app_context
 from jobs.runs import Batch, claim_run, finish_run
 
@@ -78,7 +77,7 @@ def _pass_from_app(window: Optional[str], trigger: str) -> Optional[dict]:
 def run_daily() -> Optional[dict]:
     """The scheduled pass: at most one successful pass per São Paulo calendar day."""
     clock.refresh()
-    return _pass_from_app(business_date(clock.now()).isoformat(), "schedule")
+    return _pass_from_app(clock.business_date(clock.now()).isoformat(), "schedule")
 
 
 @in_app_context

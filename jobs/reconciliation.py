@@ -12,7 +12,6 @@ from typing import Callable, Optional
 from sqlalchemy.orm import Session
 
 from billing import clock
-from billing.dunning import business_date
 from billing.gateway import StripeGateway
 from billing.models import JobRun, ReconciliationRun
 from billing.reconciliation import reconcile
@@ -61,7 +60,7 @@ def _pass_from_app(trigger: str, window: Optional[str]) -> Optional[dict]:
 def run_nightly() -> Optional[dict]:
     """The scheduled run: once per São Paulo night."""
     clock.refresh()
-    return _pass_from_app("nightly", business_date(clock.now()).isoformat())
+    return _pass_from_app("nightly", clock.business_date(clock.now()).isoformat())
 
 
 @in_app_context

@@ -23,10 +23,10 @@ from datetime import timedelta
 from typing import Any, Iterator, Optional
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import clock
+from billing.db import insert_once
 from billing.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,12 @@ def claim_run(session: Session, name: str, *, window: Optional[str] = None, trig
     run = JobRun(name=name, run_key=_running_key(name), status="running", rq_job_id=rq_job_id,
                  details={"window": window, "trigger": trigger}, started_at=clock.now())
     for _ in range(2):
-        try:
-            with session.begin_nested():
-                session.add(run)
+        if insert_once(session, run):
             break
-        except IntegrityError:
-            if not _abandon_stale(session, name):
-                session.rollback()
-                log.info("%s: already running; skipped", name)
-                return None
+        if not _abandon_stale(session, name):
+            session.rollback()
+            log.info("%s: already running; skipped", name)
+            return None
     else:  # pragma: no cover - a third run took the slot between our two tries
         session.rollback()
         return None

@@ -33,7 +33,7 @@ from rq import Queue
 from rq.job import Job
 from werkzeug.utils import import_string
 
-from billing.dunning import BUSINESS_TIMEZONE
+from billing.clock import BUSINESS_TIMEZONE
 from jobs.queues import DEFAULT
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
 from portal import (
-    admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs, notices, ops,
+    acting, admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs, notices, ops,
     payments, security, subscriptions, urls, webhooks,
 )
 from portal import control
@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     gateway_api.init_app(app)
     webhooks.init_app(app)
     admin.init_app(app)
+    acting.init_app(app)
     ops.init_app(app)
     errors.init_app(app)
     security.init_app(app)

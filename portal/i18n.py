@@ -6,7 +6,7 @@ minor units.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, redirect, request, session, url_for
 from flask_babel import format_date, format_datetime, get_locale
@@ -37,7 +37,15 @@ def date(value: datetime | None, fmt: str = "medium") -> str:
 
 
 def datetime_(value: datetime | None, fmt: str = "medium") -> str:
-    return format_datetime(value, fmt) if value else ""
+    """A date and time with its zone (São Paulo's, as every date here), so nobody guesses which one it is."""
+    if not value:
+        return ""
+    return f"{format_datetime(value, fmt)} {format_datetime(value, 'zzzz' if fmt == 'full' else 'ZZZZ')}"
+
+
+def unix_datetime(seconds: int | None, fmt: str = "short") -> str:
+    """Stripe's Unix timestamps, as a date and time with its zone."""
+    return datetime_(datetime.fromtimestamp(seconds, timezone.utc), fmt) if seconds else ""
 
 
 @bp.post("/language")
@@ -55,5 +63,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["date"] = date
     app.jinja_env.filters["datetime"] = datetime_
+    app.jinja_env.filters["unix_datetime"] = unix_datetime
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())

@@ -151,8 +151,11 @@ class StripeGateway:
         return CheckoutSession.from_stripe(data)
 
     def create_setup_checkout(self, *, customer_id: str, app_id: int, success_url: str, cancel_url: str,
-                              attempt: str) -> CheckoutSession:
-        """A hosted Checkout page that saves a new card (setup mode), charging nothing."""
+                              attempt: str, submit_message: str | None = None) -> CheckoutSession:
+        """A hosted Checkout page that saves a new card (setup mode), charging nothing by itself.
+
+        ``submit_message`` is shown by the save button (Stripe's ``custom_text.submit``): when the card
+        is saved to pay an invoice, it says the amount, which a setup page does not show otherwise."""
         params = {
             "mode": "setup",
             "customer": customer_id,
@@ -163,6 +166,8 @@ class StripeGateway:
             "metadata": {"app_id": str(app_id), "purpose": "payment_method"},
             "setup_intent_data": {"metadata": {"app_id": str(app_id)}},
         }
+        if submit_message:
+            params["custom_text"] = {"submit": {"message": submit_message}}
         data = self._call(self._v1.checkout.sessions.create, params,
                           key=f"checkout:setup:app:{app_id}:attempt:{attempt}")
         return CheckoutSession.from_stripe(data)

@@ -51,11 +51,13 @@ def _counters() -> dict | None:
 @bp.get("/events")
 @superadmin_required
 def events():
-    """Received Stripe events, failed ones first by default; filter by status and type."""
-    shown = request.args.get("status", "failed")
+    """Received Stripe events: the failed ones when there are any, else all; filter by status and type."""
+    shown = request.args.get("status")
     if shown not in FILTERS:
-        shown = "failed"
-    event_type = (request.args.get("type") or "").strip()
+        has_failed = db.session.scalar(select(ProcessedWebhook.id).where(
+            ProcessedWebhook.status == WebhookStatus.FAILED).limit(1)) is not None
+        shown = "failed" if has_failed else "all"
+    event_type = (request.args.get("type") or "").strip()[:100]  # as the field allows
     query = select(ProcessedWebhook).order_by(ProcessedWebhook.received_at.desc(), ProcessedWebhook.id.desc())
     if shown == "stuck":
         query = query.where(ProcessedWebhook.status == WebhookStatus.RECEIVED,

@@ -19,20 +19,29 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlalchemy import select
 
+from billing import audit
 from billing.checkout import complete_checkout
 from billing import charges
+from billing.dunning import outstanding_invoice
 from billing.errors import CardDeclined, ChargeOutcomeUnknown, GatewayError, GatewayUnavailable
 from billing.gateway import upgrade_key
 from billing.models import (
-    App, AppSubscription, ChargeAttempt, ChargeStatus, KernelCheckoutSession, KernelInvoice, KernelPlan,
+    App,
+    AppSubscription,
+    ChargeAttempt,
+    ChargeStatus,
+    KernelCheckoutSession,
+    KernelPlan,
 )
 from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
 from billing.subscriptions import (
+    PlanAction,
     Refused,
     StalePreview,
     cancel_at_period_end,
     live_subscription,
+    plan_change,
     preview_upgrade,
     resume,
     schedule_downgrade,
@@ -46,8 +55,19 @@ from portal.i18n import date as format_date
 from portal.i18n import money
 from portal.payments import gateway
 from portal.request_context import attempt_from, new_attempt, request_origin
-from portal.subscriptions.web import CONFIRMING, NOT_CONFIRMED, UNAVAILABLE, cancel_url, refusal_message, success_url
+from portal.subscriptions.web import (
+    CANCEL_REASONS,
+    CONFIRMING,
+    NOT_CONFIRMED,
+    UNAVAILABLE,
+    cancel_url,
+    plan_features,
+    refusal_message,
+    refusal_text,
+    success_url,
+)
 from portal.tenancy import get_app_or_404
+from portal.wording import plan_name as display_plan_name
 
 log = logging.getLogger(__name__)
 
@@ -69,40 +89,20 @@ STRIPE_REFUSED = _l("The payment provider refused the request, so nothing was ch
 
 @dataclass(frozen=True)
 class PlanOption:
-    """One plan card on the billing page and the action it offers."""
+    """One plan card on the billing page: the action it offers, and why not when it offers none."""
 
     plan: KernelPlan
-    action: str  # current, subscribe, upgrade, downgrade, scheduled, cancel, ending, blocked, none
+    action: str  # a PlanAction
+    why: Optional[str] = None  # for a blocked plan: the refusal its button would meet, which says what to do
 
 
 def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> list[PlanOption]:
     options = []
     for plan in plans:
-        if live is None:
-            if plan.is_free:
-                action = "current"
-            else:
-                action = "subscribe" if plan.stripe_price_id else "none"
-        elif plan.id == live.plan_id:
-            action = "current"
-        elif plan.is_free:
-            action = "ending" if live.cancel_at_period_end else "cancel"
-        elif live.status.in_dunning or live.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
-            action = "blocked"
-        elif plan.rank > live.plan.rank:
-            action = "blocked" if live.stripe_schedule_id else "upgrade"
-        elif live.scheduled_plan_id == plan.id:
-            action = "scheduled"
-        else:
-            action = "blocked" if live.cancel_at_period_end else "downgrade"
-        options.append(PlanOption(plan, action))
+        change = plan_change(live, plan)
+        why = refusal_text(change.reason) if change.action == PlanAction.BLOCKED and change.reason else None
+        options.append(PlanOption(plan, change.action.value, why))
     return options
-
-
-def _open_invoice(app: App) -> Optional[KernelInvoice]:
-    return db.session.scalar(select(KernelInvoice).where(KernelInvoice.app_id == app.id,
-                                                         KernelInvoice.status == "open")
-                             .order_by(KernelInvoice.created_at.desc()).limit(1))
 
 
 @bp.get("/apps/<int:app_id>/billing")
@@ -114,8 +114,8 @@ def billing(app_id: int):
     plans = list(db.session.scalars(select(KernelPlan).where(KernelPlan.active).order_by(KernelPlan.rank)))
     return render_template(
         "subscriptions/billing.html", app=app, sub=live, last=app.current_subscription,
-        options=plan_options(plans, live), attempt=new_attempt(),
-        open_invoice=_open_invoice(app) if live and live.status.in_dunning else None)
+        options=plan_options(plans, live), plan_features=plan_features, attempt=new_attempt(),
+        open_invoice=outstanding_invoice(db.session, app.id) if live and live.status.in_dunning else None)
 
 
 def _back(app: App):
@@ -133,9 +133,12 @@ def _gateway_failed(error: GatewayError, app: App):
     """Roll back whatever the request started and tell the owner why nothing happened."""
     db.session.rollback()
     if isinstance(error, CardDeclined):
-        reason = DECLINE_REASONS.get(error.decline_code or "", _("the card was declined"))
-        flash(_("Your card was declined (%(reason)s). Nothing was changed; update your card and try again.",
-                reason=reason), "error")
+        reason = DECLINE_REASONS.get(error.decline_code or "")
+        if reason:
+            flash(_("Your card was declined (%(reason)s). Nothing was changed; update your card and try again.",
+                    reason=reason), "error")
+        else:
+            flash(_("Your card was declined. Nothing was changed; update your card and try again."), "error")
     elif isinstance(error, GatewayUnavailable):
         log.warning("gateway unavailable for app %s: %s", app.id, error.message)
         flash(str(UNAVAILABLE), "error")
@@ -207,7 +210,11 @@ def checkout_success():
             flash(_("Your new card is saved and will be used for the next payments."), "success")
         else:
             live = live_subscription(db.session, app)
-            if live is not None and live.status == SubscriptionStatus.TRIALING:
+            if live is None or live.plan_id != local.plan_id:
+                # An old success URL reopened after the plan changed again: say what holds now.
+                flash(_("This checkout was completed earlier. Your app is now on %(plan)s.",
+                        plan=display_plan_name(live.plan if live else None)), "info")
+            elif live.status == SubscriptionStatus.TRIALING:
                 flash(_("Your %(plan)s trial has started.", plan=plan_name), "success")
             else:
                 flash(_("Thank you! Your app is now on %(plan)s.", plan=plan_name), "success")
@@ -256,7 +263,8 @@ def upgrade_preview(app_id: int):
         return _back(app)
     preview = preview_upgrade(db.session, gateway(), app, plan, origin=request_origin())
     db.session.commit()
-    return render_template("subscriptions/upgrade.html", app=app, preview=preview, attempt=new_attempt())
+    return render_template("subscriptions/upgrade.html", app=app, preview=preview, attempt=new_attempt(),
+                           sub=live_subscription(db.session, app))
 
 
 @bp.post("/apps/<int:app_id>/billing/upgrade")
@@ -416,7 +424,7 @@ def cancel_confirm_page(app_id: int):
     if live is None:
         flash(refusal_message(Refused("no_subscription", "")), "warning")
         return _back(app)
-    return render_template("subscriptions/cancel.html", app=app, sub=live)
+    return render_template("subscriptions/cancel.html", app=app, sub=live, reasons=CANCEL_REASONS)
 
 
 @bp.post("/apps/<int:app_id>/billing/cancel")
@@ -427,6 +435,11 @@ def cancel(app_id: int):
     changed = cancel_at_period_end(db.session, gateway(), app, origin=request_origin())
     live = live_subscription(db.session, app)
     until = live.current_period_end if live else None
+    reason = request.form.get("reason")
+    if changed and live is not None and reason in CANCEL_REASONS:
+        audit.record(db.session, action="subscription.cancel_reason", object_type="subscription",
+                     object_id=live.stripe_subscription_id, app_id=app.id, after={"reason": reason},
+                     origin=request_origin())
     db.session.commit()
     if changed:
         flash(_("Your subscription is canceled. You keep access until %(date)s, and you can resume it until then.",

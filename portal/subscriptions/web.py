@@ -4,7 +4,7 @@ from __future__ import annotations
 from portal.redirects import external_url
 from flask_babel import lazy_gettext as _l
 
-from billing.models import App
+from billing.models import App, KernelPlan
 from billing.subscriptions import Refused
 
 UNAVAILABLE = _l("Payments are temporarily unavailable, nothing was charged. Please try again in a few minutes.")
@@ -42,3 +42,35 @@ def cancel_url(app: App) -> str:
 
 def refusal_message(error: Refused) -> str:
     return str(REFUSALS.get(error.code, error))
+
+
+def refusal_text(code: str) -> str:
+    """What a refusal ``code`` (``plan_change``'s reason) tells the owner."""
+    return str(REFUSALS.get(code, _l("Not available right now")))
+
+
+# What each plan includes, shown on its card. The catalogue's codes are the keys; a plan added to the
+# catalogue without an entry here shows no list rather than a wrong one.
+PLAN_FEATURES = {
+    "free": (_l("1 app environment"), _l("Shared resources"), _l("Community support")),
+    "pro": (_l("3 environments: production, staging and preview"), _l("Dedicated resources"),
+            _l("Custom domains"), _l("E-mail support, answered within one business day")),
+    "enterprise": (_l("Unlimited environments"), _l("Dedicated resources with priority scaling"),
+                   _l("Single sign-on and audit log export"), _l("Support around the clock, answered within an hour")),
+}
+
+
+def plan_features(plan: KernelPlan) -> tuple[str, ...]:
+    return PLAN_FEATURES.get(plan.code, ())
+
+
+# Why an owner cancels: Stripe's own cancellation feedback codes, so the answer can go to Stripe as it is.
+CANCEL_REASONS = {
+    "too_expensive": _l("It costs too much"),
+    "missing_features": _l("A feature I need is missing"),
+    "switched_service": _l("I am moving to another service"),
+    "unused": _l("I do not use it enough"),
+    "too_complex": _l("It is too hard to use"),
+    "low_quality": _l("It does not work well enough"),
+    "other": _l("Another reason"),
+}

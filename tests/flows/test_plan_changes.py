@@ -112,6 +112,7 @@ def test_a_declined_upgrade_changes_nothing(billing_app, owner_http, on_pro):
     _, form = preview_form(owner_http, on_pro.id)
     declined = owner_http.post(f"/apps/{on_pro.id}/billing/upgrade", data=form, follow_redirects=True)
     assert "Your card was declined" in declined.get_data(as_text=True)
+    assert "declined (the card was declined)" not in declined.get_data(as_text=True)  # said once, not twice
     row = subscription_of(billing_app, on_pro.id)
     assert row.plan.code == "pro" and row.status == SubscriptionStatus.ACTIVE
     assert count(billing_app, KernelInvoice) == invoices_before
@@ -225,7 +226,8 @@ def test_downgrade_is_scheduled_for_the_period_end_and_can_be_undone(billing_app
 
 
 def test_the_scheduled_downgrade_applies_at_the_period_end(billing_app, owner_http, on_enterprise, sandbox):
-    from billing.sync import Origin, sync_subscription_from_gateway
+    from billing.audit import Origin
+    from billing.sync import sync_subscription_from_gateway
     from portal.extensions import db
 
     owner_http.post(f"/apps/{on_enterprise.id}/billing/downgrade", data={"plan": "pro", "attempt": "dg-000001"})

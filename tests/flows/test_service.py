@@ -19,7 +19,8 @@ from billing.subscriptions import (
     undo_downgrade,
     upgrade,
 )
-from billing.sync import Origin, sync_subscription_from_gateway
+from billing.audit import Origin
+from billing.sync import sync_subscription_from_gateway
 from portal.extensions import db
 from portal.payments import gateway
 from tests.flows.test_plan_changes import start_of_a_thirty_day_month

@@ -1,14 +1,18 @@
 """Fixtures for the Billing Gateway API: service keys of two apps, and a client that speaks JSON with a key."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import pytest
 
+from billing.audit import Origin
+from billing.gateway import StripeGateway
 from billing.models import App, Role
 from billing.service_keys import SCOPES, create_key
 from portal.extensions import db
+from portal.payments import EXTENSION
 from tests.conftest import make_app, make_user, short_session
 
 VISA = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}
@@ -18,7 +22,7 @@ INSUFFICIENT = {"number": "4000000000009995", "exp_month": 12, "exp_year": 2034,
 
 def issue_key(app, tenant: App, scopes=SCOPES, name: str = "support tool") -> str:
     with app.app_context():
-        issued = create_key(db.session, db.session.get(App, tenant.id), name=name, scopes=scopes, actor="cli")
+        issued = create_key(db.session, db.session.get(App, tenant.id), name=name, scopes=scopes, origin=Origin(actor="cli"))
         db.session.commit()
         return issued.secret
 
@@ -53,6 +57,20 @@ class Api:
         response = self.authorize(amount, capture=True, key=key)
         assert response.status_code == 201, response.get_json()
         return response.get_json()
+
+
+@contextmanager
+def unreachable_gateway(app):
+    """Stripe cannot be reached (connection refused) until the block ends: a provider failure at the network edge.
+
+    Not the sandbox's injected faults: the portal also reads the sandbox's clock, which would eat some of them.
+    """
+    reachable = app.extensions[EXTENSION]
+    app.extensions[EXTENSION] = StripeGateway.for_sandbox("http://127.0.0.1:9", max_network_retries=0)
+    try:
+        yield
+    finally:
+        app.extensions[EXTENSION] = reachable
 
 
 @pytest.fixture

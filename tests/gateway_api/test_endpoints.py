@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from billing.models import GatewayAuthorization, GatewayToken
 from portal.extensions import db
-from tests.gateway_api.conftest import DECLINED, INSUFFICIENT, VISA
+from tests.gateway_api.conftest import DECLINED, INSUFFICIENT, VISA, unreachable_gateway
 
 
 def test_tokenize_returns_a_masked_token_and_keeps_no_card_data(api, gw_app):
@@ -89,10 +89,9 @@ def test_declined_card_is_a_402_with_its_code(api):
     assert declined.get_json()["error"]["decline_code"] in ("generic_decline", "card_declined")
 
 
-def test_provider_failure_is_a_502_with_our_reference_in_the_log(api, sandbox, caplog):
+def test_provider_failure_is_a_502_with_our_reference_in_the_log(api, gw_app, caplog):
     token = api.token()
-    sandbox.fail(3, status=500)  # the first try and both SDK retries
-    with caplog.at_level(logging.ERROR, logger="portal.gateway_api.routes"):
+    with caplog.at_level(logging.ERROR, logger="portal.gateway_api.routes"), unreachable_gateway(gw_app):
         response = api.post("authorizations", {"gateway": "sandbox", "token_reference": token, "amount": "10.00",
                                                "currency": "BRL", "idempotency_key": "auth-502"})
     assert response.status_code == 502

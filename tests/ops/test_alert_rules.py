@@ -202,3 +202,37 @@ def test_a_superadmin_acknowledges_a_rule_alert_which_stays_open(app, superadmin
         alert = db.session.get(Alert, alert_id)
         assert alert.resolved_at is None and alert.acknowledged_by_id is not None
     assert "Acknowledged by" in superadmin_client.get("/admin/alerts").get_data(as_text=True)
+
+
+def test_a_paid_invoice_resolves_its_invoice_payment_failed_alert(app):
+    with app.app_context():
+        payer = planting.any_app(db.session)
+        invoice = KernelInvoice(app_id=payer.id, stripe_invoice_id="in_first_failed", status="open", amount_due=9900,
+                                amount_paid=0, currency="BRL")
+        db.session.add(invoice)
+        audit.raise_alert(db.session, kind="invoice_payment_failed", app_id=payer.id, message="failed",
+                          details={"invoice": "in_first_failed"}, dedupe_key="invoice_payment_failed:in_first_failed")
+        _run()
+        assert len(_open("invoice_payment_failed")) == 1
+        invoice.status, invoice.amount_paid = "paid", 9900
+        _run()
+        assert _open("invoice_payment_failed") == []
+
+
+def test_a_healed_divergence_resolves_its_alert(app):
+    from billing.models import ReconciliationDivergence, ReconciliationRun
+
+    with app.app_context():
+        run = ReconciliationRun(trigger="test", status="succeeded")
+        db.session.add(run)
+        alert = audit.raise_alert(db.session, kind="reconciliation_divergence", message="differs",
+                                  dedupe_key="reconciliation:test")
+        db.session.flush()
+        divergence = ReconciliationDivergence(run_id=run.id, kind="status", object_type="subscription",
+                                              stripe_id="sub_x", healable=True, alert_id=alert.id)
+        db.session.add(divergence)
+        _run()
+        assert len(_open("reconciliation_divergence")) == 1
+        divergence.healed_at = NOW
+        _run()
+        assert _open("reconciliation_divergence") == []

@@ -53,7 +53,8 @@ def test_the_human_format_is_redacted_too():
 
 def test_production_logs_json_and_development_text():
     production = {"PORTAL_ENV": "production", "SECRET_KEY": "x" * 32, "DATABASE_URL": "sqlite://",
-                  "REDIS_URL": "redis://127.0.0.1:1/0"}
+                  "REDIS_URL": "redis://127.0.0.1:1/0", "STRIPE_KERNEL_WEBHOOK_SECRET": "whsec_test",
+                  "PORTAL_BASE_URL": "https://billing.example.com"}
     assert load_config(production)["LOG_FORMAT"] == "json"
     assert load_config({})["LOG_FORMAT"] == "text"
     assert load_config({"LOG_FORMAT": "json"})["LOG_FORMAT"] == "json"
