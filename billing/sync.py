@@ -26,6 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
+from billing.audit import Origin
+from billing.errors import BillingError
 from billing.gateway.types import Card, Invoice, Subscription, SubscriptionSchedule, ts
 from billing.models import App, AppSubscription, KernelInvoice
 from billing.plans import plan_by_price
@@ -33,15 +35,6 @@ from billing.states import SubscriptionStatus, check_transition
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Who or what caused a change, for the audit trail."""
-
-    actor: str  # "user", "webhook", "job:dunning", "job:reconciliation", "cli"
-    correlation_id: Optional[str] = None  # event id, request id, job run
-    actor_user_id: Optional[int] = None
 
 
 class Outcome(enum.StrEnum):
@@ -63,7 +56,7 @@ class SyncResult:
         return self.outcome in (Outcome.CREATED, Outcome.UPDATED)
 
 
-class UnknownPrice(ValueError):
+class UnknownPrice(BillingError, ValueError):
     """A Stripe price that maps to none of our plans (created by hand in the dashboard?)."""
 
     def __init__(self, price_id: Optional[str]):
@@ -186,8 +179,7 @@ def sync_subscription(
         return SyncResult(Outcome.UNCHANGED, row, remote)
     session.flush()
     audit.record(session, action=f"subscription.{outcome.value}", object_type="app_subscription",
-                 object_id=remote.id, app_id=app.id, before=before, after=after, actor=origin.actor,
-                 actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 object_id=remote.id, app_id=app.id, before=before, after=after, origin=origin)
     return SyncResult(outcome, row, remote)
 
 
@@ -284,8 +276,7 @@ def sync_invoice(
         return SyncResult(Outcome.UNCHANGED, row, remote)
     session.flush()
     audit.record(session, action=f"invoice.{outcome.value}", object_type="kernel_invoice", object_id=remote.id,
-                 app_id=app.id, before=before, after=after, actor=origin.actor, actor_user_id=origin.actor_user_id,
-                 correlation_id=origin.correlation_id)
+                 app_id=app.id, before=before, after=after, origin=origin)
     return SyncResult(outcome, row, remote)
 
 

@@ -25,7 +25,7 @@ from billing.control import BillingPaused, open_pause
 from billing.models import BillingPauseApp
 from billing.releases import Actor
 from portal.config import ROOT
-from portal.errors import wants_json
+from portal.errors import json_error, wants_json
 from portal.extensions import db
 from portal.payments import gateway
 from portal.request_context import request_id
@@ -126,8 +126,6 @@ def init_app(app: Flask) -> None:
     def billing_paused(error: BillingPaused):
         db.session.rollback()
         if wants_json() or request.is_json:
-            from portal.api.routes import error as json_error
-
             return json_error(409, str(PAUSED_MESSAGE), BillingPaused.code)
         flash(str(PAUSED_MESSAGE), "warning")
         app_id = (request.view_args or {}).get("app_id") or error.app_id

@@ -18,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit, control, metrics
+from billing.audit import Origin
 from billing.gateway import StripeGateway
 from billing.models import Alert, AlertSeverity, ProcessedWebhook, WebhookStatus
 from billing.redaction import redact
-from billing.sync import Origin, UnknownPrice
+from billing.sync import UnknownPrice
 from billing.webhooks.events import Event
 from billing.webhooks.handlers import HANDLERS, Handled, HandlerContext
 
@@ -147,5 +148,5 @@ def request_replay(session: Session, row: ProcessedWebhook, *, user_id: Optional
     before = {"status": row.status.value, "attempts": row.attempts}
     row.status = WebhookStatus.RECEIVED
     audit.record(session, action="webhook.replay_requested", object_type="processed_webhook", object_id=row.event_id,
-                 before=before, after={"status": WebhookStatus.RECEIVED.value}, actor="user",
-                 actor_user_id=user_id, correlation_id=row.event_id)
+                 before=before, after={"status": WebhookStatus.RECEIVED.value},
+                 origin=Origin(actor="user", actor_user_id=user_id, correlation_id=row.event_id))

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
@@ -138,8 +147,7 @@ def pay_complete(app_id: int):
                  refetch=lambda: ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id))
     audit.record(db.session, action="invoice.paid_by_owner", object_type="kernel_invoice",
                  object_id=invoice.stripe_invoice_id, app_id=app.id, before={"status": "open"},
-                 after={"status": paid.status, "amount_paid": paid.amount_paid}, actor=ctx.origin.actor,
-                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+                 after={"status": paid.status, "amount_paid": paid.amount_paid}, origin=ctx.origin)
     settle_if_in_dunning(db.session, invoice, ctx, paid_by="owner")
     charges.settle(db.session, charge, ChargeStatus.SUCCEEDED if paid.status == "paid" else ChargeStatus.FAILED,
                    ctx.origin, invoice=paid)
