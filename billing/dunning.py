@@ -34,6 +34,8 @@ from billing.models import (
     App,
     AppStatus,
     AttemptStatus,
+    DunningOutcome,
+    InvoiceStatus,
     KernelInvoice,
     KernelPaymentAttempt,
 )
@@ -142,10 +144,6 @@ class DunningSummary:
     next_retry_on: Optional[date]
     grace_ends_on: date
 
-    @property
-    def retries_made(self) -> int:
-        return sum(1 for attempt in self.retries if attempt.status in (AttemptStatus.FAILED, AttemptStatus.SUCCEEDED))
-
 
 def retry_dates(failed_at: datetime) -> list[date]:
     """The calendar days (São Paulo) on which retries #1..#3 fall."""
@@ -185,9 +183,9 @@ def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContex
     if first is None or invoice.dunning_closed_at is not None:
         return Step.WAITING
     remote = _refresh_invoice(session, invoice, ctx)
-    if remote.status == "paid":
+    if remote.status == InvoiceStatus.PAID:
         return settle_invoice(session, invoice, ctx, paid_by="stripe")
-    if remote.status == "void":
+    if remote.status == InvoiceStatus.VOID:
         return _close_voided(session, invoice, attempts, ctx)
 
     stuck = [row for number, row in sorted(attempts.items())
@@ -297,10 +295,10 @@ def _charge(session: Session, invoice: KernelInvoice, slot: KernelPaymentAttempt
     except InvalidRequest:
         # Typically "invoice is already paid" or voided meanwhile: Stripe's state decides.
         remote = _refresh_invoice(session, invoice, ctx)
-        if remote.status not in ("paid", "void"):
+        if remote.status not in (InvoiceStatus.PAID, InvoiceStatus.VOID):
             raise
         slot.status = AttemptStatus.CANCELED
-        if remote.status == "void":
+        if remote.status == InvoiceStatus.VOID:
             return _close_voided(session, invoice, _attempts(session, invoice), ctx)
         return settle_invoice(session, invoice, ctx, paid_by="stripe")
     slot.status = AttemptStatus.SUCCEEDED
@@ -371,11 +369,11 @@ def _give_up(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> S
         dedupe_key=f"dunning:{invoice.stripe_invoice_id}:canceled",
         smtp_configured=ctx.smtp_configured,
     )
-    _close(session, invoice, ctx, outcome="exhausted")
+    _close(session, invoice, ctx, outcome=DunningOutcome.EXHAUSTED)
     return Step.EXHAUSTED
 
 
-def _close(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, outcome: str,
+def _close(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, outcome: DunningOutcome,
            paid_by: Optional[str] = None) -> None:
     before = {"outcome": invoice.dunning_outcome}
     invoice.dunning_closed_at = invoice.dunning_closed_at or ctx.now
@@ -403,7 +401,7 @@ def _close_voided(session: Session, invoice: KernelInvoice, attempts: dict[int, 
                   ctx: DunningContext) -> Step:
     _cancel_open_slots(attempts)
     _resolve_alerts(session, invoice, ctx.now)
-    _close(session, invoice, ctx, outcome="void")
+    _close(session, invoice, ctx, outcome=DunningOutcome.VOID)
     resume_if_settled(session, invoice.app, ctx)
     return Step.VOIDED
 
@@ -414,14 +412,14 @@ def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext
     Called by the dunning job (a retry succeeded, or Stripe says it was paid) and by
     the portal when the owner pays; ``invoice`` must already hold Stripe's paid state.
     """
-    if invoice.dunning_outcome == "paid":
+    if invoice.dunning_outcome == DunningOutcome.PAID:
         return Step.RECOVERED
     _cancel_open_slots(_attempts(session, invoice))
     subscription = invoice.subscription
     if subscription is not None and subscription.status != SubscriptionStatus.CANCELED:
         sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id, origin=ctx.origin)
     _resolve_alerts(session, invoice, ctx.now)
-    _close(session, invoice, ctx, outcome="paid", paid_by=paid_by)
+    _close(session, invoice, ctx, outcome=DunningOutcome.PAID, paid_by=paid_by)
     notify_owners(
         session, invoice.app, kind="dunning.recovered",
         subject="Payment received, thank you / Pagamento recebido, obrigado",
@@ -444,7 +442,7 @@ def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningC
     The ``invoice.paid`` webhook calls it, so a dunning paid in Stripe ends at once
     rather than at the next daily run.
     """
-    if invoice.status != "paid" or invoice.dunning_outcome not in (None, "exhausted"):
+    if invoice.status != InvoiceStatus.PAID or invoice.dunning_outcome not in (None, DunningOutcome.EXHAUSTED):
         return False
     if not _attempts(session, invoice).get(0):
         return False
@@ -475,7 +473,7 @@ def resume_if_settled(session: Session, app: App, ctx: DunningContext) -> bool:
     if app.status != AppStatus.PAUSED:
         return False
     owed = session.scalar(select(KernelInvoice.id).where(KernelInvoice.app_id == app.id,
-                                                         KernelInvoice.dunning_outcome == "exhausted").limit(1))
+                                                         KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED).limit(1))
     live = app.current_subscription
     subscribed_again = live is not None and live.status.grants_access
     if owed is not None and not subscribed_again:
@@ -491,12 +489,12 @@ def resume_if_settled(session: Session, app: App, ctx: DunningContext) -> bool:
 def review_paused_app(session: Session, app: App, ctx: DunningContext) -> bool:
     """For the daily job: settle exhausted invoices paid (or voided) in Stripe since, then maybe resume."""
     for invoice in session.scalars(select(KernelInvoice).where(KernelInvoice.app_id == app.id,
-                                                               KernelInvoice.dunning_outcome == "exhausted")):
+                                                               KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED)):
         remote = _refresh_invoice(session, invoice, ctx)
-        if remote.status == "paid":
+        if remote.status == InvoiceStatus.PAID:
             settle_invoice(session, invoice, ctx, paid_by="stripe")
-        elif remote.status == "void":
-            _close(session, invoice, ctx, outcome="void")
+        elif remote.status == InvoiceStatus.VOID:
+            _close(session, invoice, ctx, outcome=DunningOutcome.VOID)
     return resume_if_settled(session, app, ctx)
 
 
@@ -510,7 +508,7 @@ def outstanding_invoice(session: Session, app_id: int) -> Optional[KernelInvoice
         .join(KernelPaymentAttempt, (KernelPaymentAttempt.invoice_id == KernelInvoice.id)
               & (KernelPaymentAttempt.attempt_number == 0))
         .where(KernelInvoice.app_id == app_id, KernelInvoice.is_open,
-               (KernelInvoice.dunning_outcome.is_(None)) | (KernelInvoice.dunning_outcome == "exhausted"))
+               (KernelInvoice.dunning_outcome.is_(None)) | (KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED))
         .order_by(KernelInvoice.id.desc()).limit(1))
     if in_dunning is not None:
         return in_dunning

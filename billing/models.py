@@ -42,14 +42,14 @@ def _utcnow() -> datetime:
     return clock.now()
 
 
-def _enum(enum_class: type[enum.Enum], name: str) -> Enum:
+def _enum(enum_class: type[enum.Enum], name: str, length: int = 32) -> Enum:
     """A portable enum column: stored as its string value, guarded by a CHECK constraint."""
     return Enum(
         enum_class,
         name=name,
         native_enum=False,
         create_constraint=True,
-        length=32,
+        length=length,
         values_callable=lambda members: [m.value for m in members],
         validate_strings=True,
     )
@@ -258,6 +258,14 @@ class InvoiceStatus(enum.StrEnum):
 OPEN_INVOICE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
 
 
+class DunningOutcome(enum.StrEnum):
+    """How an invoice's dunning ended."""
+
+    PAID = "paid"
+    EXHAUSTED = "exhausted"  # the last retry failed: subscription canceled, app paused
+    VOID = "void"  # voided in Stripe: nothing left to collect
+
+
 class KernelInvoice(Base):
     """A Stripe invoice of an app, mirrored for listing, dunning and reconciliation."""
 
@@ -274,7 +282,7 @@ class KernelInvoice(Base):
     subscription_id: Mapped[Optional[int]] = mapped_column(ForeignKey("app_subscriptions.id"), index=True)
     stripe_invoice_id: Mapped[str] = mapped_column(String(255), unique=True)
     number: Mapped[Optional[str]] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus, "invoice_status"))
     billing_reason: Mapped[Optional[str]] = mapped_column(String(64))
     amount_due: Mapped[int] = mapped_column(BigInteger, nullable=False)
     amount_paid: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -290,7 +298,7 @@ class KernelInvoice(Base):
     stripe_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     # Dunning of this invoice ended (paid, voided, or retries exhausted): the dunning job stops looking at it.
     dunning_closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    dunning_outcome: Mapped[Optional[str]] = mapped_column(String(32))  # paid, exhausted, void
+    dunning_outcome: Mapped[Optional[DunningOutcome]] = mapped_column(_enum(DunningOutcome, "dunning_outcome"))
 
     app: Mapped[App] = relationship()
     subscription: Mapped[Optional[AppSubscription]] = relationship()
@@ -435,6 +443,11 @@ class CheckoutStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class CheckoutMode(enum.StrEnum):
+    SUBSCRIPTION = "subscription"
+    SETUP = "setup"  # saves a card, charges nothing
+
+
 class KernelCheckoutSession(Base):
     """A Checkout Session the portal opened for an app: the success redirect is only honoured for these."""
 
@@ -443,7 +456,7 @@ class KernelCheckoutSession(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
     stripe_session_id: Mapped[str] = mapped_column(String(255), unique=True)
-    mode: Mapped[str] = mapped_column(String(16))  # "subscription" or "setup"
+    mode: Mapped[CheckoutMode] = mapped_column(_enum(CheckoutMode, "checkout_mode", length=16))
     plan_id: Mapped[Optional[int]] = mapped_column(ForeignKey("kernel_plans.id"))
     status: Mapped[CheckoutStatus] = mapped_column(_enum(CheckoutStatus, "checkout_status"),
                                                    default=CheckoutStatus.OPEN)
@@ -454,6 +467,18 @@ class KernelCheckoutSession(Base):
 
     app: Mapped[App] = relationship()
     plan: Mapped[Optional[KernelPlan]] = relationship()
+
+
+class PaymentStatus(enum.StrEnum):
+    """Stripe's PaymentIntent statuses."""
+
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+    REQUIRES_CONFIRMATION = "requires_confirmation"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    REQUIRES_CAPTURE = "requires_capture"
+    CANCELED = "canceled"
+    SUCCEEDED = "succeeded"
 
 
 class KernelPayment(Base):
@@ -474,7 +499,7 @@ class KernelPayment(Base):
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     amount_refunded: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    status: Mapped[str] = mapped_column(String(32))  # Stripe's PaymentIntent status
+    status: Mapped[PaymentStatus] = mapped_column(_enum(PaymentStatus, "payment_status"))
     failure_code: Mapped[Optional[str]] = mapped_column(String(64))
     paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
@@ -529,6 +554,14 @@ class OutboxMessage(Base):
     app: Mapped[Optional[App]] = relationship()
 
 
+class RunStatus(enum.StrEnum):
+    """Where a job run or a reconciliation run stands."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class JobRun(Base):
     """One run of a scheduled or on-demand job. The unique key stops a second launch of the same run."""
 
@@ -538,7 +571,7 @@ class JobRun(Base):
     name: Mapped[str] = mapped_column(String(64), index=True)
     run_key: Mapped[str] = mapped_column(String(255), unique=True)  # e.g. "dunning:2026-11-26"
     rq_job_id: Mapped[Optional[str]] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(32))  # running, succeeded, failed
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "job_run_status"))
     processed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     details: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
@@ -552,7 +585,7 @@ class ReconciliationRun(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     trigger: Mapped[str] = mapped_column(String(32))  # nightly, superadmin, cli
-    status: Mapped[str] = mapped_column(String(32))  # running, succeeded, failed
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "reconciliation_run_status"))
     subscriptions_checked: Mapped[int] = mapped_column(Integer, default=0)
     invoices_checked: Mapped[int] = mapped_column(Integer, default=0)
     divergence_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -564,6 +597,18 @@ class ReconciliationRun(Base):
     divergences: Mapped[list["ReconciliationDivergence"]] = relationship(back_populates="run")
 
 
+class DivergenceKind(enum.StrEnum):
+    """What differs between Stripe and our tables."""
+
+    STATUS = "status"
+    PLAN = "plan"
+    PERIOD = "period"
+    AMOUNT = "amount"
+    PAID = "paid"
+    MISSING_LOCAL = "missing_local"  # in Stripe, not in our tables
+    MISSING_STRIPE = "missing_stripe"  # in our tables, not in Stripe
+
+
 class ReconciliationDivergence(Base):
     """One difference between Stripe and our tables, with both values; safe ones can be healed."""
 
@@ -572,7 +617,7 @@ class ReconciliationDivergence(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"), index=True)
     app_id: Mapped[Optional[int]] = mapped_column(ForeignKey("apps.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(64))  # status, plan, period, amount, paid, missing_local, missing_stripe
+    kind: Mapped[DivergenceKind] = mapped_column(_enum(DivergenceKind, "divergence_kind", length=64))
     object_type: Mapped[str] = mapped_column(String(32))  # subscription, invoice
     stripe_id: Mapped[Optional[str]] = mapped_column(String(255))
     local_value: Mapped[Optional[Any]] = mapped_column(JSON)

@@ -19,7 +19,6 @@ may simply not have arrived yet.
 """
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import logging
@@ -43,6 +42,7 @@ from billing.models import (
     App,
     AppSubscription,
     AttemptStatus,
+    DivergenceKind,
     KernelInvoice,
     KernelPayment,
     KernelPaymentAttempt,
@@ -50,6 +50,7 @@ from billing.models import (
     KernelRefund,
     ReconciliationDivergence,
     ReconciliationRun,
+    RunStatus,
 )
 from billing.states import SubscriptionStatus, can_transition
 from billing.sync import sync_invoice, sync_subscription_from_gateway
@@ -63,16 +64,6 @@ FRESH_GRACE = timedelta(minutes=10)
 # The ERP closes its books on São Paulo days: a day runs from 00:00 to 24:00 there.
 GATEWAYS = ("stripe",)
 _STATUSES = frozenset(status.value for status in SubscriptionStatus)
-
-
-class Kind(enum.StrEnum):
-    STATUS = "status"
-    PLAN = "plan"
-    PERIOD = "period"
-    AMOUNT = "amount"
-    PAID = "paid"
-    MISSING_LOCAL = "missing_local"  # in Stripe, not in our tables
-    MISSING_STRIPE = "missing_stripe"  # in our tables, not in Stripe
 
 
 @dataclass(frozen=True)
@@ -100,7 +91,7 @@ class LocalInvoice:
 class Found:
     """One divergence, before it is stored."""
 
-    kind: Kind
+    kind: DivergenceKind
     object_type: str  # "subscription" or "invoice"
     stripe_id: str
     app_id: Optional[int]
@@ -122,10 +113,10 @@ def compare_subscription(local: Optional[LocalSubscription], remote: Optional[Su
     if local is None and remote is None:
         return []
     if remote is None:
-        return [Found(Kind.MISSING_STRIPE, "subscription", local.stripe_id, local.app_id,
+        return [Found(DivergenceKind.MISSING_STRIPE, "subscription", local.stripe_id, local.app_id,
                       {"status": local.status, "price": local.price_id}, None, False)]
     if local is None:
-        return [Found(Kind.MISSING_LOCAL, "subscription", remote.id, app_id, None,
+        return [Found(DivergenceKind.MISSING_LOCAL, "subscription", remote.id, app_id, None,
                       {"status": remote.status, "price": remote.price_id, "customer": remote.customer},
                       remote.price_id in known_prices)]
     found = []
@@ -133,14 +124,14 @@ def compare_subscription(local: Optional[LocalSubscription], remote: Optional[Su
     if local.status != remote.status:
         legal = remote.status in _STATUSES and can_transition(SubscriptionStatus(local.status),
                                                                SubscriptionStatus(remote.status))
-        found.append(Found(Kind.STATUS, local_value=local.status, stripe_value=remote.status, healable=legal,
+        found.append(Found(DivergenceKind.STATUS, local_value=local.status, stripe_value=remote.status, healable=legal,
                            **common))
     if local.price_id != remote.price_id:
-        found.append(Found(Kind.PLAN, local_value=local.price_id, stripe_value=remote.price_id,
+        found.append(Found(DivergenceKind.PLAN, local_value=local.price_id, stripe_value=remote.price_id,
                            healable=remote.price_id in known_prices, **common))
     remote_period = [_unix(remote.current_period_start), _unix(remote.current_period_end)]
     if [local.period_start, local.period_end] != remote_period:
-        found.append(Found(Kind.PERIOD, local_value=[local.period_start, local.period_end],
+        found.append(Found(DivergenceKind.PERIOD, local_value=[local.period_start, local.period_end],
                            stripe_value=remote_period, healable=True, **common))
     return found
 
@@ -151,11 +142,11 @@ def compare_invoice(local: Optional[LocalInvoice], remote: Optional[Invoice], *,
     if local is None and remote is None:
         return []
     if remote is None:
-        return [Found(Kind.MISSING_STRIPE, "invoice", local.stripe_id, local.app_id,
+        return [Found(DivergenceKind.MISSING_STRIPE, "invoice", local.stripe_id, local.app_id,
                       {"status": local.status, "amount_due": local.amount_due, "currency": local.currency},
                       None, False)]
     if local is None:
-        return [Found(Kind.MISSING_LOCAL, "invoice", remote.id, app_id, None,
+        return [Found(DivergenceKind.MISSING_LOCAL, "invoice", remote.id, app_id, None,
                       {"status": remote.status, "amount_due": remote.amount_due, "currency": remote.currency},
                       True)]
     found = []
@@ -166,12 +157,12 @@ def compare_invoice(local: Optional[LocalInvoice], remote: Optional[Invoice], *,
                    "amount_remaining": remote.amount_remaining}
     if (local.status == "paid") != (remote.status == "paid") or local.amount_paid != remote.amount_paid \
             or local.amount_remaining != remote.amount_remaining:
-        found.append(Found(Kind.PAID, local_value=local_paid, stripe_value=remote_paid, healable=True, **common))
+        found.append(Found(DivergenceKind.PAID, local_value=local_paid, stripe_value=remote_paid, healable=True, **common))
     elif local.status != remote.status:
-        found.append(Found(Kind.STATUS, local_value=local.status, stripe_value=remote.status, healable=True,
+        found.append(Found(DivergenceKind.STATUS, local_value=local.status, stripe_value=remote.status, healable=True,
                            **common))
     if local.amount_due != remote.amount_due or local.currency != remote.currency:
-        found.append(Found(Kind.AMOUNT, local_value={"amount_due": local.amount_due, "currency": local.currency},
+        found.append(Found(DivergenceKind.AMOUNT, local_value={"amount_due": local.amount_due, "currency": local.currency},
                            stripe_value={"amount_due": remote.amount_due, "currency": remote.currency},
                            healable=True, **common))
     return found
@@ -344,7 +335,7 @@ def reconcile(session: Session, gateway: StripeGateway, *, trigger: str,
     """Walk Stripe, compare, record every divergence with an alert; returns the finished run."""
     clock.refresh()
     started = clock.now()
-    run = ReconciliationRun(trigger=trigger, status="running", started_at=started)
+    run = ReconciliationRun(trigger=trigger, status=RunStatus.RUNNING, started_at=started)
     session.add(run)
     session.commit()
     customers = dict(session.execute(select(App.stripe_customer_id, App.id)
@@ -358,7 +349,7 @@ def reconcile(session: Session, gateway: StripeGateway, *, trigger: str,
     except Exception as error:
         session.rollback()
         run = session.get(ReconciliationRun, run.id)
-        run.status, run.error, run.finished_at = "failed", f"{type(error).__name__}: {error}"[:2000], clock.now()
+        run.status, run.error, run.finished_at = RunStatus.FAILED, f"{type(error).__name__}: {error}"[:2000], clock.now()
         run.api_calls = walk.counters.api_calls
         session.commit()
         raise
@@ -367,7 +358,7 @@ def reconcile(session: Session, gateway: StripeGateway, *, trigger: str,
     run.invoices_checked = walk.counters.invoices
     run.api_calls = walk.counters.api_calls
     run.divergence_count = len(walk.found)
-    run.status = "succeeded"
+    run.status = RunStatus.SUCCEEDED
     run.finished_at = clock.now()
     session.commit()
     log.info("reconciliation %s: %s subscriptions, %s invoices, %s divergences, %s API calls", run.id,
@@ -387,7 +378,7 @@ def record(session: Session, run: ReconciliationRun, found: Iterable[Found]) -> 
     for item in found:
         alert = audit.raise_alert(
             session, kind="reconciliation_divergence",
-            severity=AlertSeverity.CRITICAL if item.kind in (Kind.PAID, Kind.AMOUNT, Kind.MISSING_STRIPE)
+            severity=AlertSeverity.CRITICAL if item.kind in (DivergenceKind.PAID, DivergenceKind.AMOUNT, DivergenceKind.MISSING_STRIPE)
             else AlertSeverity.WARNING,
             app_id=item.app_id,
             message=f"Reconciliation: {item.object_type} {item.stripe_id} differs ({item.kind.value}): "

@@ -40,6 +40,7 @@ from billing.models import (
     AlertSeverity,
     App,
     AppSubscription,
+    CheckoutMode,
     CheckoutStatus,
     KernelCheckoutSession,
     KernelInvoice,
@@ -107,13 +108,6 @@ def monthly_amount(plan: KernelPlan) -> int:
 def monthly_amount_sql(plan) -> Any:
     """``monthly_amount`` as a SQL expression over ``plan`` (a KernelPlan, or an alias of it), for totals."""
     return case((plan.interval == "year", (plan.amount + 6) // 12), else_=plan.amount)
-
-
-def mrr_contribution(subscription: Optional[AppSubscription]) -> int:
-    """What the subscription adds to monthly recurring revenue (the superadmin's tenants list sums this in SQL)."""
-    if subscription is None or subscription.status not in MRR_STATUSES:
-        return 0
-    return monthly_amount(subscription.plan)
 
 
 # ---------------------------------------------------------------- which plan change is allowed
@@ -233,7 +227,7 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is not None:  # the same attempt again (a double click): Stripe replayed the first session
         return local
-    local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode="subscription", plan_id=plan.id,
+    local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SUBSCRIPTION, plan_id=plan.id,
                                   url=remote.url, created_by_id=origin.actor_user_id, status=CheckoutStatus.OPEN)
     session.add(local)
     session.flush()
@@ -254,7 +248,7 @@ def _expire_other_sessions(session: Session, gateway: StripeGateway, app: App, *
     is expired instead and the checkout refused: the app has its subscription.
     """
     others = session.scalars(select(KernelCheckoutSession).where(
-        KernelCheckoutSession.app_id == app.id, KernelCheckoutSession.mode == "subscription",
+        KernelCheckoutSession.app_id == app.id, KernelCheckoutSession.mode == CheckoutMode.SUBSCRIPTION,
         KernelCheckoutSession.status == CheckoutStatus.OPEN, KernelCheckoutSession.id != keep.id)).all()
     for other in others:
         try:
@@ -293,7 +287,7 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
                                            cancel_url=cancel_url, attempt=attempt, submit_message=submit_message)
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is None:
-        local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode="setup", url=remote.url,
+        local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SETUP, url=remote.url,
                                       created_by_id=origin.actor_user_id, status=CheckoutStatus.OPEN)
         session.add(local)
         audit.record(session, action="checkout.setup.opened", object_type="checkout_session", object_id=remote.id,
@@ -332,7 +326,7 @@ class UpgradeResult:
 
 
 def preview_upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *,
-                    origin: Origin, at: Optional[datetime] = None) -> UpgradePreview:
+                    at: Optional[datetime] = None) -> UpgradePreview:
     """The exact amount an upgrade to ``to_plan`` charges now, checked against the gateway's preview."""
     control.refuse_if_paused(session, app.id)
     row, _ = _require(live_subscription(session, app), to_plan, PlanAction.UPGRADE, otherwise="not_an_upgrade")

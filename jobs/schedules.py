@@ -13,7 +13,7 @@ moment (``schedule-dunning-daily-20261127T120000Z``):
   workers) moves it to its queue when it falls due;
 * when it runs it first registers the next occurrence, so the chain goes on
   without a separate process;
-* the job itself then claims a ``JobRun`` for its window (``jobs/runs.py``), so
+* the job itself then claims a ``JobRun`` for its window (``billing/runs.py``), so
   even a duplicate that slipped past all this would do nothing.
 
 Schedules run on wall-clock time (RQ's scheduler knows no other); the jobs read

@@ -361,11 +361,6 @@ class StripeGateway:
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         return PaymentIntent.from_stripe(self._call(self._v1.payment_intents.retrieve, payment_intent_id))
 
-    def confirm_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
-        data = self._call(self._v1.payment_intents.confirm, payment_intent_id, {},
-                          key=f"payment_intent:{payment_intent_id}:confirm")
-        return PaymentIntent.from_stripe(data)
-
     def capture_payment_intent(self, payment_intent_id: str, amount: Optional[Money] = None) -> PaymentIntent:
         params = {"amount_to_capture": amount.amount} if amount else {}
         captured = amount.amount if amount else "all"
@@ -454,6 +449,10 @@ class StripeGateway:
             key=f"price:create:{lookup_key}",
         )
         return price["id"]
+
+    def archive_price(self, price_id: str) -> None:
+        """Stop selling a price (Stripe never deletes one); subscriptions already on it keep renewing at it."""
+        self._call(self._v1.prices.update, price_id, {"active": False}, key=f"price:{price_id}:archive")
 
     # ------------------------------------------------------------------ health
 

@@ -261,7 +261,7 @@ def upgrade_preview(app_id: int):
     plan = _plan_or_back(app, request.args.get("plan"))
     if plan is None:
         return _back(app)
-    preview = preview_upgrade(db.session, gateway(), app, plan, origin=request_origin())
+    preview = preview_upgrade(db.session, gateway(), app, plan)
     db.session.commit()
     return render_template("subscriptions/upgrade.html", app=app, preview=preview, attempt=new_attempt(),
                            sub=live_subscription(db.session, app))

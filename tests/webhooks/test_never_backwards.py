@@ -27,7 +27,7 @@ from billing.audit import Origin
 from billing.sync import INVOICE_PROGRESS, sync_invoice
 from billing.gateway.types import Invoice
 from billing.models import Base, ReconciliationDivergence
-from jobs.dunning import dunning_pass
+from billing.passes import dunning_pass
 from jobs.webhooks import process_event
 from portal.extensions import db
 from portal.payments import gateway
