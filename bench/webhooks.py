@@ -1,6 +1,6 @@
 """Webhook acknowledgement benchmark: the portal as in production against a bare endpoint, same run, same machine.
 
-    .venv/bin/python -m bench.webhooks [--events 3000] [--concurrency 1,4,32] [--workers 2] [--threads 4] [--pump]
+    .venv/bin/python -m bench.webhooks [--events 3000] [--concurrency 1,4,32] [--workers 2] [--threads 4] [--worker]
 
 Starts PostgreSQL and Redis (scripts/services.py), migrates a fresh database, then
 serves, one after the other under the same gunicorn settings:
@@ -8,19 +8,18 @@ serves, one after the other under the same gunicorn settings:
 * the portal (``wsgi:app``, PORTAL_ENV=production, real-Stripe mode with a dummy
   key that is never called): its webhook path (portal/webhooks/endpoint.py, plain
   WSGI ahead of Flask): size and signature checks, the rate limit (one Redis round
-  trip), one INSERT, the hand-off (one LPUSH), 200;
+  trip), one INSERT, 200;
 * the bare endpoint (``bench/webhooks_bare.py``): signature check and one INSERT
   into the same PostgreSQL table, nothing else: the practical limit of the stack.
 
 For each concurrency it sends N signed ``invoice.paid`` events (a realistic 3 KB
 payload, each a new event id) from that many concurrent senders on keep-alive
 connections, after a warm-up, and prints events/s and p50/p99 acknowledgement
-latency for both, and the ratios. By default no RQ worker and no pump run during
-the measurement (the answer never waits for them): the handed-off ids wait in
-``webhooks:inbox`` and are turned into RQ jobs by a pump at the end, which is
-timed and printed. With ``--pump`` a pump process (``python -m jobs.webhook_pump``)
-runs during the measurement, as it does next to a production worker, and takes its
-share of the CPU. The load generator shares the machine's cores with the servers,
+latency for both, and the ratios. By default no worker runs during the measurement
+(the answer never waits for one): the events wait in ``processed_webhooks``. With
+``--worker`` a worker applying them (``python -m jobs.worker --events-only``) runs
+during the measurement, as in production, and takes its share of the CPU and of
+the database (bench/processing.py measures the applying itself). The load generator shares the machine's cores with the servers,
 as in the reference figures in /work/shared/FACTS.md. Exit status 0 when every
 target is met: throughput >= 60% of the bare endpoint's, p99 <= 2x the bare p99 at
 each concurrency, p99 < 10 ms with one sender.
@@ -171,34 +170,12 @@ def start_gunicorn(module: str, env: dict, port: int, log: Path, workers: int, t
     return Service("bare", process, url=url)
 
 
-def start_pump(env: dict, log: Path) -> Service:
+def start_worker(env: dict, log: Path) -> Service:
     handle = open(log, "ab")
-    process = subprocess.Popen([PYTHON, "-m", "jobs.webhook_pump"], cwd=ROOT, env={**os.environ, **env},
+    process = subprocess.Popen([PYTHON, "-m", "jobs.worker", "--events-only"], cwd=ROOT, env={**os.environ, **env},
                                stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     handle.close()
-    return Service("pump", process)
-
-
-def drain_pump(redis_url: str, pump_ran: bool) -> None:
-    """Count what the portal handed off; turn what is still waiting into RQ jobs with a pump, timed."""
-    from redis import Redis
-    from rq import Queue
-
-    from jobs.webhook_pump import INBOX_KEY, Pump
-
-    connection = Redis.from_url(redis_url)
-    if pump_ran:  # let it finish what was handed off last
-        wait_until(lambda: connection.llen(INBOX_KEY) == 0, "the pump", timeout=120)
-    waiting = connection.llen(INBOX_KEY)
-    began = time.perf_counter()
-    moved = Pump(connection).drain()
-    elapsed = time.perf_counter() - began
-    jobs = Queue("webhooks", connection=connection).count
-    print(f"\nIds still waiting in {INBOX_KEY} after the run: {waiting}; RQ jobs in the webhooks queue once a pump"
-          f" moved them: {jobs} (one per portal event, warm-ups included; no worker ran)")
-    if moved:
-        print(f"A pump turned the {moved} waiting ids into jobs in {elapsed:.1f} s ({moved / elapsed:.0f} ids/s,"
-              " one process, nothing else running)")
+    return Service("worker", process)
 
 
 def measure(port: int, path: str, concurrency: int, bodies: list[bytes]) -> Result:
@@ -222,8 +199,8 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,4,32", help="comma-separated numbers of concurrent senders")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (both servers)")
-    parser.add_argument("--pump", action="store_true",
-                        help="run a webhook pump process during the measurement (it turns ids into RQ jobs)")
+    parser.add_argument("--worker", action="store_true",
+                        help="run a worker applying the events during the measurement")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -263,9 +240,9 @@ def main() -> int:
             services.append(start_gunicorn(module, env, ports[name], logs / f"{name}.log", args.workers,
                                            args.threads))
 
-        if args.pump:
-            services.append(start_pump(env, logs / "pump.log"))
-            print("A webhook pump runs during the measurement", flush=True)
+        if args.worker:
+            services.append(start_worker(env, logs / "worker.log"))
+            print("A worker applies the events during the measurement", flush=True)
 
         results: dict[tuple[str, int], Result] = {}
         per_round = max(1, args.events // args.rounds)
@@ -283,7 +260,6 @@ def main() -> int:
                 print(f"  {name:6s} c={concurrency:<3d} {r.rate:8.0f} events/s  p50 {r.percentile(.5):6.2f} ms"
                       f"  p99 {r.percentile(.99):7.2f} ms", flush=True)
 
-        drain_pump(redis.url, args.pump)
         return report(results, levels, args)
     finally:
         for service in reversed(services):

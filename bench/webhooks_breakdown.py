@@ -5,11 +5,10 @@
 Starts PostgreSQL and Redis, builds the portal as in production (as bench/webhooks.py
 does), calls its WSGI app directly with signed ``invoice.paid`` events, and prints the
 CPU time per request in total and spent in each step (signature check, parsing, rate
-limit, INSERT, hand-off); "the rest" is the WSGI middleware itself (routing, reading
+limit, INSERT); "the rest" is the WSGI middleware itself (routing, reading
 the body, the answer). CPU time, unlike wall time, is barely disturbed by other load
-on the machine. Then it times the pump turning the handed-off ids into RQ jobs (the
-work that moved off the request) and, as a yardstick, the bare endpoint's CPU per
-request in the same process.
+on the machine. Then, as a yardstick, the bare endpoint's CPU per request in the
+same process.
 """
 from __future__ import annotations
 
@@ -43,19 +42,6 @@ def timed(name: str, function):
     return wrapper
 
 
-def pump_cpu(redis_url: str, expected: int) -> None:
-    """CPU per id of the pump (BLMOVE's non-blocking twin, the RQ job in one pipeline, LREM), in-process."""
-    from redis import Redis
-
-    from jobs.webhook_pump import Pump
-
-    connection = Redis.from_url(redis_url)
-    began = time.process_time()
-    moved = Pump(connection).drain()
-    per_id = (time.process_time() - began) / max(moved, 1) * 1000
-    print(f"Pump, off the request: {per_id:.3f} ms CPU per id ({moved} ids, {expected} handed off)")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=3000)
@@ -75,7 +61,6 @@ def main() -> None:
         import portal.webhooks.ratelimit as ratelimit
 
         inbox.Inbox.record = timed("INSERT (one statement)", inbox.Inbox.record)
-        endpoint.hand_off = timed("hand-off (LPUSH)", endpoint.hand_off)
         endpoint.verify = timed("signature check", endpoint.verify)
         endpoint.Event.parse = timed("JSON parsing", endpoint.Event.parse)
         ratelimit.check = timed("rate limit (INCR + EXPIRE, one round trip)", ratelimit.check)
@@ -109,7 +94,6 @@ def main() -> None:
             print(f"  {name:40s} {seconds / len(bodies) * 1000:.3f} ms")
         rest = total - sum(spent.values()) / len(bodies) * 1000
         print(f"  {'the rest (WSGI middleware, body, answer)':40s} {rest:.3f} ms")
-        pump_cpu(redis.url, len(bodies) + 500)
 
         # The bare endpoint (bench/webhooks_bare.py) in the same process and run: its CPU is the yardstick.
         os.environ["BARE_CONNINFO"] = postgres.url.replace("postgresql+psycopg://", "postgresql://")

@@ -25,10 +25,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit
+from billing.audit import Origin
+from billing.db import insert_once
 from billing.metrics import invoices_charged_twice, webhook_backlog, webhook_retry_queue
 from billing.models import (
     Alert,
@@ -63,6 +64,7 @@ WEBHOOK_P99_MIN_EVENTS = 20
 RETRY_QUEUE_LIMIT = 100
 
 RULE_PREFIX = "rule:"
+ALERT_RULES = Origin(actor="job:alerts")
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ def _resolve(session: Session, alert: Alert, now: datetime, why: str) -> None:
         alert.dedupe_key = f"{alert.dedupe_key.removesuffix(':open')}:resolved:{alert.id}"
     audit.record(session, action="alert.auto_resolved", object_type="alert", object_id=alert.id, app_id=alert.app_id,
                  before={"resolved": False, "kind": alert.kind}, after={"resolved": True, "kind": alert.kind,
-                                                                         "why": why}, actor="job:alerts")
+                                                                         "why": why}, origin=ALERT_RULES)
 
 
 def evaluate(session: Session, now: datetime, *, smtp_configured: bool = False) -> Evaluation:
@@ -234,10 +236,7 @@ def evaluate(session: Session, now: datetime, *, smtp_configured: bool = False) 
             continue
         alert = Alert(kind=fire.rule, severity=fire.severity, message=fire.message, dedupe_key=key,
                       details={**fire.details, "rule": fire.rule, "scope": fire.scope}, created_at=now)
-        try:
-            with session.begin_nested():
-                session.add(alert)
-        except IntegrityError:
+        if not insert_once(session, alert):
             continue  # another evaluator raised it at the same moment
         result.raised.append(alert)
         log.warning("alert raised: %s", fire.message, extra={"event": "alert.raised", "rule": fire.rule,

@@ -1,13 +1,23 @@
 """Audit trail and alerts: the two records every state change and every problem leave."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.db import insert_or_load
 from billing.models import Alert, AlertSeverity, AuditLog
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who or what caused a change, for the audit trail."""
+
+    actor: str  # "user", "webhook", "job:dunning", "job:reconciliation", "cli"
+    correlation_id: Optional[str] = None  # event id, request id, job run
+    actor_user_id: Optional[int] = None
 
 
 def record(
@@ -16,23 +26,22 @@ def record(
     action: str,
     object_type: str,
     object_id: str | int | None,
-    actor: str,
-    actor_user_id: int | None = None,
+    origin: Origin,
     app_id: int | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-    correlation_id: str | None = None,
 ) -> AuditLog:
+    """Add an audit entry: what ``origin`` changed on the object, from ``before`` to ``after``."""
     entry = AuditLog(
         action=action,
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),
-        actor=actor,
-        actor_user_id=actor_user_id,
+        actor=origin.actor,
+        actor_user_id=origin.actor_user_id,
         app_id=app_id,
         before=before,
         after=after,
-        correlation_id=correlation_id,
+        correlation_id=origin.correlation_id,
     )
     session.add(entry)
     return entry
@@ -49,8 +58,9 @@ def raise_alert(
     dedupe_key: str | None = None,
 ) -> Alert:
     """Add an alert; with ``dedupe_key`` a second raise of the same alert returns the first one."""
+    same = select(Alert).where(Alert.dedupe_key == dedupe_key)
     if dedupe_key:
-        existing = session.scalar(select(Alert).where(Alert.dedupe_key == dedupe_key))
+        existing = session.scalar(same)
         if existing:
             return existing
     alert = Alert(
@@ -65,9 +75,4 @@ def raise_alert(
         session.add(alert)
         return alert
     # A concurrent raise of the same alert may win the race; keep theirs.
-    try:
-        with session.begin_nested():
-            session.add(alert)
-    except IntegrityError:
-        return session.scalar(select(Alert).where(Alert.dedupe_key == dedupe_key))
-    return alert
+    return insert_or_load(session, alert, same)[0]

@@ -25,14 +25,15 @@ import time
 from typing import Optional
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit, clock, control
+from billing.audit import Origin
+from billing.db import insert_once
 from billing.errors import BillingError, CardDeclined, GatewayError, GatewayUnavailable, IdempotencyConflict
 from billing.gateway import Invoice, StripeGateway
 from billing.models import ChargeAttempt, ChargeStatus
-from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription_from_gateway
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,7 @@ def begin(session: Session, *, app_id: int, kind: str, key: str, target: str, or
         raise ChargeInDoubt(other)
     row = ChargeAttempt(app_id=app_id, kind=kind, idempotency_key=key, target=target, status=ChargeStatus.PENDING,
                         requested_by_id=origin.actor_user_id, correlation_id=origin.correlation_id, details=details)
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:  # a concurrent twin: the same key, or another open charge of the app
+    if not insert_once(session, row):  # a concurrent twin: the same key, or another open charge of the app
         existing = session.scalar(select(ChargeAttempt).where(ChargeAttempt.idempotency_key == key))
         if existing is not None:
             return existing, False
@@ -182,5 +180,7 @@ def _audit(session: Session, row: ChargeAttempt, action: str, before: Optional[C
                  after={"status": row.status.value, "kind": row.kind, "target": row.target,
                         "amount": row.amount, "currency": row.currency, "invoice": row.stripe_invoice_id,
                         "settled_by": origin.actor},
-                 actor="user" if row.requested_by_id else origin.actor, actor_user_id=row.requested_by_id,
-                 correlation_id=origin.correlation_id or row.correlation_id)
+                 # The charge is the requester's, whoever settles it: the audit names them.
+                 origin=Origin(actor="user" if row.requested_by_id else origin.actor,
+                               actor_user_id=row.requested_by_id,
+                               correlation_id=origin.correlation_id or row.correlation_id))

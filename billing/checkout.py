@@ -15,10 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock, metrics
+from billing.audit import Origin
 from billing.dunning import DunningContext, resume_if_settled
 from billing.gateway import CheckoutSession, StripeGateway
-from billing.models import App, CheckoutStatus, KernelCheckoutSession
-from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+from billing.models import App, CheckoutMode, CheckoutStatus, KernelCheckoutSession
+from billing.sync import sync_invoice, sync_subscription_from_gateway
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,13 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
     app = session.get(App, local.app_id)
     if app.stripe_customer_id is None and remote.customer:
         app.stripe_customer_id = remote.customer
-    if local.mode == "subscription" and remote.subscription:
+    if local.mode == CheckoutMode.SUBSCRIPTION and remote.subscription:
         result = sync_subscription_from_gateway(session, gateway, remote.subscription, origin=origin)
         first_invoice = result.remote.latest_invoice if result.remote else None
         if result.row is not None and first_invoice:
             sync_invoice(session, gateway.retrieve_invoice(first_invoice),
                          observed_at=int(clock.now().timestamp()), origin=origin)
-    elif local.mode == "setup" and remote.setup_payment_method:
+    elif local.mode == CheckoutMode.SETUP and remote.setup_payment_method:
         live = app.current_subscription
         live_id = live.stripe_subscription_id if live and live.status.grants_access else None
         gateway.set_default_payment_method(remote.customer or app.stripe_customer_id, remote.setup_payment_method,
@@ -74,15 +75,14 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
         if live_id:
             sync_subscription_from_gateway(session, gateway, live_id, origin=origin)
 
-    if local.mode == "subscription":
+    if local.mode == CheckoutMode.SUBSCRIPTION:
         # A paused app that subscribes again runs again at once (see billing.dunning's rule).
         resume_if_settled(session, app, DunningContext(gateway=gateway, now=clock.now(), origin=origin))
     local.status = CheckoutStatus.COMPLETE
     local.completed_at = clock.now()
     audit.record(session, action=f"checkout.{local.mode}.completed", object_type="checkout_session",
                  object_id=stripe_session_id, app_id=app.id, before={"status": "open"},
-                 after={"status": "complete"}, actor=origin.actor, actor_user_id=origin.actor_user_id,
-                 correlation_id=origin.correlation_id)
+                 after={"status": "complete"}, origin=origin)
     log.info("checkout %s completed for app %s (%s)", stripe_session_id, app.id, origin.actor)
     metrics.checkout(local.plan.code if local.plan else None, local.mode, "completed")
     return CheckoutResult(local, remote, newly_completed=True)

@@ -8,9 +8,24 @@ can run in seconds and both sides agree on the date.
 from __future__ import annotations
 
 import threading
-import time
-from datetime import datetime, timedelta, timezone
+import time as _time
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Callable, Protocol
+from zoneinfo import ZoneInfo
+
+# Where the kernel's customers live: "day 3" of dunning, a job's 09:00 and a day's totals are
+# calendar days here, not 24-hour spans from UTC midnight.
+BUSINESS_TIMEZONE = ZoneInfo("America/Sao_Paulo")
+
+
+def business_date(moment: datetime) -> date:
+    """The calendar day in São Paulo at ``moment``."""
+    return moment.astimezone(BUSINESS_TIMEZONE).date()
+
+
+def business_day_start(day: date) -> datetime:
+    """00:00 of ``day`` in São Paulo, as an aware instant."""
+    return datetime.combine(day, time(0), tzinfo=BUSINESS_TIMEZONE)
 
 
 class Clock(Protocol):
@@ -57,7 +72,7 @@ class ExternalClock:
         self._ttl_ns = int(ttl.total_seconds() * 1_000_000_000)
         self._lock = threading.Lock()
         self._last: datetime | None = None
-        self._read_at_ns: int | None = None  # time.monotonic_ns() of the last read
+        self._read_at_ns: int | None = None  # _time.monotonic_ns() of the last read
 
     def refresh(self) -> None:
         try:
@@ -66,10 +81,10 @@ class ExternalClock:
             return
         with self._lock:
             self._last = source if self._last is None else max(self._last, source)
-            self._read_at_ns = time.monotonic_ns()
+            self._read_at_ns = _time.monotonic_ns()
 
     def now(self) -> datetime:
-        if self._read_at_ns is None or time.monotonic_ns() - self._read_at_ns > self._ttl_ns:
+        if self._read_at_ns is None or _time.monotonic_ns() - self._read_at_ns > self._ttl_ns:
             self.refresh()
         with self._lock:
             return self._last if self._last is not None else datetime.now(timezone.utc)

@@ -162,7 +162,7 @@ def pause_billing(session: Session, *, reason: str, actor: Actor, gateway_mode: 
         return open_pause(session), False
     audit.record(session, action="billing.paused", object_type="billing_pause", object_id=pause.id,
                  before={"billing_paused": False}, after={"billing_paused": True, "reason": reason},
-                 actor=actor.kind, actor_user_id=actor.user_id, correlation_id=actor.correlation_id)
+                 origin=actor.origin)
     releases.write(session, ReleaseKind.BILLING_PAUSED, actor=actor, gateway_mode=gateway_mode, summary=reason,
                    details={"pause": pause.id})
     log.warning("billing paused by %s: %s", actor.who, reason)
@@ -185,7 +185,7 @@ def resume_billing(session: Session, *, actor: Actor, gateway_mode: str,
         pause.resumed_by, pause.resumed_by_id = actor.who, actor.user_id
         audit.record(session, action="billing.resumed", object_type="billing_pause", object_id=pause.id,
                      before={"billing_paused": True}, after={"billing_paused": False},
-                     actor=actor.kind, actor_user_id=actor.user_id, correlation_id=actor.correlation_id)
+                     origin=actor.origin)
         releases.write(session, ReleaseKind.BILLING_RESUMED, actor=actor, gateway_mode=gateway_mode,
                        summary="billing resumed for every app", details={"pause": pause.id, "apps": "all"})
         log.warning("billing resumed for every app by %s", actor.who)
@@ -204,7 +204,7 @@ def resume_billing(session: Session, *, actor: Actor, gateway_mode: str,
         session.add(BillingPauseApp(pause_id=pause.id, app_id=app_id, resumed_by=actor.who, created_at=_now()))
         audit.record(session, action="billing.resumed_for_app", object_type="billing_pause", object_id=pause.id,
                      app_id=app_id, before={"billing_paused": True}, after={"billing_paused": False},
-                     actor=actor.kind, actor_user_id=actor.user_id, correlation_id=actor.correlation_id)
+                     origin=actor.origin)
     if added:
         releases.write(session, ReleaseKind.BILLING_RESUMED, actor=actor, gateway_mode=gateway_mode,
                        summary=f"billing resumed first for {len(added)} app(s)",
@@ -249,6 +249,6 @@ def send_incident_notice(session: Session, *, app_ids: Sequence[int], subject: s
     entry.details = {"apps": wanted, "messages": written}
     audit.record(session, action="incident.notice_sent", object_type="release", object_id=entry.id, before=None,
                  after={"subject": subject, "apps": wanted, "messages": written},
-                 actor=actor.kind, actor_user_id=actor.user_id, correlation_id=actor.correlation_id)
+                 origin=actor.origin)
     log.warning("incident notice %s to %d app(s), %d message(s), by %s", entry.id, len(apps), written, actor.who)
     return entry, written

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Select, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names make Alembic migrations reproducible across SQLite and PostgreSQL.
@@ -72,3 +74,33 @@ def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+T = TypeVar("T")
+
+
+def insert_once(session: Session, row: Any) -> bool:
+    """Insert ``row`` in a savepoint; False when a unique constraint says a concurrent writer got there first.
+
+    The savepoint keeps the caller's transaction usable after the refusal, and the
+    constraint, not a check beforehand, is what decides who wins the race.
+    """
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
+def insert_or_load(session: Session, row: T, same: Select[tuple[T]]) -> tuple[T, bool]:
+    """``row`` inserted (True), or the row a concurrent writer inserted first, found by ``same`` (False)."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        theirs = session.scalar(same)
+        if theirs is None:
+            raise  # another constraint failed: not a concurrent twin
+        return theirs, False
+    return row, True

@@ -16,15 +16,16 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Optional
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit, control
+from billing.audit import Origin
+from billing.clock import business_date, business_day_start
+from billing.db import insert_once, insert_or_load
 from billing.errors import CardDeclined, InvalidRequest, NotFound
 from billing.gateway import Invoice, StripeGateway
 from billing.models import (
@@ -33,21 +34,21 @@ from billing.models import (
     App,
     AppStatus,
     AttemptStatus,
+    DunningOutcome,
+    InvoiceStatus,
     KernelInvoice,
     KernelPaymentAttempt,
 )
 from billing.money import Money
 from billing.notifications import notify_owners
 from billing.states import SubscriptionStatus
-from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription_from_gateway
 
 log = logging.getLogger(__name__)
 
 RETRY_DAYS = (3, 5, 7)
 GRACE_DAYS = 7
 MAX_RETRIES = len(RETRY_DAYS)
-# "Day 3" is a calendar day where the kernel's customers live, not 72 hours after the failure.
-BUSINESS_TIMEZONE = ZoneInfo("America/Sao_Paulo")
 # Each retry is announced the day before, and never charged less than this after its notice,
 # so an owner always has time to change the card.
 NOTICE_DAYS_BEFORE = 1
@@ -55,11 +56,11 @@ NOTICE_LEAD = timedelta(hours=12)
 # A retry claimed by a run that died before recording the answer is driven again (same
 # idempotency key, so Stripe replays a charge that did happen) once it is this old.
 STUCK_CLAIM_AFTER = timedelta(minutes=10)
-OPEN_INVOICE_STATUSES = ("open", "uncollectible")
 
 
 def retry_schedule(failed_at: datetime) -> list[datetime]:
-    """When retries #1..#3 fall due after a failure at ``failed_at``."""
+    """When retries #1..#3 fall due after a failure at ``failed_at`` ("day 3" is a São Paulo calendar day, see
+    ``retry_dates``, not 72 hours)."""
     return [failed_at + timedelta(days=day) for day in RETRY_DAYS]
 
 
@@ -67,20 +68,17 @@ def open_dunning(session: Session, invoice: KernelInvoice, *, failed_at: datetim
                  failure_code: Optional[str] = None, failure_message: Optional[str] = None,
                  smtp_configured: bool = False) -> KernelPaymentAttempt:
     """Record the failed renewal (attempt #0), raise an alert and tell the owner. Safe to call again."""
-    existing = session.scalar(select(KernelPaymentAttempt).where(
-        KernelPaymentAttempt.invoice_id == invoice.id, KernelPaymentAttempt.attempt_number == 0))
+    same = select(KernelPaymentAttempt).where(KernelPaymentAttempt.invoice_id == invoice.id,
+                                              KernelPaymentAttempt.attempt_number == 0)
+    existing = session.scalar(same)
     if existing:
         return existing
-    attempt = KernelPaymentAttempt(app_id=invoice.app_id, subscription_id=invoice.subscription_id,
-                                   invoice_id=invoice.id, attempt_number=0, status=AttemptStatus.FAILED,
-                                   attempted_at=failed_at, failure_code=failure_code,
-                                   failure_message=failure_message)
-    try:
-        with session.begin_nested():
-            session.add(attempt)
-    except IntegrityError:  # the same failure delivered twice at once: the other delivery recorded it
-        return session.scalar(select(KernelPaymentAttempt).where(
-            KernelPaymentAttempt.invoice_id == invoice.id, KernelPaymentAttempt.attempt_number == 0))
+    attempt, ours = insert_or_load(session, KernelPaymentAttempt(
+        app_id=invoice.app_id, subscription_id=invoice.subscription_id, invoice_id=invoice.id, attempt_number=0,
+        status=AttemptStatus.FAILED, attempted_at=failed_at, failure_code=failure_code,
+        failure_message=failure_message), same)
+    if not ours:  # the same failure delivered twice at once: the other delivery recorded it
+        return attempt
 
     audit.raise_alert(
         session, kind="payment_failed", severity=AlertSeverity.CRITICAL, app_id=invoice.app_id,
@@ -106,7 +104,7 @@ def open_dunning(session: Session, invoice: KernelInvoice, *, failed_at: datetim
     audit.record(session, action="dunning.opened", object_type="kernel_invoice", object_id=invoice.stripe_invoice_id,
                  app_id=invoice.app_id, before=None,
                  after={"attempt": 0, "failure_code": failure_code, "next_retry": first_retry.isoformat()},
-                 actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 origin=origin)
     return attempt
 
 
@@ -146,22 +144,10 @@ class DunningSummary:
     next_retry_on: Optional[date]
     grace_ends_on: date
 
-    @property
-    def retries_made(self) -> int:
-        return sum(1 for attempt in self.retries if attempt.status in (AttemptStatus.FAILED, AttemptStatus.SUCCEEDED))
-
-
-def business_date(moment: datetime) -> date:
-    return moment.astimezone(BUSINESS_TIMEZONE).date()
-
 
 def retry_dates(failed_at: datetime) -> list[date]:
     """The calendar days (São Paulo) on which retries #1..#3 fall."""
     return [business_date(moment) for moment in retry_schedule(failed_at)]
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=BUSINESS_TIMEZONE)
 
 
 def _attempts(session: Session, invoice: KernelInvoice) -> dict[int, KernelPaymentAttempt]:
@@ -197,9 +183,9 @@ def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContex
     if first is None or invoice.dunning_closed_at is not None:
         return Step.WAITING
     remote = _refresh_invoice(session, invoice, ctx)
-    if remote.status == "paid":
+    if remote.status == InvoiceStatus.PAID:
         return settle_invoice(session, invoice, ctx, paid_by="stripe")
-    if remote.status == "void":
+    if remote.status == InvoiceStatus.VOID:
         return _close_voided(session, invoice, attempts, ctx)
 
     stuck = [row for number, row in sorted(attempts.items())
@@ -264,11 +250,8 @@ def _announce_retry(session: Session, invoice: KernelInvoice, number: int, due_o
     """Book retry ``number`` (status scheduled) and tell the owner; False if another run booked it."""
     slot = KernelPaymentAttempt(app_id=invoice.app_id, subscription_id=invoice.subscription_id,
                                 invoice_id=invoice.id, attempt_number=number, status=AttemptStatus.SCHEDULED,
-                                scheduled_for=_start_of(due_on), notified_at=ctx.now)
-    try:
-        with session.begin_nested():
-            session.add(slot)
-    except IntegrityError:
+                                scheduled_for=business_day_start(due_on), notified_at=ctx.now)
+    if not insert_once(session, slot):
         return False
     hint_en, hint_pt = _pay_hint(invoice, ctx)
     notify_owners(
@@ -312,18 +295,17 @@ def _charge(session: Session, invoice: KernelInvoice, slot: KernelPaymentAttempt
     except InvalidRequest:
         # Typically "invoice is already paid" or voided meanwhile: Stripe's state decides.
         remote = _refresh_invoice(session, invoice, ctx)
-        if remote.status not in ("paid", "void"):
+        if remote.status not in (InvoiceStatus.PAID, InvoiceStatus.VOID):
             raise
         slot.status = AttemptStatus.CANCELED
-        if remote.status == "void":
+        if remote.status == InvoiceStatus.VOID:
             return _close_voided(session, invoice, _attempts(session, invoice), ctx)
         return settle_invoice(session, invoice, ctx, paid_by="stripe")
     slot.status = AttemptStatus.SUCCEEDED
     sync_invoice(session, paid, observed_at=_unix(ctx.now), origin=ctx.origin)
     audit.record(session, action="dunning.retry_succeeded", object_type="kernel_invoice",
                  object_id=invoice.stripe_invoice_id, app_id=invoice.app_id, before={"attempt": number,
-                 "status": "scheduled"}, after={"attempt": number, "status": "succeeded"}, actor=ctx.origin.actor,
-                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+                 "status": "scheduled"}, after={"attempt": number, "status": "succeeded"}, origin=ctx.origin)
     return settle_invoice(session, invoice, ctx, paid_by=f"retry-{number}")
 
 
@@ -344,8 +326,7 @@ def _retry_failed(session: Session, invoice: KernelInvoice, slot: KernelPaymentA
     audit.record(session, action="dunning.retry_failed", object_type="kernel_invoice",
                  object_id=invoice.stripe_invoice_id, app_id=invoice.app_id,
                  before={"attempt": number, "status": "scheduled"},
-                 after={"attempt": number, "status": "failed", "failure_code": code}, actor=ctx.origin.actor,
-                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+                 after={"attempt": number, "status": "failed", "failure_code": code}, origin=ctx.origin)
     log.info("dunning retry #%s of %s failed (%s)", number, invoice.stripe_invoice_id, code)
     if number >= MAX_RETRIES:
         return _give_up(session, invoice, ctx)
@@ -388,19 +369,18 @@ def _give_up(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> S
         dedupe_key=f"dunning:{invoice.stripe_invoice_id}:canceled",
         smtp_configured=ctx.smtp_configured,
     )
-    _close(session, invoice, ctx, outcome="exhausted")
+    _close(session, invoice, ctx, outcome=DunningOutcome.EXHAUSTED)
     return Step.EXHAUSTED
 
 
-def _close(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, outcome: str,
+def _close(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, outcome: DunningOutcome,
            paid_by: Optional[str] = None) -> None:
     before = {"outcome": invoice.dunning_outcome}
     invoice.dunning_closed_at = invoice.dunning_closed_at or ctx.now
     invoice.dunning_outcome = outcome
     after = {"outcome": outcome, **({"paid_by": paid_by} if paid_by else {})}
     audit.record(session, action="dunning.closed", object_type="kernel_invoice", object_id=invoice.stripe_invoice_id,
-                 app_id=invoice.app_id, before=before, after=after, actor=ctx.origin.actor,
-                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+                 app_id=invoice.app_id, before=before, after=after, origin=ctx.origin)
 
 
 def _cancel_open_slots(attempts: dict[int, KernelPaymentAttempt]) -> None:
@@ -421,7 +401,7 @@ def _close_voided(session: Session, invoice: KernelInvoice, attempts: dict[int, 
                   ctx: DunningContext) -> Step:
     _cancel_open_slots(attempts)
     _resolve_alerts(session, invoice, ctx.now)
-    _close(session, invoice, ctx, outcome="void")
+    _close(session, invoice, ctx, outcome=DunningOutcome.VOID)
     resume_if_settled(session, invoice.app, ctx)
     return Step.VOIDED
 
@@ -432,14 +412,14 @@ def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext
     Called by the dunning job (a retry succeeded, or Stripe says it was paid) and by
     the portal when the owner pays; ``invoice`` must already hold Stripe's paid state.
     """
-    if invoice.dunning_outcome == "paid":
+    if invoice.dunning_outcome == DunningOutcome.PAID:
         return Step.RECOVERED
     _cancel_open_slots(_attempts(session, invoice))
     subscription = invoice.subscription
     if subscription is not None and subscription.status != SubscriptionStatus.CANCELED:
         sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id, origin=ctx.origin)
     _resolve_alerts(session, invoice, ctx.now)
-    _close(session, invoice, ctx, outcome="paid", paid_by=paid_by)
+    _close(session, invoice, ctx, outcome=DunningOutcome.PAID, paid_by=paid_by)
     notify_owners(
         session, invoice.app, kind="dunning.recovered",
         subject="Payment received, thank you / Pagamento recebido, obrigado",
@@ -462,7 +442,7 @@ def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningC
     The ``invoice.paid`` webhook calls it, so a dunning paid in Stripe ends at once
     rather than at the next daily run.
     """
-    if invoice.status != "paid" or invoice.dunning_outcome not in (None, "exhausted"):
+    if invoice.status != InvoiceStatus.PAID or invoice.dunning_outcome not in (None, DunningOutcome.EXHAUSTED):
         return False
     if not _attempts(session, invoice).get(0):
         return False
@@ -479,8 +459,7 @@ def pause_app(session: Session, app: App, ctx: DunningContext, *, reason: str,
                  before={"status": "active"},
                  after={"status": "paused", "reason": reason,
                         "invoice": invoice.stripe_invoice_id if invoice else None},
-                 actor=ctx.origin.actor, actor_user_id=ctx.origin.actor_user_id,
-                 correlation_id=ctx.origin.correlation_id)
+                 origin=ctx.origin)
     return True
 
 
@@ -494,7 +473,7 @@ def resume_if_settled(session: Session, app: App, ctx: DunningContext) -> bool:
     if app.status != AppStatus.PAUSED:
         return False
     owed = session.scalar(select(KernelInvoice.id).where(KernelInvoice.app_id == app.id,
-                                                         KernelInvoice.dunning_outcome == "exhausted").limit(1))
+                                                         KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED).limit(1))
     live = app.current_subscription
     subscribed_again = live is not None and live.status.grants_access
     if owed is not None and not subscribed_again:
@@ -503,20 +482,19 @@ def resume_if_settled(session: Session, app: App, ctx: DunningContext) -> bool:
     app.status, app.paused_reason, app.paused_at = AppStatus.ACTIVE, None, None
     audit.record(session, action="app.resumed", object_type="app", object_id=app.id, app_id=app.id, before=before,
                  after={"status": "active", "because": "subscribed_again" if owed is not None else "paid"},
-                 actor=ctx.origin.actor, actor_user_id=ctx.origin.actor_user_id,
-                 correlation_id=ctx.origin.correlation_id)
+                 origin=ctx.origin)
     return True
 
 
 def review_paused_app(session: Session, app: App, ctx: DunningContext) -> bool:
     """For the daily job: settle exhausted invoices paid (or voided) in Stripe since, then maybe resume."""
     for invoice in session.scalars(select(KernelInvoice).where(KernelInvoice.app_id == app.id,
-                                                               KernelInvoice.dunning_outcome == "exhausted")):
+                                                               KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED)):
         remote = _refresh_invoice(session, invoice, ctx)
-        if remote.status == "paid":
+        if remote.status == InvoiceStatus.PAID:
             settle_invoice(session, invoice, ctx, paid_by="stripe")
-        elif remote.status == "void":
-            _close(session, invoice, ctx, outcome="void")
+        elif remote.status == InvoiceStatus.VOID:
+            _close(session, invoice, ctx, outcome=DunningOutcome.VOID)
     return resume_if_settled(session, app, ctx)
 
 
@@ -529,14 +507,14 @@ def outstanding_invoice(session: Session, app_id: int) -> Optional[KernelInvoice
         select(KernelInvoice)
         .join(KernelPaymentAttempt, (KernelPaymentAttempt.invoice_id == KernelInvoice.id)
               & (KernelPaymentAttempt.attempt_number == 0))
-        .where(KernelInvoice.app_id == app_id, KernelInvoice.status.in_(OPEN_INVOICE_STATUSES),
-               (KernelInvoice.dunning_outcome.is_(None)) | (KernelInvoice.dunning_outcome == "exhausted"))
+        .where(KernelInvoice.app_id == app_id, KernelInvoice.is_open,
+               (KernelInvoice.dunning_outcome.is_(None)) | (KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED))
         .order_by(KernelInvoice.id.desc()).limit(1))
     if in_dunning is not None:
         return in_dunning
     return session.scalar(
         select(KernelInvoice)
-        .where(KernelInvoice.app_id == app_id, KernelInvoice.status.in_(OPEN_INVOICE_STATUSES),
+        .where(KernelInvoice.app_id == app_id, KernelInvoice.is_open,
                KernelInvoice.amount_remaining > 0)
         .order_by(KernelInvoice.id.desc()).limit(1))
 

@@ -28,26 +28,28 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from billing import clock
 from billing.db import Base, UTCDateTime
 from billing.money import Money
-from billing.states import SubscriptionStatus, check_transition
+from billing.states import ENDED_STATUSES, SubscriptionStatus, check_transition
 
 
 def _utcnow() -> datetime:
     return clock.now()
 
 
-def _enum(enum_class: type[enum.Enum], name: str) -> Enum:
+def _enum(enum_class: type[enum.Enum], name: str, length: int = 32) -> Enum:
     """A portable enum column: stored as its string value, guarded by a CHECK constraint."""
     return Enum(
         enum_class,
         name=name,
         native_enum=False,
         create_constraint=True,
-        length=32,
+        length=length,
         values_callable=lambda members: [m.value for m in members],
         validate_strings=True,
     )
@@ -182,7 +184,8 @@ class KernelPlan(Base):
         return self.amount == 0
 
 
-LIVE_STATUSES_SQL = "status NOT IN ('canceled', 'incomplete_expired')"
+# The partial unique index needs the rule as literal SQL; it is written from ENDED_STATUSES, not by hand.
+LIVE_STATUSES_SQL = "status NOT IN ({})".format(", ".join(f"'{status.value}'" for status in ENDED_STATUSES))
 
 
 class AppSubscription(Base):
@@ -222,12 +225,45 @@ class AppSubscription(Base):
     plan: Mapped[KernelPlan] = relationship(foreign_keys=[plan_id])
     scheduled_plan: Mapped[Optional[KernelPlan]] = relationship(foreign_keys=[scheduled_plan_id])
 
+    @hybrid_property
+    def is_live(self) -> bool:
+        """Not over: the app is on this subscription's plan (in Python, and in SQL on the class or an alias)."""
+        return not self.status.has_ended
+
+    @is_live.inplace.expression
+    @classmethod
+    def _is_live_expression(cls) -> ColumnElement[bool]:
+        return cls.status.not_in(ENDED_STATUSES)
+
     def move_to(self, target: SubscriptionStatus) -> SubscriptionStatus:
         """Change status through the state machine; returns the previous status."""
         target = SubscriptionStatus(target)
         check_transition(self.status, target)
         previous, self.status = self.status, target
         return previous
+
+
+class InvoiceStatus(enum.StrEnum):
+    """Stripe's invoice statuses."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    UNCOLLECTIBLE = "uncollectible"
+    VOID = "void"
+
+
+# The one definition of an invoice still waiting for its money. Uncollectible is one: Stripe
+# stops trying, but the owner still owes it and may pay it.
+OPEN_INVOICE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+
+
+class DunningOutcome(enum.StrEnum):
+    """How an invoice's dunning ended."""
+
+    PAID = "paid"
+    EXHAUSTED = "exhausted"  # the last retry failed: subscription canceled, app paused
+    VOID = "void"  # voided in Stripe: nothing left to collect
 
 
 class KernelInvoice(Base):
@@ -246,7 +282,7 @@ class KernelInvoice(Base):
     subscription_id: Mapped[Optional[int]] = mapped_column(ForeignKey("app_subscriptions.id"), index=True)
     stripe_invoice_id: Mapped[str] = mapped_column(String(255), unique=True)
     number: Mapped[Optional[str]] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus, "invoice_status"))
     billing_reason: Mapped[Optional[str]] = mapped_column(String(64))
     amount_due: Mapped[int] = mapped_column(BigInteger, nullable=False)
     amount_paid: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -262,7 +298,7 @@ class KernelInvoice(Base):
     stripe_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     # Dunning of this invoice ended (paid, voided, or retries exhausted): the dunning job stops looking at it.
     dunning_closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    dunning_outcome: Mapped[Optional[str]] = mapped_column(String(32))  # paid, exhausted, void
+    dunning_outcome: Mapped[Optional[DunningOutcome]] = mapped_column(_enum(DunningOutcome, "dunning_outcome"))
 
     app: Mapped[App] = relationship()
     subscription: Mapped[Optional[AppSubscription]] = relationship()
@@ -271,6 +307,16 @@ class KernelInvoice(Base):
     @property
     def total(self) -> Money:
         return Money(self.amount_due, self.currency)
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        """Still waiting for its money (in Python, and in SQL on the class)."""
+        return self.status in OPEN_INVOICE_STATUSES
+
+    @is_open.inplace.expression
+    @classmethod
+    def _is_open_expression(cls) -> ColumnElement[bool]:
+        return cls.status.in_(OPEN_INVOICE_STATUSES)
 
 
 class AttemptStatus(enum.StrEnum):
@@ -331,7 +377,9 @@ class ProcessedWebhook(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[Optional[str]] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
-    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)  # when it was applied (or ignored)
+    # A failed event's next try (None: no retry left, a superadmin replays it).
+    next_attempt_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
 
 class AuditLog(Base):
@@ -395,6 +443,11 @@ class CheckoutStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class CheckoutMode(enum.StrEnum):
+    SUBSCRIPTION = "subscription"
+    SETUP = "setup"  # saves a card, charges nothing
+
+
 class KernelCheckoutSession(Base):
     """A Checkout Session the portal opened for an app: the success redirect is only honoured for these."""
 
@@ -403,7 +456,7 @@ class KernelCheckoutSession(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
     stripe_session_id: Mapped[str] = mapped_column(String(255), unique=True)
-    mode: Mapped[str] = mapped_column(String(16))  # "subscription" or "setup"
+    mode: Mapped[CheckoutMode] = mapped_column(_enum(CheckoutMode, "checkout_mode", length=16))
     plan_id: Mapped[Optional[int]] = mapped_column(ForeignKey("kernel_plans.id"))
     status: Mapped[CheckoutStatus] = mapped_column(_enum(CheckoutStatus, "checkout_status"),
                                                    default=CheckoutStatus.OPEN)
@@ -414,6 +467,18 @@ class KernelCheckoutSession(Base):
 
     app: Mapped[App] = relationship()
     plan: Mapped[Optional[KernelPlan]] = relationship()
+
+
+class PaymentStatus(enum.StrEnum):
+    """Stripe's PaymentIntent statuses."""
+
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+    REQUIRES_CONFIRMATION = "requires_confirmation"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    REQUIRES_CAPTURE = "requires_capture"
+    CANCELED = "canceled"
+    SUCCEEDED = "succeeded"
 
 
 class KernelPayment(Base):
@@ -434,7 +499,7 @@ class KernelPayment(Base):
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     amount_refunded: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    status: Mapped[str] = mapped_column(String(32))  # Stripe's PaymentIntent status
+    status: Mapped[PaymentStatus] = mapped_column(_enum(PaymentStatus, "payment_status"))
     failure_code: Mapped[Optional[str]] = mapped_column(String(64))
     paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
@@ -489,6 +554,14 @@ class OutboxMessage(Base):
     app: Mapped[Optional[App]] = relationship()
 
 
+class RunStatus(enum.StrEnum):
+    """Where a job run or a reconciliation run stands."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class JobRun(Base):
     """One run of a scheduled or on-demand job. The unique key stops a second launch of the same run."""
 
@@ -498,7 +571,7 @@ class JobRun(Base):
     name: Mapped[str] = mapped_column(String(64), index=True)
     run_key: Mapped[str] = mapped_column(String(255), unique=True)  # e.g. "dunning:2026-11-26"
     rq_job_id: Mapped[Optional[str]] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(32))  # running, succeeded, failed
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "job_run_status"))
     processed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     details: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
@@ -512,7 +585,7 @@ class ReconciliationRun(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     trigger: Mapped[str] = mapped_column(String(32))  # nightly, superadmin, cli
-    status: Mapped[str] = mapped_column(String(32))  # running, succeeded, failed
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "reconciliation_run_status"))
     subscriptions_checked: Mapped[int] = mapped_column(Integer, default=0)
     invoices_checked: Mapped[int] = mapped_column(Integer, default=0)
     divergence_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -524,6 +597,18 @@ class ReconciliationRun(Base):
     divergences: Mapped[list["ReconciliationDivergence"]] = relationship(back_populates="run")
 
 
+class DivergenceKind(enum.StrEnum):
+    """What differs between Stripe and our tables."""
+
+    STATUS = "status"
+    PLAN = "plan"
+    PERIOD = "period"
+    AMOUNT = "amount"
+    PAID = "paid"
+    MISSING_LOCAL = "missing_local"  # in Stripe, not in our tables
+    MISSING_STRIPE = "missing_stripe"  # in our tables, not in Stripe
+
+
 class ReconciliationDivergence(Base):
     """One difference between Stripe and our tables, with both values; safe ones can be healed."""
 
@@ -532,7 +617,7 @@ class ReconciliationDivergence(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"), index=True)
     app_id: Mapped[Optional[int]] = mapped_column(ForeignKey("apps.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(64))  # status, plan, period, amount, paid, missing_local, missing_stripe
+    kind: Mapped[DivergenceKind] = mapped_column(_enum(DivergenceKind, "divergence_kind", length=64))
     object_type: Mapped[str] = mapped_column(String(32))  # subscription, invoice
     stripe_id: Mapped[Optional[str]] = mapped_column(String(255))
     local_value: Mapped[Optional[Any]] = mapped_column(JSON)

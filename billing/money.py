@@ -10,12 +10,14 @@ from decimal import Decimal, InvalidOperation
 
 from babel.numbers import format_currency
 
+from billing.errors import BillingError
+
 # Minor-unit exponents of the currencies the kernel bills in, plus zero- and
 # three-decimal examples so the rules are exercised beyond two decimals.
 CURRENCY_EXPONENTS = {"BRL": 2, "USD": 2, "EUR": 2, "JPY": 0, "KWD": 3}
 
 
-class MoneyError(ValueError):
+class MoneyError(BillingError, ValueError):
     """A money value that cannot be represented exactly."""
 
 

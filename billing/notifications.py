@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Optional
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.db import insert_or_load
 from billing.models import App, OutboxMessage, OutboxStatus
 
 
@@ -22,18 +22,15 @@ def notify_owners(session: Session, app: App, *, kind: str, subject: str, body: 
     recipients = sorted({owner.email for owner in app.owners} | ({app.billing_email} if app.billing_email else set()))
     for email in recipients:
         key = f"{dedupe_key}:{email}"
-        existing = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
+        same = select(OutboxMessage).where(OutboxMessage.dedupe_key == key)
+        existing = session.scalar(same)
         if existing:
             messages.append(existing)
             continue
-        message = OutboxMessage(app_id=app.id, to_email=email, kind=kind, subject=subject, body=body,
-                                dedupe_key=key,
-                                status=OutboxStatus.PENDING if smtp_configured else OutboxStatus.STORED)
-        try:
-            with session.begin_nested():
-                session.add(message)
-        except IntegrityError:  # written concurrently by another worker: keep theirs
-            message = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
+        # Written concurrently by another worker: keep theirs.
+        message, _ = insert_or_load(session, OutboxMessage(
+            app_id=app.id, to_email=email, kind=kind, subject=subject, body=body, dedupe_key=key,
+            status=OutboxStatus.PENDING if smtp_configured else OutboxStatus.STORED), same)
         messages.append(message)
     return messages
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing.db import insert_once
 from billing.gateway.types import PaymentIntent, ts
-from billing.models import LIVE_STATUSES_SQL, AppSubscription, KernelPlan, PaymentOutcome
+from billing.models import AppSubscription, KernelPlan, PaymentOutcome
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _outcome(intent: PaymentIntent) -> Optional[str]:
 
 def _plan_code(session: Session, app_id: int) -> Optional[str]:
     return session.scalar(select(KernelPlan.code).join(AppSubscription, AppSubscription.plan_id == KernelPlan.id)
-                          .where(AppSubscription.app_id == app_id, text(LIVE_STATUSES_SQL)).limit(1))
+                          .where(AppSubscription.app_id == app_id, AppSubscription.is_live).limit(1))
 
 
 def record_attempt(session: Session, app_id: int, intent: PaymentIntent, *, observed_at: int,
@@ -52,10 +52,7 @@ def record_attempt(session: Session, app_id: int, intent: PaymentIntent, *, obse
                          plan_code=_plan_code(session, app_id),
                          amount=intent.amount_received if outcome == SUCCEEDED else intent.amount,
                          currency=intent.currency, occurred_at=ts(observed_at))
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
+    if not insert_once(session, row):
         return None  # the same charge reported by another delivery at the same moment
     log.info("payment attempt %s: %s (%s)", outcome, intent.id, row.reason or "ok",
              extra={"event": "payment.attempt", "outcome": outcome, "reason": row.reason, "app_id": app_id,

@@ -13,12 +13,19 @@ from billing.models import KernelPlan
 class PlanSpec:
     code: str
     name: str
-    amount: int  # monthly, minor units
+    amount: int  # per interval, minor units
     currency: str
     rank: int
     trial_days: int = 0
+    interval: str = "month"
+
+    @property
+    def price_terms(self) -> tuple[int, str, str]:
+        return self.amount, self.currency, self.interval
 
 
+# The truth about what the kernel sells: ``ensure_plans`` makes the table agree with it and
+# ``flask sync-plans`` makes Stripe agree with the table.
 CATALOGUE = (
     PlanSpec("free", "Free", 0, "BRL", 0),
     PlanSpec("pro", "Pro", 9900, "BRL", 1),
@@ -26,23 +33,48 @@ CATALOGUE = (
 )
 
 
+def _terms(plan: KernelPlan) -> tuple[int, str, str]:
+    return plan.amount, plan.currency, plan.interval
+
+
+def retired_code(plan: KernelPlan) -> str:
+    """The code a plan's old price keeps once the catalogue changed it (``pro@9900brl-month``)."""
+    return f"{plan.code}@{plan.amount}{plan.currency.lower()}-{plan.interval}"[:32]
+
+
 def ensure_plans(session: Session) -> list[KernelPlan]:
-    """Create the catalogue's plans that are missing; existing rows (and their price ids) are kept."""
+    """Make the plans table say what ``CATALOGUE`` says; returns the catalogue's plans by rank.
+
+    Names, ranks and trials follow the catalogue in place. A new amount, currency or
+    interval is a new Stripe price (prices are immutable), so a plan already sold at the
+    old terms is retired, not edited: it keeps its price id under a ``retired_code`` and
+    goes inactive, so the subscriptions still on it keep mapping to it (and renew at the
+    price they bought), while a fresh row under the plan's code waits for ``sync-plans``
+    to give it the new price. A plan never sold (no price id yet) simply changes.
+    """
     existing = {plan.code: plan for plan in session.scalars(select(KernelPlan))}
+    current = []
     for spec in CATALOGUE:
-        if spec.code not in existing:
-            plan = KernelPlan(
-                code=spec.code,
-                name=spec.name,
-                amount=spec.amount,
-                currency=spec.currency,
-                rank=spec.rank,
-                trial_days=spec.trial_days,
-            )
+        plan = existing.get(spec.code)
+        if plan is not None and plan.stripe_price_id and _terms(plan) != spec.price_terms:
+            plan.code, plan.active = retired_code(plan), False
+            session.flush()  # the code is unique: free it before the new row takes it
+            plan = None
+        if plan is None:
+            plan = KernelPlan(code=spec.code, stripe_price_id=None)
             session.add(plan)
-            existing[spec.code] = plan
+        plan.name, plan.rank, plan.trial_days, plan.active = spec.name, spec.rank, spec.trial_days, True
+        plan.amount, plan.currency, plan.interval = spec.price_terms
+        current.append(plan)
     session.flush()
-    return sorted(existing.values(), key=lambda p: p.rank)
+    return sorted(current, key=lambda p: p.rank)
+
+
+def retired_plans(session: Session) -> list[KernelPlan]:
+    """Plans whose price the catalogue no longer sells; their Stripe prices are archived by ``sync-plans``."""
+    codes = [spec.code for spec in CATALOGUE]
+    return list(session.scalars(select(KernelPlan).where(KernelPlan.code.not_in(codes),
+                                                         KernelPlan.stripe_price_id.is_not(None))))
 
 
 def plan_by_code(session: Session, code: str) -> KernelPlan | None:

@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from billing.errors import BillingError
 from billing.money import Money
 
 
-class ProrationError(ValueError):
+class ProrationError(BillingError, ValueError):
     """The change time lies outside the period, or the prices cannot be combined."""
 
 

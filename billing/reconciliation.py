@@ -19,21 +19,22 @@ may simply not have arrived yet.
 """
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import logging
 import queue
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
+from billing.audit import Origin
+from billing.clock import BUSINESS_TIMEZONE, business_day_start
+from billing.errors import BillingError
 from billing.gateway import Invoice, Page, StripeGateway, Subscription
 from billing.models import (
     Alert,
@@ -41,6 +42,7 @@ from billing.models import (
     App,
     AppSubscription,
     AttemptStatus,
+    DivergenceKind,
     KernelInvoice,
     KernelPayment,
     KernelPaymentAttempt,
@@ -48,9 +50,10 @@ from billing.models import (
     KernelRefund,
     ReconciliationDivergence,
     ReconciliationRun,
+    RunStatus,
 )
 from billing.states import SubscriptionStatus, can_transition
-from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription_from_gateway
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +62,8 @@ LOAD_CHUNK = 500  # ids per IN (...) query when loading our rows
 PAGES_IN_FLIGHT = 6  # fetched pages waiting to be compared, at most
 FRESH_GRACE = timedelta(minutes=10)
 # The ERP closes its books on São Paulo days: a day runs from 00:00 to 24:00 there.
-CUTOFF_TIMEZONE = ZoneInfo("America/Sao_Paulo")
 GATEWAYS = ("stripe",)
 _STATUSES = frozenset(status.value for status in SubscriptionStatus)
-
-
-class Kind(enum.StrEnum):
-    STATUS = "status"
-    PLAN = "plan"
-    PERIOD = "period"
-    AMOUNT = "amount"
-    PAID = "paid"
-    MISSING_LOCAL = "missing_local"  # in Stripe, not in our tables
-    MISSING_STRIPE = "missing_stripe"  # in our tables, not in Stripe
 
 
 @dataclass(frozen=True)
@@ -99,7 +91,7 @@ class LocalInvoice:
 class Found:
     """One divergence, before it is stored."""
 
-    kind: Kind
+    kind: DivergenceKind
     object_type: str  # "subscription" or "invoice"
     stripe_id: str
     app_id: Optional[int]
@@ -121,10 +113,10 @@ def compare_subscription(local: Optional[LocalSubscription], remote: Optional[Su
     if local is None and remote is None:
         return []
     if remote is None:
-        return [Found(Kind.MISSING_STRIPE, "subscription", local.stripe_id, local.app_id,
+        return [Found(DivergenceKind.MISSING_STRIPE, "subscription", local.stripe_id, local.app_id,
                       {"status": local.status, "price": local.price_id}, None, False)]
     if local is None:
-        return [Found(Kind.MISSING_LOCAL, "subscription", remote.id, app_id, None,
+        return [Found(DivergenceKind.MISSING_LOCAL, "subscription", remote.id, app_id, None,
                       {"status": remote.status, "price": remote.price_id, "customer": remote.customer},
                       remote.price_id in known_prices)]
     found = []
@@ -132,14 +124,14 @@ def compare_subscription(local: Optional[LocalSubscription], remote: Optional[Su
     if local.status != remote.status:
         legal = remote.status in _STATUSES and can_transition(SubscriptionStatus(local.status),
                                                                SubscriptionStatus(remote.status))
-        found.append(Found(Kind.STATUS, local_value=local.status, stripe_value=remote.status, healable=legal,
+        found.append(Found(DivergenceKind.STATUS, local_value=local.status, stripe_value=remote.status, healable=legal,
                            **common))
     if local.price_id != remote.price_id:
-        found.append(Found(Kind.PLAN, local_value=local.price_id, stripe_value=remote.price_id,
+        found.append(Found(DivergenceKind.PLAN, local_value=local.price_id, stripe_value=remote.price_id,
                            healable=remote.price_id in known_prices, **common))
     remote_period = [_unix(remote.current_period_start), _unix(remote.current_period_end)]
     if [local.period_start, local.period_end] != remote_period:
-        found.append(Found(Kind.PERIOD, local_value=[local.period_start, local.period_end],
+        found.append(Found(DivergenceKind.PERIOD, local_value=[local.period_start, local.period_end],
                            stripe_value=remote_period, healable=True, **common))
     return found
 
@@ -150,11 +142,11 @@ def compare_invoice(local: Optional[LocalInvoice], remote: Optional[Invoice], *,
     if local is None and remote is None:
         return []
     if remote is None:
-        return [Found(Kind.MISSING_STRIPE, "invoice", local.stripe_id, local.app_id,
+        return [Found(DivergenceKind.MISSING_STRIPE, "invoice", local.stripe_id, local.app_id,
                       {"status": local.status, "amount_due": local.amount_due, "currency": local.currency},
                       None, False)]
     if local is None:
-        return [Found(Kind.MISSING_LOCAL, "invoice", remote.id, app_id, None,
+        return [Found(DivergenceKind.MISSING_LOCAL, "invoice", remote.id, app_id, None,
                       {"status": remote.status, "amount_due": remote.amount_due, "currency": remote.currency},
                       True)]
     found = []
@@ -165,12 +157,12 @@ def compare_invoice(local: Optional[LocalInvoice], remote: Optional[Invoice], *,
                    "amount_remaining": remote.amount_remaining}
     if (local.status == "paid") != (remote.status == "paid") or local.amount_paid != remote.amount_paid \
             or local.amount_remaining != remote.amount_remaining:
-        found.append(Found(Kind.PAID, local_value=local_paid, stripe_value=remote_paid, healable=True, **common))
+        found.append(Found(DivergenceKind.PAID, local_value=local_paid, stripe_value=remote_paid, healable=True, **common))
     elif local.status != remote.status:
-        found.append(Found(Kind.STATUS, local_value=local.status, stripe_value=remote.status, healable=True,
+        found.append(Found(DivergenceKind.STATUS, local_value=local.status, stripe_value=remote.status, healable=True,
                            **common))
     if local.amount_due != remote.amount_due or local.currency != remote.currency:
-        found.append(Found(Kind.AMOUNT, local_value={"amount_due": local.amount_due, "currency": local.currency},
+        found.append(Found(DivergenceKind.AMOUNT, local_value={"amount_due": local.amount_due, "currency": local.currency},
                            stripe_value={"amount_due": remote.amount_due, "currency": remote.currency},
                            healable=True, **common))
     return found
@@ -343,7 +335,7 @@ def reconcile(session: Session, gateway: StripeGateway, *, trigger: str,
     """Walk Stripe, compare, record every divergence with an alert; returns the finished run."""
     clock.refresh()
     started = clock.now()
-    run = ReconciliationRun(trigger=trigger, status="running", started_at=started)
+    run = ReconciliationRun(trigger=trigger, status=RunStatus.RUNNING, started_at=started)
     session.add(run)
     session.commit()
     customers = dict(session.execute(select(App.stripe_customer_id, App.id)
@@ -357,7 +349,7 @@ def reconcile(session: Session, gateway: StripeGateway, *, trigger: str,
     except Exception as error:
         session.rollback()
         run = session.get(ReconciliationRun, run.id)
-        run.status, run.error, run.finished_at = "failed", f"{type(error).__name__}: {error}"[:2000], clock.now()
+        run.status, run.error, run.finished_at = RunStatus.FAILED, f"{type(error).__name__}: {error}"[:2000], clock.now()
         run.api_calls = walk.counters.api_calls
         session.commit()
         raise
@@ -366,7 +358,7 @@ def reconcile(session: Session, gateway: StripeGateway, *, trigger: str,
     run.invoices_checked = walk.counters.invoices
     run.api_calls = walk.counters.api_calls
     run.divergence_count = len(walk.found)
-    run.status = "succeeded"
+    run.status = RunStatus.SUCCEEDED
     run.finished_at = clock.now()
     session.commit()
     log.info("reconciliation %s: %s subscriptions, %s invoices, %s divergences, %s API calls", run.id,
@@ -386,7 +378,7 @@ def record(session: Session, run: ReconciliationRun, found: Iterable[Found]) -> 
     for item in found:
         alert = audit.raise_alert(
             session, kind="reconciliation_divergence",
-            severity=AlertSeverity.CRITICAL if item.kind in (Kind.PAID, Kind.AMOUNT, Kind.MISSING_STRIPE)
+            severity=AlertSeverity.CRITICAL if item.kind in (DivergenceKind.PAID, DivergenceKind.AMOUNT, DivergenceKind.MISSING_STRIPE)
             else AlertSeverity.WARNING,
             app_id=item.app_id,
             message=f"Reconciliation: {item.object_type} {item.stripe_id} differs ({item.kind.value}): "
@@ -410,7 +402,7 @@ def record(session: Session, run: ReconciliationRun, found: Iterable[Found]) -> 
 # ---------------------------------------------------------------- healing
 
 
-class HealRefused(ValueError):
+class HealRefused(BillingError, ValueError):
     """This divergence cannot be healed by copying Stripe's state (or already was)."""
 
 
@@ -447,7 +439,7 @@ def heal(session: Session, gateway: StripeGateway, divergence: ReconciliationDiv
                  object_id=divergence.stripe_id, app_id=divergence.app_id,
                  before={item.kind: item.local_value for item in siblings},
                  after={item.kind: item.stripe_value for item in siblings},
-                 actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 origin=origin)
     return len(siblings)
 
 
@@ -456,8 +448,7 @@ def heal(session: Session, gateway: StripeGateway, divergence: ReconciliationDiv
 
 def day_window(day: date) -> tuple[datetime, datetime]:
     """The cut-off: 00:00 to 24:00 in São Paulo, as UTC instants."""
-    start = datetime.combine(day, time(0), tzinfo=CUTOFF_TIMEZONE)
-    return start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=CUTOFF_TIMEZONE)
+    return business_day_start(day), business_day_start(day + timedelta(days=1))
 
 
 def _totals(rows: Iterable[tuple[str, int, int]]) -> dict[str, Any]:
@@ -512,7 +503,7 @@ def day_summary(session: Session, day: date, gateway_name: str = "stripe") -> di
     return {
         "date": day.isoformat(),
         "gateway": gateway_name,
-        "cutoff": {"timezone": str(CUTOFF_TIMEZONE), "from": start.isoformat(), "to": end.isoformat()},
+        "cutoff": {"timezone": str(BUSINESS_TIMEZONE), "from": start.isoformat(), "to": end.isoformat()},
         "paid": _totals(_merge(paid_invoices, paid_charges)),
         "failed": _totals(failed),
         "refunded": _totals(refunded),

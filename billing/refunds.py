@@ -21,12 +21,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
+from billing.audit import Origin
 from billing.errors import BillingError, GatewayError, GatewayUnavailable
 from billing.gateway.types import Refund
-from billing.models import App, GatewayCapture, KernelPayment, KernelRefund, RefundRequest, RefundStatus
+from billing.models import (
+    App,
+    GatewayCapture,
+    KernelPayment,
+    KernelRefund,
+    RefundRequest,
+    RefundStatus,
+)
 from billing.money import Money
 from billing.notifications import notify_owners
-from billing.sync import Origin
 from billing.webhooks.payments import record_refunds
 
 log = logging.getLogger(__name__)
@@ -242,5 +249,4 @@ def _audit(session: Session, row: RefundRequest, action: str, before: Optional[R
            extra: Optional[dict] = None) -> None:
     after = {"status": row.status.value, "amount": row.amount, "currency": row.currency, **(extra or {})}
     audit.record(session, action=action, object_type="refund_request", object_id=row.public_id, app_id=row.app_id,
-                 before={"status": before.value} if before else None, after=after, actor=origin.actor,
-                 actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 before={"status": before.value} if before else None, after=after, origin=origin)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit
+from billing.audit import Origin
 from billing.models import Release, ReleaseKind
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,11 @@ class Actor:
     kind: str = "user"  # "user", "cli", "startup"
     user_id: Optional[int] = None
     correlation_id: Optional[str] = None
+
+    @property
+    def origin(self) -> Origin:
+        """The same person, as the audit trail names whoever acts."""
+        return Origin(actor=self.kind, actor_user_id=self.user_id, correlation_id=self.correlation_id)
 
 
 def gateway_mode(*, sandbox: bool, livemode: bool) -> str:
@@ -75,7 +81,7 @@ def record_release(session: Session, *, version: str, git_revision: str, gateway
                   version=version, git_revision=git_revision or None)
     audit.record(session, action="release.recorded", object_type="release", object_id=entry.id, before=None,
                  after={"version": version, "git_revision": git_revision or None, "gateway_mode": gateway_mode},
-                 actor=actor.kind, actor_user_id=actor.user_id, correlation_id=actor.correlation_id)
+                 origin=actor.origin)
     return entry
 
 
@@ -99,7 +105,7 @@ def record_gateway_mode(session: Session, mode: str, *, version: Optional[str] =
                           summary=f"gateway mode {previous.gateway_mode if previous else 'unknown'} -> {mode}")
             audit.record(session, action="gateway.mode_changed", object_type="release", object_id=entry.id,
                          before={"gateway_mode": previous.gateway_mode if previous else None},
-                         after={"gateway_mode": mode}, actor=actor.kind)
+                         after={"gateway_mode": mode}, origin=actor.origin)
     except IntegrityError:  # another process recorded the same change first
         return None
     log.warning("gateway mode recorded: %s", mode)

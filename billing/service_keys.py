@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
+from billing.audit import Origin
 from billing.models import App, ServiceKey
 
 KEY_PREFIX = "kgw_"
@@ -35,8 +36,7 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, app: App, *, name: str, scopes: Iterable[str], actor: str,
-               actor_user_id: Optional[int] = None, correlation_id: Optional[str] = None) -> IssuedKey:
+def create_key(session: Session, app: App, *, name: str, scopes: Iterable[str], origin: Origin) -> IssuedKey:
     """Make a key for ``app``; the caller shows ``secret`` once and never stores it."""
     chosen = sorted(set(scopes))
     unknown = [scope for scope in chosen if scope not in SCOPES]
@@ -49,25 +49,22 @@ def create_key(session: Session, app: App, *, name: str, scopes: Iterable[str], 
         raise ServiceKeyError("a key needs a name")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ServiceKey(app_id=app.id, name=name[:120], prefix=secret[:12], key_hash=hash_key(secret), scopes=chosen,
-                     created_by_id=actor_user_id)
+                     created_by_id=origin.actor_user_id)
     session.add(row)
     session.flush()
     audit.record(session, action="service_key.created", object_type="service_key", object_id=row.id, app_id=app.id,
-                 after={"name": row.name, "prefix": row.prefix, "scopes": chosen}, actor=actor,
-                 actor_user_id=actor_user_id, correlation_id=correlation_id)
+                 after={"name": row.name, "prefix": row.prefix, "scopes": chosen}, origin=origin)
     return IssuedKey(row, secret)
 
 
-def revoke_key(session: Session, key: ServiceKey, *, actor: str, actor_user_id: Optional[int] = None,
-               correlation_id: Optional[str] = None) -> bool:
+def revoke_key(session: Session, key: ServiceKey, *, origin: Origin) -> bool:
     """Revoke ``key`` (kept for the record); False when it already was."""
     if key.revoked_at is not None:
         return False
     key.revoked_at = clock.now()
-    key.revoked_by_id = actor_user_id
+    key.revoked_by_id = origin.actor_user_id
     audit.record(session, action="service_key.revoked", object_type="service_key", object_id=key.id,
-                 app_id=key.app_id, before={"revoked": False}, after={"revoked": True}, actor=actor,
-                 actor_user_id=actor_user_id, correlation_id=correlation_id)
+                 app_id=key.app_id, before={"revoked": False}, after={"revoked": True}, origin=origin)
     return True
 
 

@@ -11,10 +11,10 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Optional
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing.dunning import business_date
+from billing.clock import business_date
+from billing.db import insert_once
 from billing.models import AppSubscription, KernelPlan, MrrSnapshot, PaymentOutcome
 from billing.states import SubscriptionStatus
 from billing.subscriptions import MRR_STATUSES, monthly_amount_sql
@@ -120,11 +120,7 @@ def take_snapshot(session: Session, now: datetime) -> list[MrrSnapshot]:
                           active_count=figures.active_count, churn_base=figures.churn_base,
                           churned_count=figures.churned_count, payments_succeeded=figures.payments_succeeded,
                           payments_failed=figures.payments_failed)
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            pass  # this hour was taken already (a second worker, a rerun)
+        insert_once(session, row)  # False: this hour was taken already (a second worker, a rerun)
     return list(session.scalars(select(MrrSnapshot).where(MrrSnapshot.taken_at == slot)
                                 .order_by(MrrSnapshot.currency)))
 

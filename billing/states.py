@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from billing.errors import BillingError
+
 
 class SubscriptionStatus(StrEnum):
     INCOMPLETE = "incomplete"
@@ -27,6 +29,11 @@ class SubscriptionStatus(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return not TRANSITIONS[self]
+
+    @property
+    def has_ended(self) -> bool:
+        """Over for good (canceled, expired): the app is back on Free and a new checkout makes a new row."""
+        return self in ENDED_STATUSES
 
     @property
     def in_dunning(self) -> bool:
@@ -50,7 +57,11 @@ TRANSITIONS: dict[SubscriptionStatus, frozenset[SubscriptionStatus]] = {
 }
 
 
-class IllegalTransition(ValueError):
+# The one definition of "ended": the statuses nothing follows. Every other status is live.
+ENDED_STATUSES: tuple[SubscriptionStatus, ...] = tuple(sorted(status for status in S if not TRANSITIONS[status]))
+
+
+class IllegalTransition(BillingError, ValueError):
     def __init__(self, current: SubscriptionStatus, target: SubscriptionStatus):
         super().__init__(f"a subscription cannot go from {current} to {target}")
         self.current = current

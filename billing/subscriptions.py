@@ -22,23 +22,25 @@ change already made.
 """
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
-from sqlalchemy import case, select, text
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock, control, metrics
+from billing.audit import Origin
 from billing.checkout import complete_checkout
 from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest, PlanChangeRefused
 from billing.gateway import Invoice, StripeGateway, Subscription
 from billing.models import (
-    LIVE_STATUSES_SQL,
     AlertSeverity,
     App,
     AppSubscription,
+    CheckoutMode,
     CheckoutStatus,
     KernelCheckoutSession,
     KernelInvoice,
@@ -47,7 +49,7 @@ from billing.models import (
 from billing.money import Money
 from billing.proration import ProrationError, prorate
 from billing.states import SubscriptionStatus
-from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription_from_gateway
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def live_subscription(session: Session, app: App, *, lock: bool = False) -> Opti
     transaction already serializes writers) and reloads the row, so a second
     confirmation waiting on the lock sees what the first one changed.
     """
-    query = select(AppSubscription).where(AppSubscription.app_id == app.id, text(LIVE_STATUSES_SQL))
+    query = select(AppSubscription).where(AppSubscription.app_id == app.id, AppSubscription.is_live)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     return session.scalar(query)
@@ -108,11 +110,82 @@ def monthly_amount_sql(plan) -> Any:
     return case((plan.interval == "year", (plan.amount + 6) // 12), else_=plan.amount)
 
 
-def mrr_contribution(subscription: Optional[AppSubscription]) -> int:
-    """What the subscription adds to monthly recurring revenue (the superadmin's tenants list sums this in SQL)."""
-    if subscription is None or subscription.status not in MRR_STATUSES:
-        return 0
-    return monthly_amount(subscription.plan)
+# ---------------------------------------------------------------- which plan change is allowed
+
+
+class PlanAction(enum.StrEnum):
+    """What choosing a plan would do for an app, as its plan card offers it."""
+
+    CURRENT = "current"  # the app is on it
+    SUBSCRIBE = "subscribe"  # no live subscription: Checkout
+    UPGRADE = "upgrade"  # a higher paid plan, now, prorated
+    DOWNGRADE = "downgrade"  # a lower paid plan, from the period end
+    SCHEDULED = "scheduled"  # the downgrade already waiting for the period end
+    CANCEL = "cancel"  # Free: the subscription ends at the period end
+    ENDING = "ending"  # Free, already waiting for the period end
+    BLOCKED = "blocked"  # refused for now; ``reason`` says why
+
+
+@dataclass(frozen=True)
+class PlanChange:
+    action: PlanAction
+    reason: Optional[str] = None  # a ``Refused`` code when the plan is not available
+
+
+CHANGEABLE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
+
+
+def plan_change(live: Optional[AppSubscription], plan: KernelPlan) -> PlanChange:
+    """The one rule for what moving ``live`` (None: on Free) to ``plan`` is, or why it is refused.
+
+    The billing page draws its buttons from it and the services below refuse with
+    its reason, so a button and a refusal can never disagree.
+    """
+    buyable = plan.active and bool(plan.stripe_price_id) and not plan.is_free
+    if live is None:
+        if plan.is_free:
+            return PlanChange(PlanAction.CURRENT)
+        return PlanChange(PlanAction.SUBSCRIBE) if buyable else PlanChange(PlanAction.BLOCKED, "plan_unavailable")
+    if plan.id == live.plan_id:
+        return PlanChange(PlanAction.CURRENT, "already_on_plan")
+    if plan.is_free:
+        return PlanChange(PlanAction.ENDING if live.cancel_at_period_end else PlanAction.CANCEL)
+    blocked = _unchangeable_reason(live)
+    if blocked:
+        return PlanChange(PlanAction.BLOCKED, blocked)
+    if not buyable:
+        return PlanChange(PlanAction.BLOCKED, "plan_unavailable")
+    if plan.rank > live.plan.rank:
+        if live.stripe_schedule_id:
+            return PlanChange(PlanAction.BLOCKED, "change_scheduled")
+        return PlanChange(PlanAction.UPGRADE)
+    if plan.rank == live.plan.rank:
+        return PlanChange(PlanAction.BLOCKED, "not_a_downgrade")
+    if live.scheduled_plan_id == plan.id:
+        return PlanChange(PlanAction.SCHEDULED)
+    if live.cancel_at_period_end:
+        return PlanChange(PlanAction.BLOCKED, "cancel_pending")
+    return PlanChange(PlanAction.DOWNGRADE)
+
+
+def _unchangeable_reason(row: AppSubscription) -> Optional[str]:
+    if row.status.in_dunning:
+        return "past_due"
+    if row.status not in CHANGEABLE_STATUSES:
+        return "not_changeable"
+    return None
+
+
+def _require(row: Optional[AppSubscription], plan: KernelPlan, *allowed: PlanAction,
+             otherwise: str) -> tuple[AppSubscription, PlanAction]:
+    """Refuse unless ``plan_change`` allows one of ``allowed``; ``otherwise`` names a refusal the rule gives no reason for."""
+    if row is None:
+        raise Refused("no_subscription", "no live subscription")
+    change = plan_change(row, plan)
+    if change.action not in allowed:
+        reason = change.reason or otherwise
+        raise Refused(reason, f"{row.plan.code} -> {plan.code} refused: {reason}")
+    return row, change.action
 
 
 # ---------------------------------------------------------------- checkout
@@ -127,7 +200,7 @@ def ensure_customer(session: Session, gateway: StripeGateway, app: App, *, origi
     app.stripe_customer_id = customer.id
     audit.record(session, action="customer.created", object_type="app", object_id=app.id, app_id=app.id,
                  before={"stripe_customer_id": None}, after={"stripe_customer_id": customer.id},
-                 actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 origin=origin)
     return customer.id
 
 
@@ -139,7 +212,7 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
     ``success_url`` should carry ``{CHECKOUT_SESSION_ID}`` for Stripe to fill in.
     """
     control.refuse_if_paused(session, app.id)
-    if plan.is_free or not plan.active or not plan.stripe_price_id:
+    if plan_change(None, plan).action != PlanAction.SUBSCRIBE:
         raise Refused("plan_unavailable", f"plan {plan.code} cannot be bought")
     # One checkout at a time per app: a FOR UPDATE on an app with no subscription row would lock nothing.
     session.scalar(select(App.id).where(App.id == app.id).with_for_update())
@@ -154,15 +227,14 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is not None:  # the same attempt again (a double click): Stripe replayed the first session
         return local
-    local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode="subscription", plan_id=plan.id,
+    local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SUBSCRIPTION, plan_id=plan.id,
                                   url=remote.url, created_by_id=origin.actor_user_id, status=CheckoutStatus.OPEN)
     session.add(local)
     session.flush()
     _expire_other_sessions(session, gateway, app, keep=local, origin=origin)
     audit.record(session, action="checkout.subscription.opened", object_type="checkout_session",
                  object_id=remote.id, app_id=app.id, before=None,
-                 after={"plan": plan.code, "trial_days": plan.trial_days or 0}, actor=origin.actor,
-                 actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 after={"plan": plan.code, "trial_days": plan.trial_days or 0}, origin=origin)
     metrics.checkout(plan.code, "subscription", "started")
     return local
 
@@ -176,7 +248,7 @@ def _expire_other_sessions(session: Session, gateway: StripeGateway, app: App, *
     is expired instead and the checkout refused: the app has its subscription.
     """
     others = session.scalars(select(KernelCheckoutSession).where(
-        KernelCheckoutSession.app_id == app.id, KernelCheckoutSession.mode == "subscription",
+        KernelCheckoutSession.app_id == app.id, KernelCheckoutSession.mode == CheckoutMode.SUBSCRIPTION,
         KernelCheckoutSession.status == CheckoutStatus.OPEN, KernelCheckoutSession.id != keep.id)).all()
     for other in others:
         try:
@@ -198,12 +270,12 @@ def _mark_expired(session: Session, local: KernelCheckoutSession, origin: Origin
     local.status = CheckoutStatus.EXPIRED
     audit.record(session, action=f"checkout.{local.mode}.expired", object_type="checkout_session",
                  object_id=local.stripe_session_id, app_id=local.app_id, before={"status": "open"},
-                 after={"status": "expired"}, actor=origin.actor, actor_user_id=origin.actor_user_id,
-                 correlation_id=origin.correlation_id)
+                 after={"status": "expired"}, origin=origin)
 
 
 def start_payment_method_update(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
-                                success_url: str, cancel_url: str, attempt: str) -> KernelCheckoutSession:
+                                success_url: str, cancel_url: str, attempt: str,
+                                submit_message: str | None = None) -> KernelCheckoutSession:
     """Open a Checkout Session in setup mode: the owner saves a new card, nothing is charged.
 
     ``complete_checkout`` makes the saved card the default of the customer and of the
@@ -212,15 +284,14 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
     control.refuse_if_paused(session, app.id)
     customer_id = ensure_customer(session, gateway, app, origin=origin)
     remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id, success_url=success_url,
-                                           cancel_url=cancel_url, attempt=attempt)
+                                           cancel_url=cancel_url, attempt=attempt, submit_message=submit_message)
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is None:
-        local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode="setup", url=remote.url,
+        local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SETUP, url=remote.url,
                                       created_by_id=origin.actor_user_id, status=CheckoutStatus.OPEN)
         session.add(local)
         audit.record(session, action="checkout.setup.opened", object_type="checkout_session", object_id=remote.id,
-                     app_id=app.id, before=None, after={"mode": "setup"}, actor=origin.actor,
-                     actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                     app_id=app.id, before=None, after={"mode": "setup"}, origin=origin)
         metrics.checkout(None, "setup", "started")
     return local
 
@@ -255,11 +326,10 @@ class UpgradeResult:
 
 
 def preview_upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *,
-                    origin: Origin, at: Optional[datetime] = None) -> UpgradePreview:
+                    at: Optional[datetime] = None) -> UpgradePreview:
     """The exact amount an upgrade to ``to_plan`` charges now, checked against the gateway's preview."""
     control.refuse_if_paused(session, app.id)
-    row = _changeable(live_subscription(session, app))
-    _check_upgrade(row, to_plan)
+    row, _ = _require(live_subscription(session, app), to_plan, PlanAction.UPGRADE, otherwise="not_an_upgrade")
     if at is None:
         clock.refresh()
         at = clock.now()
@@ -278,8 +348,8 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
     (``error_if_incomplete``) or here.
     """
     control.refuse_if_paused(session, app.id)
-    row = _changeable(live_subscription(session, app, lock=True))
-    _check_upgrade(row, to_plan)
+    row, _ = _require(live_subscription(session, app, lock=True), to_plan, PlanAction.UPGRADE,
+                      otherwise="not_an_upgrade")
     clock.refresh()
     now = clock.now()
     remote = gateway.retrieve_subscription(row.stripe_subscription_id)
@@ -304,18 +374,9 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
                  before={"plan": from_plan.code},
                  after={"plan": to_plan.code, "charged": charged.amount, "currency": charged.currency,
                         "invoice": invoice.id if invoice else None, "proration_date": proration_date},
-                 actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 origin=origin)
     log.info("app %s upgraded %s -> %s, charged %s", app.id, from_plan.code, to_plan.code, charged)
     return UpgradeResult(row, invoice_row, charged)
-
-
-def _check_upgrade(row: AppSubscription, to_plan: KernelPlan) -> None:
-    if row.plan_id == to_plan.id:
-        raise Refused("already_on_plan", f"already on {to_plan.code}")
-    if to_plan.rank <= row.plan.rank or not to_plan.stripe_price_id or not to_plan.active:
-        raise Refused("not_an_upgrade", f"{row.plan.code} -> {to_plan.code} is not an upgrade")
-    if row.stripe_schedule_id:
-        raise Refused("change_scheduled", "undo the scheduled change first")
 
 
 def _check_remote_plan(row: AppSubscription, remote: Subscription) -> None:
@@ -387,14 +448,9 @@ def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_pl
                        origin: Origin) -> AppSubscription:
     """Switch to a lower paid plan at the end of the period; the current plan stays until then."""
     control.refuse_if_paused(session, app.id)
-    row = _changeable(live_subscription(session, app, lock=True))
-    if row.plan_id == to_plan.id:
-        raise Refused("already_on_plan", f"already on {to_plan.code}")
-    if to_plan.rank >= row.plan.rank or to_plan.is_free or not to_plan.stripe_price_id or not to_plan.active:
-        raise Refused("not_a_downgrade", f"{row.plan.code} -> {to_plan.code} is not a downgrade to a paid plan")
-    if row.cancel_at_period_end:
-        raise Refused("cancel_pending", "the subscription ends at the period end; resume it first")
-    if row.scheduled_plan_id == to_plan.id:
+    row, action = _require(live_subscription(session, app, lock=True), to_plan, PlanAction.DOWNGRADE,
+                           PlanAction.SCHEDULED, otherwise="not_a_downgrade")
+    if action == PlanAction.SCHEDULED:
         return row  # a second click: already scheduled
     before = _plan_picture(row)
     remote = gateway.retrieve_subscription(row.stripe_subscription_id)
@@ -472,17 +528,6 @@ def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin
 # ---------------------------------------------------------------- helpers
 
 
-def _changeable(row: Optional[AppSubscription]) -> AppSubscription:
-    """A subscription whose plan may change: live, paid up (not in dunning), not waiting for its first payment."""
-    if row is None:
-        raise Refused("no_subscription", "no live subscription")
-    if row.status.in_dunning:
-        raise Refused("past_due", "pay the open invoice before changing plans")
-    if row.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
-        raise Refused("not_changeable", f"a {row.status} subscription cannot change plans")
-    return row
-
-
 def _plan_picture(row: AppSubscription) -> dict:
     return {
         "plan": row.plan.code,
@@ -498,5 +543,4 @@ def _record(session: Session, row: AppSubscription, action: str, before: dict, o
     session.flush()
     session.expire(row, ["scheduled_plan"])  # sync set the foreign key; reload the plan it points at
     audit.record(session, action=action, object_type="app_subscription", object_id=row.stripe_subscription_id,
-                 app_id=row.app_id, before=before, after=_plan_picture(row), actor=origin.actor,
-                 actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 app_id=row.app_id, before=before, after=_plan_picture(row), origin=origin)

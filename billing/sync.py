@@ -26,6 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
+from billing.audit import Origin
+from billing.errors import BillingError
 from billing.gateway.types import Card, Invoice, Subscription, SubscriptionSchedule, ts
 from billing.models import App, AppSubscription, KernelInvoice
 from billing.plans import plan_by_price
@@ -33,15 +35,6 @@ from billing.states import SubscriptionStatus, check_transition
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Who or what caused a change, for the audit trail."""
-
-    actor: str  # "user", "webhook", "job:dunning", "job:reconciliation", "cli"
-    correlation_id: Optional[str] = None  # event id, request id, job run
-    actor_user_id: Optional[int] = None
 
 
 class Outcome(enum.StrEnum):
@@ -63,7 +56,7 @@ class SyncResult:
         return self.outcome in (Outcome.CREATED, Outcome.UPDATED)
 
 
-class UnknownPrice(ValueError):
+class UnknownPrice(BillingError, ValueError):
     """A Stripe price that maps to none of our plans (created by hand in the dashboard?)."""
 
     def __init__(self, price_id: Optional[str]):
@@ -99,6 +92,13 @@ def app_for_customer(session: Session, customer_id: Optional[str]) -> Optional[A
     if not customer_id:
         return None
     return session.scalar(select(App).where(App.stripe_customer_id == customer_id))
+
+
+def _locked(query):
+    """The mirrored row, locked until commit and read afresh: two workers applying events about one object
+    (or an event and a redirect) take turns, so the second sees the first's watermark (PostgreSQL; SQLite has
+    one writer)."""
+    return query.with_for_update().execution_options(populate_existing=True)
 
 
 def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Callable[[], T]]) -> Optional[T]:
@@ -138,7 +138,7 @@ def sync_subscription(
     card: Optional[Card] = None,
 ) -> SyncResult:
     """Bring our row for ``remote`` up to date (creating it if the app is ours and it is new)."""
-    row = session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == remote.id))
+    row = session.scalar(_locked(select(AppSubscription).where(AppSubscription.stripe_subscription_id == remote.id)))
     remote = _newest(row, remote, observed_at, refetch)
     if remote is None:
         return SyncResult(Outcome.STALE, row)
@@ -186,8 +186,7 @@ def sync_subscription(
         return SyncResult(Outcome.UNCHANGED, row, remote)
     session.flush()
     audit.record(session, action=f"subscription.{outcome.value}", object_type="app_subscription",
-                 object_id=remote.id, app_id=app.id, before=before, after=after, actor=origin.actor,
-                 actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                 object_id=remote.id, app_id=app.id, before=before, after=after, origin=origin)
     return SyncResult(outcome, row, remote)
 
 
@@ -235,7 +234,7 @@ def sync_invoice(
     """Bring our row for the invoice ``remote`` up to date (creating it when its customer is one of our apps)."""
     if remote.id is None:
         raise ValueError("a preview invoice has no id and is never stored")
-    row = session.scalar(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id))
+    row = session.scalar(_locked(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id)))
     remote = _newest(row, remote, observed_at, refetch)
     if remote is None:
         return SyncResult(Outcome.STALE, row)
@@ -284,8 +283,7 @@ def sync_invoice(
         return SyncResult(Outcome.UNCHANGED, row, remote)
     session.flush()
     audit.record(session, action=f"invoice.{outcome.value}", object_type="kernel_invoice", object_id=remote.id,
-                 app_id=app.id, before=before, after=after, actor=origin.actor, actor_user_id=origin.actor_user_id,
-                 correlation_id=origin.correlation_id)
+                 app_id=app.id, before=before, after=after, origin=origin)
     return SyncResult(outcome, row, remote)
 
 

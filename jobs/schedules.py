@@ -13,7 +13,7 @@ moment (``schedule-dunning-daily-20261127T120000Z``):
   workers) moves it to its queue when it falls due;
 * when it runs it first registers the next occurrence, so the chain goes on
   without a separate process;
-* the job itself then claims a ``JobRun`` for its window (``jobs/runs.py``), so
+* the job itself then claims a ``JobRun`` for its window (``billing/runs.py``), so
   even a duplicate that slipped past all this would do nothing.
 
 Schedules run on wall-clock time (RQ's scheduler knows no other); the jobs read
@@ -33,7 +33,7 @@ from rq import Queue
 from rq.job import Job
 from werkzeug.utils import import_string
 
-from billing.dunning import BUSINESS_TIMEZONE
+from billing.clock import BUSINESS_TIMEZONE
 from jobs.queues import DEFAULT
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,6 @@ SCHEDULES: tuple[Schedule, ...] = (
     # Mid-morning: retries hit cards when banks' fraud checks are least strict and owners can react to notices.
     Schedule("dunning-daily", "jobs.dunning.run_daily", daily_at=time(9, 0), timeout_seconds=1800),
     Schedule("notices-send", "jobs.notices.send_pending", every=timedelta(minutes=5)),
-    # The safety net of the webhook hand-off: recorded events that never got a job (Redis down, no pump).
-    Schedule("webhooks-sweep", "jobs.webhooks.sweep_inbox", every=timedelta(minutes=1), timeout_seconds=120),
     # Hourly, so the "MRR down 20% in 24 h" rule has a figure from 24 hours ago; charts read each day's last.
     Schedule("mrr-snapshot", "jobs.snapshots.take_hourly", every=timedelta(hours=1), timeout_seconds=300),
     # Alert rules (billing/alert_rules.py): raised, kept or resolved a minute at most after their condition changes.

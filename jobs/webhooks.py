@@ -1,91 +1,136 @@
-"""RQ jobs for Stripe events: process one (``process_event``), and queue the ones whose hand-off was lost
-(``sweep_inbox``).
+"""The event applier: applies recorded Stripe events as they arrive, in the worker process itself.
 
-The web endpoint records the event and pushes its id onto ``webhooks:inbox``; the
-pump (``jobs/webhook_pump.py``) turns it into a ``process_event`` job on the
-``webhooks`` queue with a retry policy, and the job runs the event's handler
-through ``billing.webhooks.processing``. Every log line it writes carries the
-event id.
+The endpoint records each event in ``processed_webhooks`` and answers; that table is
+the queue. ``Applier`` loops: one short transaction applies the due events
+(``billing.webhooks.processing.apply_pending``), then the Stripe calls some of them
+asked for are made with no transaction open (a few at once, on threads), then again.
+No RQ job per event, no fork per event and no Redis on this path: a Redis outage
+does not delay an event, a worker killed mid-batch leaves its events due for the
+next pass of any worker, and a failed event's retry time is a column, not a job.
+
+``process_event`` applies one named event at once in the calling process (tests with
+``RQ_ASYNC`` off, where the endpoint applies what it records before answering).
 """
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
-from typing import Optional
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional
 
-from flask import current_app
-from rq import Queue, get_current_job
-from rq.job import Job
+from flask import Flask, current_app
 from sqlalchemy import select
 
-from billing.control import open_pause
-from billing.models import ProcessedWebhook, WebhookStatus
+from billing import clock
+from billing.models import ProcessedWebhook
 from billing.webhooks import processing
 from billing.webhooks.correlation import correlated
-from jobs.context import in_app_context
-from jobs.queues import WEBHOOKS, redis_connection
-from jobs.webhook_pump import create_job, job_id, retry_policy
+from billing.webhooks.prefetch import Answers
+from jobs.context import in_app_context, portal_app
 from portal.extensions import db
 from portal.payments import gateway
 
 log = logging.getLogger(__name__)
 
-# Normally the pump turns an id into a job within milliseconds; an event still waiting after this
-# long, with no job, lost its hand-off (Redis down at that moment, restarted empty, no pump running).
-SWEEP_AFTER = timedelta(seconds=30)
-SWEEP_BATCH = 1000  # per run (every minute): a backlog larger than that is cleared over a few runs
+IDLE = 0.05  # seconds between looks at an empty queue: the latency floor when events trickle in
+# A transaction's length on SQLite, whose single write lock the webhook endpoint waits for: the
+# endpoint's answer must stay within a few milliseconds. PostgreSQL locks rows, not the database.
+BUDGET = {"sqlite": 0.003, "postgresql": 0.05}
+BATCH = {"sqlite": 20, "postgresql": 100}  # events claimed at once (the claim itself holds SQLite's lock)
+FETCHERS = 8  # Stripe calls made at once between two transactions (network waits, not CPU)
+FORGET_AFTER = 120.0  # seconds: answers gathered for an event that another worker applied meanwhile
 
 
-def _final_attempt() -> bool:
-    """Whether a failure now is the last word (no retry left, or jobs run inline without retries)."""
-    if not current_app.config["RQ_ASYNC"]:
-        return True
-    job = get_current_job()
-    return job is None or not job.retries_left
+class Applier:
+    """Applies due events until told to stop; several may run, in this process or on other machines."""
+
+    def __init__(self, app: Flask, *, idle: float = IDLE):
+        self.app = app
+        self.idle = idle
+        self.answers: dict[str, Answers] = {}
+        self._born: dict[str, float] = {}
+        with app.app_context():
+            dialect = db.engine.dialect.name
+        self.budget = float(app.config.get("WEBHOOK_BATCH_SECONDS") or BUDGET.get(dialect, 0.05))
+        self.batch = int(app.config.get("WEBHOOK_BATCH_SIZE") or BATCH.get(dialect, 100))
+        self.retry_intervals = tuple(app.config.get("WEBHOOK_RETRY_INTERVALS", processing.RETRY_INTERVALS))
+        self.smtp_configured = bool(app.config.get("SMTP_URL"))
+        self._pool = ThreadPoolExecutor(FETCHERS, thread_name_prefix="stripe-fetch")
+
+    def step(self) -> int:
+        """One transaction's worth of events, then the Stripe calls they wait for; returns events settled + waiting."""
+        clock.now()  # a clock that follows the sandbox re-reads it here, not inside the transaction
+        with self.app.app_context():
+            try:
+                done = processing.apply_pending(db.session, gateway(), self.answers, limit=self.batch, budget=self.budget,
+                                                smtp_configured=self.smtp_configured,
+                                                retry_intervals=self.retry_intervals)
+                stripe = gateway()
+            finally:
+                db.session.remove()
+        for event_id, _status in done.settled:
+            self._born.pop(event_id, None)
+        if done.needs:
+            now = time.monotonic()
+            for event_id in done.needs:
+                self._born.setdefault(event_id, now)
+
+            def fetch(item):
+                event_id, call = item
+                with correlated(event_id):
+                    self.answers[event_id].fetch(stripe, call)
+
+            list(self._pool.map(fetch, done.needs.items()))
+            self._forget(now)
+        return len(done.settled) + len(done.needs)
+
+    def _forget(self, now: float) -> None:
+        for event_id, born in list(self._born.items()):
+            if now - born > FORGET_AFTER:
+                self._born.pop(event_id, None)
+                self.answers.pop(event_id, None)
+
+    def drain(self, timeout: float = 60.0) -> int:
+        """Apply until nothing is due (tests, the CLI); returns how many events were settled or retried."""
+        deadline = time.monotonic() + timeout
+        total = 0
+        while (moved := self.step()) and time.monotonic() < deadline:
+            total += moved
+        return total
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        """Apply events as they come until ``should_stop()``; a database outage only pauses it."""
+        log.info("applying Stripe events from processed_webhooks (transactions of at most %.0f ms)",
+                 self.budget * 1000)
+        pause = 0.5
+        while not should_stop():
+            try:
+                if not self.step():
+                    time.sleep(self.idle)
+                pause = 0.5
+            except Exception:  # noqa: BLE001 - the database is away or restarting: wait, then go on
+                log.exception("could not apply events; trying again in %.1f s", pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 10.0)
+        self._pool.shutdown(wait=True)
+        log.info("event applier stopped")
 
 
 @in_app_context
 def process_event(event_id: str) -> Optional[str]:
+    """Apply ``event_id`` now, in this process; returns its status (None when it was never recorded)."""
     with correlated(event_id):
-        final = _final_attempt()
-        log.info("processing Stripe event%s", "" if not final else " (last attempt)")
-        status = processing.process(db.session, gateway(), event_id,
-                                    smtp_configured=bool(current_app.config.get("SMTP_URL")),
-                                    final_attempt=final)
-        return status.value if status else None
+        settled = processing.apply_now(db.session, gateway(), [event_id],
+                                       smtp_configured=bool(current_app.config.get("SMTP_URL")))
+        if event_id in settled:
+            return settled[event_id].value
+        status = db.session.scalar(select(ProcessedWebhook.status).where(ProcessedWebhook.event_id == event_id))
+        if status is None:
+            log.warning("no recorded event %s: nothing to process", event_id)
+            return None
+        log.info("already %s: nothing to do", status)
+        return status.value
 
 
-@in_app_context
-def sweep_inbox(now: Optional[datetime] = None) -> int:
-    """Queue every event still ``received`` after ``SWEEP_AFTER`` that has no job; returns how many were queued.
-
-    The safety net of the endpoint's hand-off. Running it twice queues nothing twice:
-    an event whose job exists (waiting, running, retrying or over) is left alone.
-    """
-    now = now or datetime.now(timezone.utc)
-    if open_pause(db.session) is not None:  # billing paused: events wait, held; resuming queues them
-        db.session.rollback()
-        return 0
-    event_ids = list(db.session.scalars(
-        select(ProcessedWebhook.event_id)
-        .where(ProcessedWebhook.status == WebhookStatus.RECEIVED, ProcessedWebhook.received_at < now - SWEEP_AFTER)
-        .order_by(ProcessedWebhook.received_at, ProcessedWebhook.id).limit(SWEEP_BATCH)))
-    db.session.rollback()  # no transaction held while talking to Redis
-    if not event_ids:
-        return 0
-    connection = redis_connection(current_app.config["REDIS_URL"])
-    with connection.pipeline(transaction=False) as pipe:
-        for event_id in event_ids:
-            pipe.exists(Job.key_for(job_id(event_id)))
-        exists = pipe.execute()
-    lost = [event_id for event_id, found in zip(event_ids, exists) if not found]
-    if not lost:
-        return 0
-    queue = Queue(WEBHOOKS, connection=connection)
-    retry = retry_policy(current_app.config)
-    with connection.pipeline() as pipe:
-        for event_id in lost:
-            create_job(queue, event_id, retry, pipeline=pipe)
-        pipe.execute()
-    log.warning("queued %d recorded Stripe events whose hand-off was lost (oldest %s)", len(lost), lost[0])
-    return len(lost)
+def run_applier(should_stop: Callable[[], bool]) -> None:
+    Applier(portal_app()).run(should_stop)

@@ -19,7 +19,7 @@ from billing import audit
 from billing.models import App
 from portal.auth.session import superadmin_required
 from portal.extensions import db
-from portal.request_context import request_id
+from portal.request_context import request_origin
 
 bp = Blueprint("acting", __name__)
 
@@ -61,7 +61,7 @@ def _app_or_404(app_id: int) -> App:
 
 def _record(app: App, action: str, after: dict) -> None:
     audit.record(db.session, action=action, object_type="app", object_id=app.id, app_id=app.id,
-                 after=after, actor="user", actor_user_id=current_user.id, correlation_id=request_id())
+                 after=after, origin=request_origin())
 
 
 def _back(app: App):

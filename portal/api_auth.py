@@ -9,13 +9,14 @@ import hashlib
 import secrets
 from functools import wraps
 
-from flask import current_app, g, jsonify, request
+from flask import current_app, g, request
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import clock
 from billing.models import ApiToken, User
+from portal.errors import json_error
 from portal.extensions import csrf, db
 
 TOKEN_PREFIX = "kbp_"
@@ -67,7 +68,7 @@ def api_auth_required(view):
                 csrf.protect()
             user = current_user._get_current_object()
         if user is None:
-            return jsonify(error={"code": 401, "message": "Authentication required"}), 401
+            return json_error(401, "Authentication required")
         g.api_user = user
         return view(*args, **kwargs)
 

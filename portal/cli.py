@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from billing.errors import GatewayError
 from billing.models import App, Role, User
-from billing.plans import ensure_plans, paid_plans
+from billing.plans import ensure_plans, paid_plans, retired_plans
 from portal import ops_cli
 from portal.api_auth import issue_token
 from portal.auth.passwords import MIN_LENGTH, hash_password
@@ -69,19 +69,22 @@ def init_app(app: Flask) -> None:
 
     @app.cli.command("sync-plans")
     def sync_plans():
-        """Create the paid plans' products and prices in the Stripe the gateway points at; store the price ids."""
+        """Make the plans and Stripe say what billing/plans.py says: a price per paid plan, changed amounts
+        as new prices (the old ones archived; subscriptions on them renew at the price they bought)."""
         ensure_plans(db.session)
         click.echo(f"Gateway: {gateway().describe()}")
-        for plan in paid_plans(db.session):
-            try:
+        try:
+            for plan in paid_plans(db.session):
                 price_id = gateway().ensure_price(plan_code=plan.code, name=plan.name, amount=plan.price,
                                                   interval=plan.interval)
-            except GatewayError as error:
-                db.session.rollback()
-                raise click.ClickException(f"{plan.code}: {error.message}") from error
-            if plan.stripe_price_id != price_id:
                 plan.stripe_price_id = price_id
-            click.echo(f"  {plan.code:<12} {price_id}")
+                click.echo(f"  {plan.code:<12} {price_id}")
+            for retired in retired_plans(db.session):
+                gateway().archive_price(retired.stripe_price_id)
+                click.echo(f"  {retired.code:<12} {retired.stripe_price_id} archived")
+        except GatewayError as error:
+            db.session.rollback()
+            raise click.ClickException(error.message) from error
         db.session.commit()
 
     @app.cli.command("create-api-token")
@@ -121,7 +124,7 @@ def _job_commands(app: Flask) -> None:
         from sqlalchemy import func
 
         from billing.models import AppSubscription, KernelInvoice, ReconciliationDivergence
-        from jobs.reconciliation import reconciliation_pass
+        from billing.passes import reconciliation_pass
 
         db.session.commit()
         click.echo(f"Gateway: {gateway().describe()}")
@@ -155,7 +158,7 @@ def _job_commands(app: Flask) -> None:
         """Move every open dunning one step now (notices, due retries, the end); safe to repeat."""
         from flask import current_app
 
-        from jobs.dunning import dunning_pass
+        from billing.passes import dunning_pass
 
         db.session.commit()
         run = dunning_pass(db.session, gateway(), trigger="cli",
@@ -177,7 +180,7 @@ def _job_commands(app: Flask) -> None:
         """Send the pending notices by SMTP now (needs SMTP_URL)."""
         from flask import current_app
 
-        from jobs.notices import send_pending_messages
+        from billing.mail import send_pending_messages
 
         if not current_app.config.get("SMTP_URL"):
             raise click.ClickException("SMTP_URL is not set: notices are kept in the portal only.")

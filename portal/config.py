@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from billing.clock import BUSINESS_TIMEZONE
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
@@ -148,7 +150,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict:
         "REMEMBER_COOKIE_SECURE": production,
         "WTF_CSRF_TIME_LIMIT": 3600 * 8,
         "BABEL_DEFAULT_LOCALE": "pt_BR",
-        "BABEL_DEFAULT_TIMEZONE": "America/Sao_Paulo",
+        "BABEL_DEFAULT_TIMEZONE": str(BUSINESS_TIMEZONE),
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "translations"),
         # Per sending address on POST /webhooks/kernel/stripe (docs/webhooks.md explains the figure).
         "WEBHOOK_RATE_LIMIT": env.get("WEBHOOK_RATE_LIMIT", "6000 per minute"),

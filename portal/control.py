@@ -25,7 +25,7 @@ from billing.control import BillingPaused, open_pause
 from billing.models import BillingPauseApp
 from billing.releases import Actor
 from portal.config import ROOT
-from portal.errors import wants_json
+from portal.errors import json_error, wants_json
 from portal.extensions import db
 from portal.payments import gateway
 from portal.request_context import request_id
@@ -89,18 +89,17 @@ def git_revision() -> Optional[str]:
 
 
 def requeue(event_ids: list[str]) -> int:
-    """Queue the processing of held events again, oldest first; each is applied once (a settled one is left)."""
-    from portal.webhooks.queueing import enqueue_processing
+    """Held events after a resume: still ``received``, so the workers apply them by themselves, oldest first,
+    once (processed_webhooks is their queue). Without workers (``RQ_ASYNC`` off) they are applied here."""
+    from flask import current_app
 
-    queued = 0
+    if current_app.config["RQ_ASYNC"]:
+        return len(event_ids)
+    from jobs.webhooks import process_event
+
     for event_id in event_ids:
-        try:
-            enqueue_processing(event_id, replay=True)
-            queued += 1
-        except Exception:  # Redis down: the inbox sweeper queues what is still received once billing runs
-            log.exception("could not queue held event %s; the sweeper will", event_id)
-            break
-    return queued
+        process_event(event_id)
+    return len(event_ids)
 
 
 def record_gateway_mode_at_start(app: Flask) -> None:
@@ -126,8 +125,6 @@ def init_app(app: Flask) -> None:
     def billing_paused(error: BillingPaused):
         db.session.rollback()
         if wants_json() or request.is_json:
-            from portal.api.routes import error as json_error
-
             return json_error(409, str(PAUSED_MESSAGE), BillingPaused.code)
         flash(str(PAUSED_MESSAGE), "warning")
         app_id = (request.view_args or {}).get("app_id") or error.app_id

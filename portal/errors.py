@@ -1,13 +1,28 @@
 """Error pages: HTML for people, JSON for the API and the webhook endpoint."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from typing import Any, Optional
+
+from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
 
 JSON_PREFIXES = ("/api/", "/webhooks/")
+
+
+def json_error(status: int, message: str, reason: Optional[str] = None, **extra: Any) -> tuple[Response, int]:
+    """The one JSON error body: ``{"error": {"code": 409, "message": "...", "reason": "live_subscription"}}``.
+
+    ``reason`` is a stable machine-readable word, ``message`` is for people; ``extra`` adds fields
+    (the Gateway API's ``fields`` of an invalid request).
+    """
+    body: dict[str, Any] = {"code": status, "message": message}
+    if reason:
+        body["reason"] = reason
+    body.update(extra)
+    return jsonify(error=body), status
 
 
 def wants_json() -> bool:
@@ -18,7 +33,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         if wants_json():
-            return jsonify(error={"code": error.code, "message": error.description}), error.code
+            return json_error(error.code or 500, error.description or "")
         return render_template("errors/error.html", error=error), error.code
 
     @app.errorhandler(Exception)
@@ -27,5 +42,5 @@ def init_app(app: Flask) -> None:
         db.session.rollback()
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
-            return jsonify(error={"code": 500, "message": "Internal error"}), 500
+            return json_error(500, "Internal error")
         return render_template("errors/error.html", error=None, message=_("Something went wrong.")), 500

@@ -1,8 +1,9 @@
 """Handing work to RQ from a request.
 
-Jobs are named by dotted path ("jobs.webhooks.process_event") rather than imported,
-so the portal never imports the job modules (which import the portal to build
-their app context).
+Jobs are named by dotted path ("jobs.dunning.run_now") rather than imported: the job
+modules import the portal to build their app context, so the portal imports nothing
+of ``jobs`` but ``jobs.queues`` (names and connections, which import nothing of ours;
+``tests/test_layers.py`` holds both rules).
 """
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ import uuid
 from flask import abort, g, request
 from flask_login import current_user
 
+from billing.audit import Origin
 from billing.models import User
-from billing.sync import Origin
 
 _ATTEMPT = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")

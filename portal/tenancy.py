@@ -5,6 +5,8 @@ check. Another tenant's app is a 404, never a 403: its existence is not revealed
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from flask import abort
 from flask_login import current_user
 from sqlalchemy import Select, select
@@ -23,9 +25,11 @@ def visible_apps(user: User) -> Select:
     return query
 
 
-def get_app_or_404(app_id: int) -> App:
+def get_app_or_404(app_id: int, user: Optional[User] = None) -> App:
+    """The app, when ``user`` (default: the signed-in one; the API passes its token's) may see it; else a 404."""
+    viewer = user if user is not None else current_user
     app = db.session.get(App, app_id) if is_id(app_id) else None
-    if app is None or not (current_user.is_superadmin or app.is_owned_by(current_user)):
+    if app is None or not (viewer.is_superadmin or app.is_owned_by(viewer)):
         abort(404)
     refuse_changes_when_read_only(app)
     return app

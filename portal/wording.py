@@ -53,7 +53,7 @@ def subscription_state(sub: Optional[AppSubscription], app: Optional[App] = None
     if sub is None:
         return None
     status = sub.status
-    if status.is_terminal:
+    if status.has_ended:
         ended = ended_on(sub)
         if status == SubscriptionStatus.CANCELED and ended:
             return State("canceled", _("Canceled on %(date)s", date=date(ended)))
@@ -79,7 +79,7 @@ def ended_on(sub: AppSubscription) -> Optional[datetime]:
 
 def next_date(sub: Optional[AppSubscription]) -> Optional[str]:
     """What happens next and when: renews, ends, or the trial's end; None for an ended subscription."""
-    if sub is None or sub.status.is_terminal or not sub.current_period_end:
+    if sub is None or not sub.is_live or not sub.current_period_end:
         return None
     if sub.cancel_at_period_end:
         return _("Ends on %(date)s", date=date(sub.current_period_end))
@@ -97,7 +97,7 @@ def plan_name(plan: Optional[KernelPlan]) -> str:
 
 def current_plan(sub: Optional[AppSubscription]) -> Optional[KernelPlan]:
     """The plan an app whose newest subscription is ``sub`` is on now: that one's while it lives, else None (Free)."""
-    return sub.plan if sub is not None and not sub.status.is_terminal else None
+    return sub.plan if sub is not None and sub.is_live else None
 
 
 def init_app(app: Flask) -> None:

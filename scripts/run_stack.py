@@ -59,7 +59,7 @@ def main() -> None:
 
     try:
         print("==> Starting Redis")
-        redis = start_redis(INSTANCE / "redis", redis_port, LOGS / "redis.log")
+        redis = start_redis(INSTANCE / "redis", redis_port, LOGS / "redis.log", persistent=True)
         started.append(redis)
         print("==> Starting the Stripe sandbox")
         sandbox = start_sandbox(
@@ -83,7 +83,7 @@ def main() -> None:
         _flask(env, "db", "upgrade")
         logins = _flask(env, "seed-demo")
         _flask(env, "sync-plans")
-        print("==> Starting the RQ worker (with scheduler)")
+        print("==> Starting the worker (Stripe events, RQ jobs and their scheduler)")
         started.append(start_worker(env, LOGS / "worker.log"))
         print("==> Starting the web server")
         web = start_web(env, web_port, LOGS / "web.log")
@@ -108,11 +108,24 @@ Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined;
 Press Ctrl-C to stop everything.
 """
     )
+    # A service that dies is started again, alone: the others (the web server above all) keep answering.
+    # Events acknowledged meanwhile wait in the database; queued jobs wait in Redis's append-only file.
+    restart = {
+        "redis": lambda: start_redis(INSTANCE / "redis", redis_port, LOGS / "redis.log", persistent=True),
+        "sandbox": lambda: start_sandbox(INSTANCE, sandbox_port, webhook_url=f"{base_url}/webhooks/kernel/stripe",
+                                         webhook_secret=webhook_secret, log_path=LOGS / "sandbox.log"),
+        "worker": lambda: start_worker(env, LOGS / "worker.log"),
+        "web": lambda: start_web(env, web_port, LOGS / "web.log"),
+    }
     while True:
-        for service in started:
-            if service.process.poll() is not None:
-                print(f"{service.name} stopped unexpectedly (see {LOGS}); shutting down.")
-                stop_all()
+        for index, service in enumerate(started):
+            if service.process is not None and service.process.poll() is not None:
+                print(f"{service.name} stopped unexpectedly (exit {service.process.returncode}, see {LOGS});"
+                      " starting it again", flush=True)
+                try:
+                    started[index] = restart[service.name]()
+                except (RuntimeError, OSError) as error:
+                    print(f"  could not start {service.name} again ({error}); next try in a second", flush=True)
         time.sleep(1)
 
 

@@ -87,15 +87,18 @@ def _spawn(command: list[str], log_path: Path | None, env: dict | None = None, c
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def start_redis(workdir: Path, port: int | None = None, log_path: Path | None = None) -> Service:
+def start_redis(workdir: Path, port: int | None = None, log_path: Path | None = None,
+                persistent: bool = False) -> Service:
+    """Redis on 127.0.0.1; ``persistent`` (the run command) keeps an append-only file in ``workdir``, synced
+    every second, so a crash or restart loses at most about a second of queued jobs and schedules."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(binary).exists():
         raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
+    durability = ["--appendonly", "yes", "--appendfsync", "everysec"] if persistent else ["--appendonly", "no"]
     process = _spawn(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *durability, "--dir", str(workdir)],
         log_path,
     )
     wait_until(lambda: port_is_open(port), "Redis", process=process)

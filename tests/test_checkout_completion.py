@@ -5,7 +5,7 @@ from billing.checkout import complete_checkout
 from billing.models import App, AppSubscription, AuditLog, CheckoutStatus, KernelCheckoutSession, KernelInvoice
 from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
-from billing.sync import Origin
+from billing.audit import Origin
 from portal.extensions import db
 from portal.payments import gateway
 from tests.conftest import pay_hosted_checkout

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from billing.dunning import open_dunning, retry_schedule
 from billing.models import Alert, App, KernelInvoice, KernelPaymentAttempt, OutboxMessage, OutboxStatus
-from billing.sync import Origin
+from billing.audit import Origin
 from portal.extensions import db
 
 FAILED_AT = datetime(2026, 12, 1, 3, tzinfo=timezone.utc)

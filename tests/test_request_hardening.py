@@ -5,9 +5,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from billing.audit import Origin
 from billing.gateway.types import Invoice, link
 from billing.models import KernelCheckoutSession, KernelInvoice
-from billing.sync import Origin, sync_invoice
+from billing.sync import sync_invoice
 from portal.extensions import db
 from tests.conftest import short_session, signed_in_client
 

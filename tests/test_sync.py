@@ -11,7 +11,8 @@ from billing.gateway.types import Card, Invoice, Subscription, SubscriptionSched
 from billing.models import App, AppSubscription, AuditLog, KernelInvoice
 from billing.plans import ensure_plans
 from billing.states import IllegalTransition, SubscriptionStatus
-from billing.sync import Origin, Outcome, UnknownPrice, sync_invoice, sync_subscription
+from billing.audit import Origin
+from billing.sync import Outcome, UnknownPrice, sync_invoice, sync_subscription
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 END = START + timedelta(days=30)

@@ -151,8 +151,11 @@ class StripeGateway:
         return CheckoutSession.from_stripe(data)
 
     def create_setup_checkout(self, *, customer_id: str, app_id: int, success_url: str, cancel_url: str,
-                              attempt: str) -> CheckoutSession:
-        """A hosted Checkout page that saves a new card (setup mode), charging nothing."""
+                              attempt: str, submit_message: str | None = None) -> CheckoutSession:
+        """A hosted Checkout page that saves a new card (setup mode), charging nothing by itself.
+
+        ``submit_message`` is shown by the save button (Stripe's ``custom_text.submit``): when the card
+        is saved to pay an invoice, it says the amount, which a setup page does not show otherwise."""
         params = {
             "mode": "setup",
             "customer": customer_id,
@@ -163,6 +166,8 @@ class StripeGateway:
             "metadata": {"app_id": str(app_id), "purpose": "payment_method"},
             "setup_intent_data": {"metadata": {"app_id": str(app_id)}},
         }
+        if submit_message:
+            params["custom_text"] = {"submit": {"message": submit_message}}
         data = self._call(self._v1.checkout.sessions.create, params,
                           key=f"checkout:setup:app:{app_id}:attempt:{attempt}")
         return CheckoutSession.from_stripe(data)
@@ -356,11 +361,6 @@ class StripeGateway:
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         return PaymentIntent.from_stripe(self._call(self._v1.payment_intents.retrieve, payment_intent_id))
 
-    def confirm_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
-        data = self._call(self._v1.payment_intents.confirm, payment_intent_id, {},
-                          key=f"payment_intent:{payment_intent_id}:confirm")
-        return PaymentIntent.from_stripe(data)
-
     def capture_payment_intent(self, payment_intent_id: str, amount: Optional[Money] = None) -> PaymentIntent:
         params = {"amount_to_capture": amount.amount} if amount else {}
         captured = amount.amount if amount else "all"
@@ -449,6 +449,10 @@ class StripeGateway:
             key=f"price:create:{lookup_key}",
         )
         return price["id"]
+
+    def archive_price(self, price_id: str) -> None:
+        """Stop selling a price (Stripe never deletes one); subscriptions already on it keep renewing at it."""
+        self._call(self._v1.prices.update, price_id, {"active": False}, key=f"price:{price_id}:archive")
 
     # ------------------------------------------------------------------ health
 

@@ -11,13 +11,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from billing.errors import BillingError
 
 # Stripe's ids are letters, digits and underscores; anything else is refused so the id is
 # safe in a job id, a log line and a URL.
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9_-]{1,250}")
 
 
-class MalformedEvent(ValueError):
+class MalformedEvent(BillingError, ValueError):
     """The body is signed but is not a Stripe event we can record; ``reason`` names the defect."""
 
     def __init__(self, reason: str, message: str):

@@ -20,15 +20,45 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit, charges, clock
+from billing.audit import Origin
 from billing.checkout import complete_checkout
 from billing.dunning import DunningContext, open_dunning, settle_if_in_dunning
 from billing.gateway import StripeGateway
-from billing.gateway.types import Invoice, PaymentIntent, Refund, Subscription, object_id, ts
-from billing.models import AlertSeverity, App, AppSubscription, KernelInvoice, KernelPayment
-from billing.states import IllegalTransition, SubscriptionStatus, can_transition, transition_path
-from billing.sync import Origin, Outcome, SyncResult, app_for_customer, sync_invoice, sync_subscription
+from billing.gateway.types import (
+    Invoice,
+    PaymentIntent,
+    Refund,
+    Subscription,
+    object_id,
+    ts,
+)
+from billing.models import (
+    AlertSeverity,
+    App,
+    AppSubscription,
+    KernelInvoice,
+    KernelPayment,
+)
+from billing.states import (
+    IllegalTransition,
+    SubscriptionStatus,
+    can_transition,
+    transition_path,
+)
+from billing.sync import (
+    Outcome,
+    SyncResult,
+    app_for_customer,
+    sync_invoice,
+    sync_subscription,
+)
 from billing.webhooks.events import Event
-from billing.webhooks.payments import payment_from_charge, payment_for, record_refunds, upsert_payment
+from billing.webhooks.payments import (
+    payment_for,
+    payment_from_charge,
+    record_refunds,
+    upsert_payment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +142,9 @@ def checkout_completed(ctx: HandlerContext) -> Handled:
 # ---------------------------------------------------------------- subscriptions
 
 def _subscription_row(session: Session, subscription_id: str) -> Optional[AppSubscription]:
-    return session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == subscription_id))
+    # Locked: another worker applying an event about the same subscription waits for this one's commit.
+    return session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == subscription_id)
+                          .with_for_update())
 
 
 def _apply_subscription(ctx: HandlerContext, remote: Subscription, row: Optional[AppSubscription], *,
@@ -142,8 +174,7 @@ def _catch_up(ctx: HandlerContext, row: AppSubscription, target: SubscriptionSta
         previous = row.move_to(step)
         audit.record(ctx.session, action="subscription.status_inferred", object_type="app_subscription",
                      object_id=row.stripe_subscription_id, app_id=row.app_id, before={"status": previous.value},
-                     after={"status": step.value}, actor=ctx.origin.actor, actor_user_id=ctx.origin.actor_user_id,
-                     correlation_id=ctx.origin.correlation_id)
+                     after={"status": step.value}, origin=ctx.origin)
 
 
 def apply_stripe_subscription(ctx: HandlerContext, subscription_id: str) -> SyncResult:
@@ -239,7 +270,7 @@ def invoice_payment_failed(ctx: HandlerContext) -> Handled:
     if remote.subscription:
         apply_stripe_subscription(ctx, remote.subscription)
         ctx.session.refresh(invoice_row)
-    if invoice_row.status not in ("open", "uncollectible"):
+    if not invoice_row.is_open:
         log.info("invoice %s is %s by now: no dunning", invoice_row.stripe_invoice_id, invoice_row.status)
         return Handled.DONE
 

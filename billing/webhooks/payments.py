@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import Any, Mapping, Optional
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit, payment_outcomes
+from billing.audit import Origin
+from billing.db import insert_once, insert_or_load
 from billing.gateway.types import PaymentIntent, Refund, ts
 from billing.models import App, KernelInvoice, KernelPayment, KernelRefund
-from billing.sync import Origin, snapshot
+from billing.sync import snapshot
 
 PAYMENT_FIELDS = ("status", "amount", "amount_refunded", "currency", "failure_code", "invoice_id", "stripe_charge_id")
 SUCCEEDED = "succeeded"
@@ -26,16 +27,6 @@ SUCCEEDED = "succeeded"
 
 def payment_for(session: Session, payment_intent_id: str) -> Optional[KernelPayment]:
     return session.scalar(select(KernelPayment).where(KernelPayment.stripe_payment_intent_id == payment_intent_id))
-
-
-def _insert_or_load(session: Session, row: KernelPayment) -> tuple[KernelPayment, bool]:
-    """Insert ``row``; if another worker inserted the same PaymentIntent meanwhile, load theirs."""
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return payment_for(session, row.stripe_payment_intent_id), False
-    return row, True
 
 
 def upsert_payment(session: Session, app: App, intent: PaymentIntent, *, observed_at: int, origin: Origin,
@@ -46,9 +37,11 @@ def upsert_payment(session: Session, app: App, intent: PaymentIntent, *, observe
     row = payment_for(session, intent.id)
     before = None
     if row is None:
-        row, created = _insert_or_load(session, KernelPayment(
+        # Another worker may insert the same PaymentIntent meanwhile: then theirs is updated.
+        row, created = insert_or_load(session, KernelPayment(
             app_id=app.id, stripe_payment_intent_id=intent.id, amount=amount, amount_refunded=0,
-            currency=intent.currency, status=intent.status, stripe_watermark=observed_at))
+            currency=intent.currency, status=intent.status, stripe_watermark=observed_at),
+            select(KernelPayment).where(KernelPayment.stripe_payment_intent_id == intent.id))
         if not created:
             before = snapshot(row, PAYMENT_FIELDS)
     else:
@@ -76,8 +69,7 @@ def upsert_payment(session: Session, app: App, intent: PaymentIntent, *, observe
         session.flush()
         audit.record(session, action="payment.recorded" if before is None else "payment.updated",
                      object_type="kernel_payment", object_id=intent.id, app_id=row.app_id, before=before,
-                     after=after, actor=origin.actor, actor_user_id=origin.actor_user_id,
-                     correlation_id=origin.correlation_id)
+                     after=after, origin=origin)
     return row
 
 
@@ -112,23 +104,20 @@ def record_refunds(session: Session, payment: KernelPayment, refunds: list[tuple
                                status=refund.status)
             if created:
                 row.created_at = ts(created)
-            try:
-                with session.begin_nested():
-                    session.add(row)
-            except IntegrityError:  # recorded meanwhile by another delivery
+            if not insert_once(session, row):  # recorded meanwhile by another delivery
                 continue
             new += 1
             audit.record(session, action="refund.recorded", object_type="kernel_refund", object_id=refund.id,
                          app_id=payment.app_id, before=None,
                          after={"amount": refund.amount, "currency": row.currency, "status": refund.status,
                                 "payment_intent": payment.stripe_payment_intent_id},
-                         actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                         origin=origin)
         elif row.status != refund.status:
             before = {"status": row.status}
             row.status = refund.status
             audit.record(session, action="refund.updated", object_type="kernel_refund", object_id=refund.id,
                          app_id=payment.app_id, before=before, after={"status": refund.status},
-                         actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                         origin=origin)
 
     # Refunds only accumulate, so the largest amount seen is the newest, whatever the delivery order.
     refunded = min(max(payment.amount_refunded, amount_refunded), payment.amount)
@@ -138,5 +127,5 @@ def record_refunds(session: Session, payment: KernelPayment, refunds: list[tuple
         audit.record(session, action="payment.refunded", object_type="kernel_payment",
                      object_id=payment.stripe_payment_intent_id, app_id=payment.app_id, before=before,
                      after={"amount_refunded": refunded, "currency": payment.currency},
-                     actor=origin.actor, actor_user_id=origin.actor_user_id, correlation_id=origin.correlation_id)
+                     origin=origin)
     return new

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from billing import clock
-from billing.dunning import business_date
+from billing.clock import business_date
 from billing.models import AppSubscription, KernelPlan, MrrSnapshot
 from billing.money import Money
 from billing.snapshots import current_figures, daily_series

@@ -12,19 +12,18 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from billing.models import AuditLog, ProcessedWebhook, WebhookStatus
-from billing.webhooks.processing import request_replay, why_ignored
+from billing.webhooks.processing import backlog, request_replay, why_ignored
 from jobs.queues import redis_connection
 from portal.admin.routes import bp
 from portal.auth.session import superadmin_required
 from portal.extensions import db
 from portal.invoices.pagination import paginate
 from portal.payments import gateway
-from portal.webhooks.queueing import enqueue_processing
 from portal.webhooks.routes import DUPLICATES_KEY, REJECTED_KEY
 
 log = logging.getLogger(__name__)
 PER_PAGE = 50
-# A received event still waiting after this long lost its job (Redis flushed, a worker killed).
+# A received event still waiting after this long means no worker is applying events (or they are far behind).
 STUCK_AFTER = timedelta(minutes=10)
 FILTERS = ("failed", "stuck", "received", "processed", "ignored", "all")
 REPLAYABLE = (WebhookStatus.FAILED, WebhookStatus.RECEIVED, WebhookStatus.IGNORED)
@@ -70,10 +69,12 @@ def events():
                                         .group_by(ProcessedWebhook.status)).all())
     stuck = db.session.scalar(select(func.count(ProcessedWebhook.id)).where(
         ProcessedWebhook.status == WebhookStatus.RECEIVED, ProcessedWebhook.received_at < _stuck_before()))
+    waiting, oldest_age = backlog(db.session)
     pagination = paginate(query, request.args.get("page", type=int), PER_PAGE)
     return render_template("admin/events.html", pagination=pagination, shown=shown, event_type=event_type,
                            by_status={status.value: count for status, count in by_status.items()}, stuck=stuck,
-                           counters=_counters(), filters=FILTERS, replayable=REPLAYABLE)
+                           counters=_counters(), filters=FILTERS, replayable=REPLAYABLE, waiting=waiting,
+                           oldest_age=oldest_age)
 
 
 def _event_or_404(event_id: int) -> ProcessedWebhook:
@@ -110,12 +111,10 @@ def replay_event(event_id: int):
     request_replay(db.session, row, user_id=current_user.id)
     stripe_event_id = row.event_id
     db.session.commit()
-    try:
-        enqueue_processing(stripe_event_id, replay=True)
-    except RedisError:
-        log.exception("could not queue the replay of %s", stripe_event_id)
-        flash(_("The event could not be queued; it is listed as waiting. Try again in a moment."), "error")
-        return redirect(url_for("admin.event", event_id=event_id))
+    if not current_app.config["RQ_ASYNC"]:
+        from jobs.webhooks import process_event  # no worker (tests): applied now, as a worker would
+
+        process_event(stripe_event_id)
     db.session.expire_all()
     current = db.session.get(ProcessedWebhook, event_id)
     if current.status == WebhookStatus.PROCESSED:

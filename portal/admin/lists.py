@@ -1,14 +1,14 @@
 """Every subscription and every invoice across tenants, page by page and filtered, and the same lists as CSV."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Optional
 
 from flask import render_template, request
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import joinedload
 
-from billing.dunning import BUSINESS_TIMEZONE
+from billing.clock import business_day_start
 from billing.models import App, AppSubscription, KernelInvoice, KernelPlan
 from billing.money import Money
 from billing.states import SubscriptionStatus
@@ -36,10 +36,6 @@ def _day(name: str) -> Optional[date]:
         return date.fromisoformat(request.args.get(name) or "")
     except ValueError:
         return None
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=BUSINESS_TIMEZONE)
 
 
 # ---------------------------------------------------------------- subscriptions
@@ -118,9 +114,9 @@ def invoices_query() -> tuple[Select, dict]:
         query = query.where(KernelInvoice.currency == currency)
     start, end = _day("from"), _day("to")
     if start:
-        query = query.where(KernelInvoice.created_at >= _start_of(start))
+        query = query.where(KernelInvoice.created_at >= business_day_start(start))
     if end:
-        query = query.where(KernelInvoice.created_at < _start_of(end + timedelta(days=1)))
+        query = query.where(KernelInvoice.created_at < business_day_start(end + timedelta(days=1)))
     query, q = _search(query)
     return query, {"status": status or "", "currency": currency or "", "q": q,
                    "from": start.isoformat() if start else "", "to": end.isoformat() if end else ""}

@@ -9,7 +9,16 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -30,11 +39,12 @@ from billing.sync import UnknownPrice
 from portal.admin.routes import bp
 from portal.api_auth import api_auth_required, api_user
 from portal.auth.session import superadmin_required
+from portal.errors import json_error
 from portal.extensions import db
-from portal.queue import enqueue
-from portal.request_context import request_origin
 from portal.invoices.pagination import paginate
 from portal.payments import gateway
+from portal.queue import enqueue
+from portal.request_context import request_origin
 
 log = logging.getLogger(__name__)
 
@@ -145,25 +155,21 @@ def outbox():
                            statuses=[s.value for s in OutboxStatus])
 
 
-def _json_error(code: int, message: str):
-    return jsonify(error={"code": code, "message": message}), code
-
-
 @summary_bp.get("/billing/reconciliation")
 @api_auth_required
 def day_figures():
     """The day's paid, failed and refunded sums and divergences for one gateway (JSON, for the ERP)."""
     if not api_user().is_superadmin:
         # Like every superadmin page: to anyone else it does not exist.
-        return _json_error(404, "Not found")
+        return json_error(404, "Not found")
     name = request.args.get("gateway", "stripe")
     if name not in GATEWAYS:
-        return _json_error(404, f"Unknown gateway {name!r}")
+        return json_error(404, f"Unknown gateway {name!r}")
     raw = request.args.get("date", "")
     try:
         day = date.fromisoformat(raw)
         if len(raw) != 10:
             raise ValueError(raw)
     except ValueError:
-        return _json_error(400, "date must be given as YYYY-MM-DD")
+        return json_error(400, "date must be given as YYYY-MM-DD")
     return jsonify(day_summary(db.session, day, name))

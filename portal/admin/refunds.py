@@ -11,7 +11,6 @@ import logging
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 from sqlalchemy import case, select
 
 from billing import refunds
@@ -213,8 +212,7 @@ def create_service_key():
     origin = request_origin()
     try:
         issued = create_key(db.session, app, name=request.form.get("name", ""),
-                            scopes=request.form.getlist("scopes"), actor=origin.actor,
-                            actor_user_id=current_user.id, correlation_id=origin.correlation_id)
+                            scopes=request.form.getlist("scopes"), origin=origin)
     except ServiceKeyError:
         db.session.rollback()
         flash(_("Give the key a name and at least one operation."), "error")
@@ -231,8 +229,7 @@ def revoke_service_key(key_id: int):
     if key is None:
         abort(404)
     origin = request_origin()
-    if revoke_key(db.session, key, actor=origin.actor, actor_user_id=current_user.id,
-                  correlation_id=origin.correlation_id):
+    if revoke_key(db.session, key, origin=origin):
         db.session.commit()
         flash(_("Key revoked."), "success")
     return redirect(url_for("admin.service_keys"))

@@ -23,13 +23,12 @@ from billing.subscriptions import MRR_STATUSES, monthly_amount_sql
 from portal.auth.session import superadmin_required
 from portal.extensions import db
 from portal.invoices.pagination import paginate
-from portal.request_context import request_id
+from portal.request_context import request_origin
 from portal.urls import is_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PER_PAGE = 50
-ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
 NEVER_SUBSCRIBED = "none"
 
 
@@ -48,7 +47,7 @@ def tenants_query(status: Optional[str], plan_code: Optional[str]) -> tuple[Sele
               .group_by(AppSubscription.app_id).subquery())
     sub = aliased(AppSubscription)
     plan = aliased(KernelPlan)
-    live = and_(sub.id.is_not(None), sub.status.not_in(ENDED))
+    live = and_(sub.id.is_not(None), sub.is_live)
     mrr = case((and_(live, sub.status.in_(MRR_STATUSES)), monthly_amount_sql(plan)), else_=0)
 
     def joined(query: Select) -> Select:
@@ -59,7 +58,7 @@ def tenants_query(status: Optional[str], plan_code: Optional[str]) -> tuple[Sele
         elif status:
             query = query.where(sub.status == SubscriptionStatus(status))
         if plan_code == "free":
-            query = query.where(or_(sub.id.is_(None), sub.status.in_(ENDED)))
+            query = query.where(or_(sub.id.is_(None), ~sub.is_live))
         elif plan_code:
             query = query.where(live, plan.code == plan_code)
         return query
@@ -144,7 +143,7 @@ def resolve_alert(alert_id: int):
         alert.resolved_by_id = current_user.id
         audit.record(db.session, action="alert.resolved", object_type="alert", object_id=alert.id, app_id=alert.app_id,
                      before={"resolved": False, "kind": alert.kind}, after={"resolved": True, "kind": alert.kind},
-                     actor="user", actor_user_id=current_user.id, correlation_id=request_id())
+                     origin=request_origin())
         db.session.commit()
         flash(_("Alert resolved."), "success")
     back = request.form.get("next", "")
@@ -161,8 +160,7 @@ def acknowledge_alert(alert_id: int):
     if alert.resolved_at is None and alert_rules.acknowledge(alert, user_id=current_user.id, now=clock.now()):
         audit.record(db.session, action="alert.acknowledged", object_type="alert", object_id=alert.id,
                      app_id=alert.app_id, before={"acknowledged": False, "kind": alert.kind},
-                     after={"acknowledged": True, "kind": alert.kind}, actor="user", actor_user_id=current_user.id,
-                     correlation_id=request_id())
+                     after={"acknowledged": True, "kind": alert.kind}, origin=request_origin())
         db.session.commit()
         flash(_("Alert acknowledged."), "success")
     back = request.form.get("next", "")

@@ -25,8 +25,7 @@ def revoke_sessions(user_id: int):
     user.revoke_sessions()
     origin = request_origin()
     audit.record(db.session, action="user.sessions_revoked", object_type="user", object_id=user.id, app_id=None,
-                 before=None, after={"email": user.email}, actor=origin.actor, actor_user_id=origin.actor_user_id,
-                 correlation_id=origin.correlation_id)
+                 before=None, after={"email": user.email}, origin=origin)
     db.session.commit()
     log.info("superadmin %s revoked the sessions of user %s", origin.actor_user_id, user.id)
     flash(_("Every session of %(email)s was signed out.", email=user.email), "success")

@@ -1,7 +1,7 @@
 """The JSON API (session or bearer-token auth): 400/401/404/409/502 with a JSON body.
 
-Errors always look like ``{"error": {"code": 409, "message": "...", "reason": "live_subscription"}}``;
-``reason`` is a stable machine-readable word, ``message`` is for people.
+Errors are ``portal.errors.json_error`` bodies; refusals and gateway failures are answered by the
+blueprint's error handlers, so views only say what succeeds.
 Money is integer minor units next to its currency code, as everywhere.
 """
 from __future__ import annotations
@@ -9,41 +9,54 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask_babel import gettext as _
 
 from billing.errors import GatewayError, GatewayUnavailable
 from billing.models import App, AppSubscription, KernelInvoice
 from billing.plans import plan_by_code
-from billing.subscriptions import Refused, live_subscription, start_subscription_checkout
+from billing.subscriptions import (
+    Refused,
+    live_subscription,
+    start_subscription_checkout,
+)
 from portal.api_auth import api_auth_required, api_user
+from portal.errors import json_error
 from portal.extensions import db
 from portal.invoices.pagination import paginate
 from portal.invoices.routes import invoices_of
 from portal.payments import gateway
 from portal.request_context import attempt_from, new_attempt, origin_for
-from portal.subscriptions.web import UNAVAILABLE, cancel_url, refusal_message, success_url
-from portal.tenancy import visible_apps
+from portal.subscriptions.web import (
+    UNAVAILABLE,
+    cancel_url,
+    refusal_message,
+    success_url,
+)
+from portal.tenancy import get_app_or_404, visible_apps
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 REFUSAL_STATUS = {"plan_unavailable": 400}  # every other refusal is a conflict with the app's state: 409
 
 
-def error(status: int, message: str, reason: Optional[str] = None):
-    body: dict[str, Any] = {"code": status, "message": message}
-    if reason:
-        body["reason"] = reason
-    return jsonify(error=body), status
-
-
 def app_or_404(app_id: int) -> App:
     """The app, when the API caller may see it; another tenant's app is a 404, as in the pages."""
-    user = api_user()
-    app = db.session.get(App, app_id)
-    if app is None or not (user.is_superadmin or app.is_owned_by(user)):
-        abort(404)
-    return app
+    return get_app_or_404(app_id, api_user())
+
+
+@bp.errorhandler(Refused)
+def _on_refused(refused: Refused):
+    # A refusal writes only facts worth keeping (an alert, a checkout found paid): keep them.
+    db.session.commit()
+    return json_error(REFUSAL_STATUS.get(refused.code, 409), refusal_message(refused), refused.code)
+
+
+@bp.errorhandler(GatewayError)
+def _on_gateway_error(failure: GatewayError):
+    db.session.rollback()
+    reason = "gateway_unavailable" if isinstance(failure, GatewayUnavailable) else "gateway_error"
+    return json_error(502, str(UNAVAILABLE), reason)
 
 
 def _iso(value: Optional[datetime]) -> Optional[str]:
@@ -131,25 +144,17 @@ def checkout(app_id: int):
     app = app_or_404(app_id)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return error(400, _("Send a JSON object such as {\"plan\": \"pro\"}."), "invalid_body")
+        return json_error(400, _("Send a JSON object such as {\"plan\": \"pro\"}."), "invalid_body")
     code = body.get("plan")
     plan = plan_by_code(db.session, code) if isinstance(code, str) else None
     if plan is None:
-        return error(400, _("Unknown plan."), "unknown_plan")
+        return json_error(400, _("Unknown plan."), "unknown_plan")
     given = request.headers.get("Idempotency-Key") or body.get("attempt")
     attempt = attempt_from(given) if given else new_attempt()
-    try:
-        local = start_subscription_checkout(db.session, gateway(), app, plan, origin=origin_for(api_user()),
-                                            success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
-        payload = {"id": local.stripe_session_id, "url": local.url, "mode": local.mode, "plan": plan.code,
-                   "status": local.status.value}
-        db.session.commit()
-    except Refused as refused:
-        db.session.commit()
-        return error(REFUSAL_STATUS.get(refused.code, 409), refusal_message(refused), refused.code)
-    except GatewayError as failure:
-        db.session.rollback()
-        reason = "gateway_unavailable" if isinstance(failure, GatewayUnavailable) else "gateway_error"
-        return error(502, str(UNAVAILABLE), reason)
+    local = start_subscription_checkout(db.session, gateway(), app, plan, origin=origin_for(api_user()),
+                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+    payload = {"id": local.stripe_session_id, "url": local.url, "mode": local.mode, "plan": plan.code,
+               "status": local.status.value}
+    db.session.commit()
     return jsonify(checkout_session=payload), 201
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import g, jsonify, request
+from flask import g, request
 
 from billing import clock
 from billing.service_keys import authenticate
+from portal.errors import json_error
 from portal.extensions import db
 
 
@@ -21,10 +22,6 @@ class Caller:
 
 def caller() -> Caller:
     return g.gateway_caller
-
-
-def json_error(status: int, message: str, reason: str, **extra):
-    return jsonify(error={"code": status, "message": message, "reason": reason, **extra}), status
 
 
 def service_key_required(scope: str):

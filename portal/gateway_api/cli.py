@@ -7,10 +7,13 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from billing.audit import Origin
 from billing.gateway_api import IDEMPOTENCY_RETENTION, purge_idempotency_keys
 from billing.models import App, ServiceKey
 from billing.service_keys import SCOPES, ServiceKeyError, create_key, revoke_key
 from portal.extensions import db
+
+CLI = Origin(actor="cli")
 
 group = AppGroup("service-keys", help="Keys of the Billing Gateway API (docs/gateway-api.md).")
 
@@ -26,7 +29,7 @@ def create(app_slug: str, name: str, scopes: tuple[str, ...]):
     if app is None:
         raise click.ClickException(f"no app {app_slug!r}")
     try:
-        issued = create_key(db.session, app, name=name, scopes=scopes, actor="cli")
+        issued = create_key(db.session, app, name=name, scopes=scopes, origin=CLI)
     except ServiceKeyError as error:
         raise click.ClickException(str(error)) from None
     db.session.commit()
@@ -49,7 +52,7 @@ def revoke(key_id: int):
     key = db.session.get(ServiceKey, key_id)
     if key is None:
         raise click.ClickException(f"no service key {key_id}")
-    if not revoke_key(db.session, key, actor="cli"):
+    if not revoke_key(db.session, key, origin=CLI):
         raise click.ClickException(f"service key {key_id} was already revoked")
     db.session.commit()
     click.echo(f"Service key {key_id} revoked.")

@@ -12,15 +12,26 @@ from typing import Optional
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from billing import gateway_api as api
 from billing import control, refunds
+from billing import gateway_api as api
+from billing.audit import Origin
+from billing.db import insert_or_load
 from billing.errors import CardDeclined, GatewayError, InvalidRequest
-from billing.gateway_api import Answer, Fields, Invalid, IdempotencyInProgress, IdempotencyMismatch
-from billing.models import GatewayAuthorization, GatewayCapture, GatewayToken, RefundRequest
+from billing.gateway_api import (
+    Answer,
+    Fields,
+    IdempotencyInProgress,
+    IdempotencyMismatch,
+    Invalid,
+)
+from billing.models import (
+    GatewayAuthorization,
+    GatewayCapture,
+    GatewayToken,
+    RefundRequest,
+)
 from billing.money import Money
-from billing.sync import Origin
 from portal.extensions import db
 from portal.gateway_api.auth import caller, json_error, service_key_required
 from portal.gateway_api.openapi import document
@@ -251,11 +262,9 @@ def capture():
         captured = GatewayCapture(public_id=api.new_public_id("cap"), app_id=who.app_id, authorization_id=auth_id,
                                   amount=intent.amount_received or (money or authorized).amount,
                                   currency=authorized.currency)
-        try:
-            with db.session.begin_nested():
-                db.session.add(captured)
-        except IntegrityError:  # captured meanwhile under another idempotency key: Stripe did it once
-            captured = db.session.scalar(select(GatewayCapture).where(GatewayCapture.authorization_id == auth_id))
+        # Captured meanwhile under another idempotency key: Stripe did it once, keep that row.
+        captured, _ = insert_or_load(db.session, captured,
+                                     select(GatewayCapture).where(GatewayCapture.authorization_id == auth_id))
         db.session.get(GatewayAuthorization, auth_id).status = "captured"
         return Answer(201, api.capture_json(captured))
 

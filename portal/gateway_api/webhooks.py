@@ -14,8 +14,8 @@ import json
 import logging
 
 from flask import Response, current_app, request
-from sqlalchemy.exc import IntegrityError
 
+from billing.db import insert_once
 from billing.models import GatewayWebhookEvent
 from portal.extensions import db
 from portal.gateway_api.auth import json_error
@@ -52,11 +52,8 @@ def gateway_webhook(gateway_name: str):
             or len(event["id"]) > 255:
         return json_error(400, 'The body must be a JSON object with a string "id".', "malformed_event")
     kind = event.get("type") if isinstance(event.get("type"), str) else None
-    try:
-        with db.session.begin_nested():
-            db.session.add(GatewayWebhookEvent(gateway=gateway_name, event_id=event["id"],
-                                               type=(kind or "")[:128] or None, payload=body.decode()))
-        db.session.commit()
-    except IntegrityError:  # a retry of an event we hold: acknowledged, kept once
-        db.session.rollback()
+    # False: a retry of an event we hold; acknowledged, kept once.
+    insert_once(db.session, GatewayWebhookEvent(gateway=gateway_name, event_id=event["id"],
+                                                type=(kind or "")[:128] or None, payload=body.decode()))
+    db.session.commit()
     return {"received": True}, 200

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
@@ -24,6 +33,7 @@ from billing.notifications import owner_notices
 from billing.subscriptions import start_payment_method_update
 from billing.sync import sync_invoice
 from portal.extensions import db
+from portal.i18n import money
 from portal.payments import gateway
 from portal.redirects import external_url
 from portal.request_context import is_attempt, new_attempt, request_origin
@@ -81,7 +91,10 @@ def pay_open_invoice(app_id: int):
             db.session, gateway(), app, origin=request_origin(), attempt=f"pay:{attempt}",
             success_url=external_url("notices.pay_complete", app_id=app.id)
             + "?session_id={CHECKOUT_SESSION_ID}",
-            cancel_url=external_url("notices.pay_open_invoice", app_id=app.id))
+            cancel_url=external_url("notices.pay_open_invoice", app_id=app.id),
+            submit_message=_("%(amount)s will be charged to this card for invoice %(number)s as soon as it is saved.",
+                             amount=money(invoice.amount_remaining, invoice.currency),
+                             number=invoice.number or invoice.stripe_invoice_id))
         url = local.url
         db.session.commit()
     except GatewayError:
@@ -134,8 +147,7 @@ def pay_complete(app_id: int):
                  refetch=lambda: ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id))
     audit.record(db.session, action="invoice.paid_by_owner", object_type="kernel_invoice",
                  object_id=invoice.stripe_invoice_id, app_id=app.id, before={"status": "open"},
-                 after={"status": paid.status, "amount_paid": paid.amount_paid}, actor=ctx.origin.actor,
-                 actor_user_id=ctx.origin.actor_user_id, correlation_id=ctx.origin.correlation_id)
+                 after={"status": paid.status, "amount_paid": paid.amount_paid}, origin=ctx.origin)
     settle_if_in_dunning(db.session, invoice, ctx, paid_by="owner")
     charges.settle(db.session, charge, ChargeStatus.SUCCEEDED if paid.status == "paid" else ChargeStatus.FAILED,
                    ctx.origin, invoice=paid)

@@ -16,24 +16,32 @@ from typing import Optional
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import select
 
 from billing import audit
 from billing.checkout import complete_checkout
 from billing import charges
+from billing.dunning import outstanding_invoice
 from billing.errors import CardDeclined, ChargeOutcomeUnknown, GatewayError, GatewayUnavailable
 from billing.gateway import upgrade_key
 from billing.models import (
-    App, AppSubscription, ChargeAttempt, ChargeStatus, KernelCheckoutSession, KernelInvoice, KernelPlan,
+    App,
+    AppSubscription,
+    ChargeAttempt,
+    ChargeStatus,
+    KernelCheckoutSession,
+    KernelPlan,
 )
 from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
 from billing.subscriptions import (
+    PlanAction,
     Refused,
     StalePreview,
     cancel_at_period_end,
     live_subscription,
+    plan_change,
     preview_upgrade,
     resume,
     schedule_downgrade,
@@ -46,7 +54,7 @@ from portal.extensions import db
 from portal.i18n import date as format_date
 from portal.i18n import money
 from portal.payments import gateway
-from portal.request_context import attempt_from, new_attempt, request_id, request_origin
+from portal.request_context import attempt_from, new_attempt, request_origin
 from portal.subscriptions.web import (
     CANCEL_REASONS,
     CONFIRMING,
@@ -55,6 +63,7 @@ from portal.subscriptions.web import (
     cancel_url,
     plan_features,
     refusal_message,
+    refusal_text,
     success_url,
 )
 from portal.tenancy import get_app_or_404
@@ -80,44 +89,20 @@ STRIPE_REFUSED = _l("The payment provider refused the request, so nothing was ch
 
 @dataclass(frozen=True)
 class PlanOption:
-    """One plan card on the billing page and the action it offers."""
+    """One plan card on the billing page: the action it offers, and why not when it offers none."""
 
     plan: KernelPlan
-    action: str  # current, subscribe, upgrade, downgrade, scheduled, cancel, ending, blocked, none
+    action: str  # a PlanAction
     why: Optional[str] = None  # for a blocked plan: the refusal its button would meet, which says what to do
 
 
 def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> list[PlanOption]:
     options = []
     for plan in plans:
-        why = None
-        if live is None:
-            if plan.is_free:
-                action = "current"
-            else:
-                action = "subscribe" if plan.stripe_price_id else "none"
-        elif plan.id == live.plan_id:
-            action = "current"
-        elif plan.is_free:
-            action = "ending" if live.cancel_at_period_end else "cancel"
-        elif live.status.in_dunning:
-            action, why = "blocked", "past_due"
-        elif live.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
-            action, why = "blocked", "not_changeable"
-        elif plan.rank > live.plan.rank:
-            action, why = ("blocked", "change_scheduled") if live.stripe_schedule_id else ("upgrade", None)
-        elif live.scheduled_plan_id == plan.id:
-            action = "scheduled"
-        else:
-            action, why = ("blocked", "cancel_pending") if live.cancel_at_period_end else ("downgrade", None)
-        options.append(PlanOption(plan, action, refusal_message(Refused(why, "")) if why else None))
+        change = plan_change(live, plan)
+        why = refusal_text(change.reason) if change.action == PlanAction.BLOCKED and change.reason else None
+        options.append(PlanOption(plan, change.action.value, why))
     return options
-
-
-def _open_invoice(app: App) -> Optional[KernelInvoice]:
-    return db.session.scalar(select(KernelInvoice).where(KernelInvoice.app_id == app.id,
-                                                         KernelInvoice.status == "open")
-                             .order_by(KernelInvoice.created_at.desc()).limit(1))
 
 
 @bp.get("/apps/<int:app_id>/billing")
@@ -130,7 +115,7 @@ def billing(app_id: int):
     return render_template(
         "subscriptions/billing.html", app=app, sub=live, last=app.current_subscription,
         options=plan_options(plans, live), plan_features=plan_features, attempt=new_attempt(),
-        open_invoice=_open_invoice(app) if live and live.status.in_dunning else None)
+        open_invoice=outstanding_invoice(db.session, app.id) if live and live.status.in_dunning else None)
 
 
 def _back(app: App):
@@ -276,7 +261,7 @@ def upgrade_preview(app_id: int):
     plan = _plan_or_back(app, request.args.get("plan"))
     if plan is None:
         return _back(app)
-    preview = preview_upgrade(db.session, gateway(), app, plan, origin=request_origin())
+    preview = preview_upgrade(db.session, gateway(), app, plan)
     db.session.commit()
     return render_template("subscriptions/upgrade.html", app=app, preview=preview, attempt=new_attempt(),
                            sub=live_subscription(db.session, app))
@@ -461,7 +446,7 @@ def cancel(app_id: int):
     if changed and live is not None and reason in CANCEL_REASONS:
         audit.record(db.session, action="subscription.cancel_reason", object_type="subscription",
                      object_id=live.stripe_subscription_id, app_id=app.id, after={"reason": reason},
-                     actor="user", actor_user_id=current_user.id, correlation_id=request_id())
+                     origin=request_origin())
     db.session.commit()
     if changed:
         flash(_("Your subscription is canceled. You keep access until %(date)s, and you can resume it until then.",

@@ -44,6 +44,11 @@ def refusal_message(error: Refused) -> str:
     return str(REFUSALS.get(error.code, error))
 
 
+def refusal_text(code: str) -> str:
+    """What a refusal ``code`` (``plan_change``'s reason) tells the owner."""
+    return str(REFUSALS.get(code, _l("Not available right now")))
+
+
 # What each plan includes, shown on its card. The catalogue's codes are the keys; a plan added to the
 # catalogue without an entry here shows no list rather than a wrong one.
 PLAN_FEATURES = {

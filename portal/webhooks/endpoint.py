@@ -9,15 +9,12 @@ fixed order:
 1. size (``Content-Length``, then while reading): 413;
 2. signature on the raw bytes, then the event's shape: 400;
 3. rate limit per sending address (portal/webhooks/ratelimit.py): 429;
-4. one INSERT into ``processed_webhooks`` (a duplicate fails it: 200, nothing more);
-5. hand-off: one ``LPUSH`` of the event id onto ``webhooks:inbox``, which the pump
-   (jobs/webhook_pump.py) turns into an RQ job; 200.
+4. one INSERT into ``processed_webhooks`` (a duplicate fails it: 200, nothing more); 200.
 
 A request refused at 1-3 writes nothing. An acknowledged event is always in
-``processed_webhooks``: when Redis is down at step 5 it is acknowledged anyway,
-because it is recorded and the sweeper (``jobs.webhooks.sweep_inbox``) queues
-events whose hand-off was lost. With ``RQ_ASYNC`` off (tests) step 5 runs the
-processing job at once, in-process, as it always did.
+``processed_webhooks``, which is the workers' queue (jobs/webhooks.py): nothing
+else needs handing over, so Redis being down never delays an event. With
+``RQ_ASYNC`` off (tests) the event is applied at once, in-process, before the answer.
 
 Everything else (including other methods and paths) goes to Flask unchanged. The
 middleware sits inside ProxyFix when ``TRUSTED_PROXIES`` is set, so
@@ -43,7 +40,6 @@ from billing.webhooks.events import Event, MalformedEvent
 from billing.webhooks.signature import SignatureError, verify
 from portal.payments import EXTENSION as GATEWAY
 from portal.webhooks import ratelimit
-from portal.webhooks.queueing import enqueue_processing, hand_off
 
 log = logging.getLogger(__name__)
 
@@ -174,22 +170,17 @@ def receive(app: Flask, environ: dict) -> Answer:
     if not recorded:
         _count(connection, DUPLICATES_KEY)
         return ACK  # already recorded: processed once, by the first copy's job
-    if not other_mode:
-        _hand_over(app, connection, event.id)
+    if not other_mode and not config["RQ_ASYNC"]:
+        _apply_now(app, event.id)
     return ACK
 
 
-def _hand_over(app: Flask, connection: Redis, event_id: str) -> None:
-    try:
-        if app.config["RQ_ASYNC"]:
-            hand_off(connection, event_id)
-        else:
-            with app.app_context():
-                enqueue_processing(event_id)  # RQ_ASYNC off (tests): the job runs now, in this process
-    except RedisError:
-        # Acknowledged all the same: the event is recorded, and the sweeper queues recorded events
-        # whose hand-off was lost. Refusing it would only have Stripe send it again.
-        log.exception("could not hand %s over; the sweeper will queue it", event_id)
+def _apply_now(app: Flask, event_id: str) -> None:
+    """Tests (``RQ_ASYNC`` off): apply the event before answering, exactly as a worker would."""
+    from jobs.webhooks import process_event  # the worker's module imports the portal: import on use
+
+    with app.app_context():
+        process_event(event_id)
 
 
 class StripeWebhookEndpoint:

@@ -51,10 +51,10 @@ def create_session(ctx: Ctx, params: Params) -> dict[str, Any]:
     params.reject_unknown(["mode", "line_items", "customer", "customer_email", "success_url", "cancel_url",
                            "client_reference_id", "metadata", "subscription_data", "setup_intent_data",
                            "payment_intent_data", "expires_at", "currency", "payment_method_types", "locale",
-                           "ui_mode"],
+                           "ui_mode", "custom_text"],
                           unsupported=["return_url", "allow_promotion_codes", "billing_address_collection",
                                        "customer_creation", "customer_update", "automatic_tax", "tax_id_collection",
-                                       "consent_collection", "custom_text", "custom_fields", "discounts",
+                                       "consent_collection", "custom_fields", "discounts",
                                        "invoice_creation", "payment_method_collection", "phone_number_collection",
                                        "submit_type", "saved_payment_method_options", "payment_method_options",
                                        "shipping_address_collection", "shipping_options", "redirect_on_completion",
@@ -89,6 +89,18 @@ def create_session(ctx: Ctx, params: Params) -> dict[str, Any]:
                             amount_total=amount, expires_at=expires_at)
     session["locale"] = params.str("locale") or None  # kept and answered; the hosted page stays in English
     extra: dict[str, Any] = {"line_items": items}
+    custom_text = params.dict("custom_text")
+    if custom_text is not None:
+        custom_text.reject_unknown(["submit"], unsupported=["after_submit", "shipping_address",
+                                                            "terms_of_service_acceptance"])
+        submit = custom_text.dict("submit")
+        if submit is not None:
+            submit.reject_unknown(["message"])
+            message = submit.str("message", required=True)
+            if len(message) > 1200:
+                raise InvalidRequest("custom_text[submit][message] must be at most 1200 characters.",
+                                     param="custom_text[submit][message]")
+            session["custom_text"]["submit"] = {"message": message}
     sub_data = params.dict("subscription_data")
     if sub_data is not None:
         if mode != "subscription":

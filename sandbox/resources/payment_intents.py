@@ -8,7 +8,7 @@ from typing import Any
 from .. import cards
 from ..context import Ctx
 from ..errors import CardError, InvalidRequest
-from ..events import changes, emit, emit_update
+from ..events import changes, emit
 from ..objects.payments import charge as build_charge, payment_intent as build_payment_intent
 from ..params import Params
 from . import payment_methods
@@ -204,7 +204,6 @@ def update_payment_intent(ctx: Ctx, params: Params, pi_id: str) -> dict[str, Any
         if set(params.data) - {"metadata", "description", "expand"}:
             raise InvalidRequest(f"You cannot update this PaymentIntent because it has a status of "
                                  f"{pi['status']}.", code="payment_intent_unexpected_state")
-    old = copy.deepcopy(pi)
     if "amount" in params:
         pi["amount"] = params.int("amount", minimum=MINIMUM_AMOUNT)
     if "currency" in params:

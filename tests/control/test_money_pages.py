@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from billing.dunning import business_date
-from billing.models import App, AppSubscription, KernelInvoice, KernelPlan, MrrSnapshot
+from billing.clock import business_date
+from billing.models import AppSubscription, KernelInvoice, KernelPlan, MrrSnapshot
 from billing.states import SubscriptionStatus
 from portal.extensions import db
 from tests.conftest import make_app

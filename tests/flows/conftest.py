@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing.models import App, AppSubscription, AuditLog, KernelPlan
-from billing.sync import Origin
+from billing.audit import Origin
 from tests.conftest import pay_hosted_checkout, short_session, signed_in_client
 
 VISA = "4242 4242 4242 4242"
@@ -51,7 +51,7 @@ def subscription_of(app, app_id: int) -> AppSubscription | None:
         row = session.scalar(select(AppSubscription).where(AppSubscription.app_id == app_id)
                              .order_by(AppSubscription.id.desc()))
         if row is not None:
-            row.plan, row.scheduled_plan  # loaded while the session is open
+            _ = row.plan, row.scheduled_plan  # loaded while the session is open
         return row
 
 

@@ -7,7 +7,9 @@ from sqlalchemy import select
 from billing import audit
 from billing.models import Alert, AlertSeverity, AppSubscription, KernelPlan
 from billing.states import SubscriptionStatus
-from billing.subscriptions import monthly_amount, mrr_contribution
+from billing.subscriptions import monthly_amount
+from portal.admin.routes import tenants_query
+from portal.extensions import db
 from tests.conftest import short_session, signed_in_client
 from tests.flows.conftest import audit_actions, subscribe
 
@@ -68,14 +70,21 @@ def test_a_canceled_subscription_is_free_and_adds_no_mrr(billing_app, admin_http
     assert set(rows(admin_http.get("/admin/?status=canceled").get_data(as_text=True))) == {"acme"}
 
 
-def test_mrr_contribution_counts_paying_subscriptions_per_month():
-    pro = KernelPlan(code="pro", name="Pro", amount=9900, currency="BRL", interval="month")
+def test_mrr_counts_paying_subscriptions_per_month(billing_app, acme_on_pro):
+    """The rule that ships: the tenants list's SQL, status by status, and a yearly price spread over 12 months."""
     yearly = KernelPlan(code="pro_year", name="Pro yearly", amount=99000, currency="BRL", interval="year")
     assert monthly_amount(yearly) == 8250
-    for status, expected in [("active", 9900), ("past_due", 9900), ("trialing", 0), ("canceled", 0),
-                             ("incomplete", 0), ("unpaid", 0)]:
-        assert mrr_contribution(AppSubscription(status=SubscriptionStatus(status), plan=pro)) == expected, status
-    assert mrr_contribution(None) == 0
+    with billing_app.app_context():
+        row = db.session.scalar(select(AppSubscription))
+        for status, expected in [("active", 9900), ("past_due", 9900), ("trialing", 0), ("canceled", 0),
+                                 ("incomplete", 0), ("unpaid", 0)]:
+            row.status = SubscriptionStatus(status)  # set directly: the rule is under test, not the transitions
+            db.session.flush()
+            assert db.session.scalar(tenants_query(None, None)[1]) == expected, status
+        row.status, row.plan.interval, row.plan.amount = SubscriptionStatus.ACTIVE, "year", 99000
+        db.session.flush()
+        assert db.session.scalar(tenants_query(None, None)[1]) == 8250
+        db.session.rollback()
 
 
 def test_the_tenant_page_shows_subscription_invoices_alerts_and_audit(billing_app, admin_http, acme_on_pro):

@@ -16,9 +16,9 @@ import requests
 from sqlalchemy import select
 
 from billing import charges
+from billing.audit import Origin
 from billing.gateway import StripeGateway, upgrade_key
 from billing.models import AuditLog, ChargeAttempt, ChargeStatus
-from billing.sync import Origin
 from portal.payments import EXTENSION
 from tests.conftest import short_session
 from tests.flows.conftest import subscribe, subscription_of

@@ -13,7 +13,7 @@ from billing.models import (
     KernelInvoice,
 )
 from billing.states import SubscriptionStatus
-from billing.sync import Origin
+from billing.audit import Origin
 from portal.extensions import db
 from portal.payments import gateway
 from tests.conftest import pay_hosted_checkout, short_session

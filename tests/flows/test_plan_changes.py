@@ -226,7 +226,8 @@ def test_downgrade_is_scheduled_for_the_period_end_and_can_be_undone(billing_app
 
 
 def test_the_scheduled_downgrade_applies_at_the_period_end(billing_app, owner_http, on_enterprise, sandbox):
-    from billing.sync import Origin, sync_subscription_from_gateway
+    from billing.audit import Origin
+    from billing.sync import sync_subscription_from_gateway
     from portal.extensions import db
 
     owner_http.post(f"/apps/{on_enterprise.id}/billing/downgrade", data={"plan": "pro", "attempt": "dg-000001"})

@@ -19,7 +19,8 @@ from billing.subscriptions import (
     undo_downgrade,
     upgrade,
 )
-from billing.sync import Origin, sync_subscription_from_gateway
+from billing.audit import Origin
+from billing.sync import sync_subscription_from_gateway
 from portal.extensions import db
 from portal.payments import gateway
 from tests.flows.test_plan_changes import start_of_a_thirty_day_month
@@ -45,7 +46,7 @@ def test_the_preview_is_the_reference_case_at_a_given_moment(billing_app, tenant
         sync_subscription_from_gateway(db.session, gateway(), subscription_id, origin=USER)
         app = db.session.get(App, tenant.id)
         start = live_subscription(db.session, app).current_period_start
-        preview = preview_upgrade(db.session, gateway(), app, plan_by_code(db.session, "enterprise"), origin=USER,
+        preview = preview_upgrade(db.session, gateway(), app, plan_by_code(db.session, "enterprise"),
                                   at=start + timedelta(days=15))
     assert (preview.credit, preview.charge) == (Money(-4950, "BRL"), Money(24950, "BRL"))
     assert preview.amount_due == preview.prorated_total == Money(20000, "BRL")

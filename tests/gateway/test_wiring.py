@@ -1,15 +1,17 @@
-"""How the portal is wired to the gateway: the mode flag, the start-up log, the plans, the boundaries."""
+"""How the portal is wired to the gateway: the mode flag, the start-up log, the plans (the boundaries between
+modules: tests/test_layers.py)."""
+import dataclasses
 import logging
-import re
-from pathlib import Path
 
 from sqlalchemy import select
 
+from billing import plans
 from billing.models import KernelPlan
+from billing.plans import plan_by_price
 from portal import create_app
-from portal.config import ROOT
 from portal.extensions import db
 from portal.payments import gateway
+from tests.sandbox.conftest import make_client
 
 
 def test_sandbox_mode_points_the_sdk_at_the_sandbox(app_config):
@@ -43,21 +45,33 @@ def test_sync_plans_stores_the_price_ids_and_is_repeatable(app_config, sandbox):
         assert {p.code: p.stripe_price_id for p in db.session.scalars(select(KernelPlan))} == prices
 
 
-def _python_files(*folders):
-    for folder in folders:
-        yield from Path(ROOT, folder).rglob("*.py")
+def test_a_price_change_in_the_catalogue_reaches_the_table_and_stripe(app_config, sandbox, monkeypatch):
+    app = create_app({**app_config, "SANDBOX_URL": sandbox.url})
+    with app.app_context():
+        db.create_all()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["sync-plans"]).exit_code == 0
+    with app.app_context():
+        old_price = db.session.scalar(select(KernelPlan).where(KernelPlan.code == "pro")).stripe_price_id
 
+    raised = tuple(dataclasses.replace(spec, amount=10900) if spec.code == "pro" else spec for spec in plans.CATALOGUE)
+    monkeypatch.setattr(plans, "CATALOGUE", raised)
+    for _ in range(2):  # a rerun changes nothing more
+        result = runner.invoke(args=["sync-plans"])
+        assert result.exit_code == 0, result.output
 
-def test_only_the_gateway_module_imports_stripe():
-    importers = {str(path.relative_to(ROOT)) for path in _python_files("portal", "billing", "jobs")
-                 if re.search(r"^\s*(import stripe|from stripe)", path.read_text(), re.MULTILINE)}
-    assert importers == {"billing/gateway/stripe_gateway.py"}
-
-
-def test_billing_never_imports_flask():
-    importers = [str(path) for path in _python_files("billing")
-                 if re.search(r"^\s*(import flask|from flask)", path.read_text(), re.MULTILINE)]
-    assert importers == []
+    with app.app_context():
+        pro = db.session.scalar(select(KernelPlan).where(KernelPlan.code == "pro"))
+        assert (pro.amount, pro.currency, pro.interval, pro.active) == (10900, "BRL", "month", True)
+        assert pro.stripe_price_id not in (None, old_price)
+        # The old price stays known, so subscriptions bought at it still map to a plan (and its old amount).
+        retired = plan_by_price(db.session, old_price)
+        assert (retired.code, retired.amount, retired.active) == ("pro@9900brl-month", 9900, False)
+        assert db.session.scalar(select(KernelPlan).where(KernelPlan.code == "enterprise")).active
+    stripe = make_client(sandbox.url)
+    new = stripe.v1.prices.retrieve(pro.stripe_price_id)
+    assert (new.unit_amount, new.currency, new.recurring.interval, new.active) == (10900, "brl", "month", True)
+    assert stripe.v1.prices.retrieve(old_price).active is False
 
 
 def test_now_follows_a_test_clock_by_one_rule_in_both_modes(app_config, sandbox):

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import pytest
 
+from billing.audit import Origin
 from billing.gateway import StripeGateway
 from billing.models import App, Role
 from billing.service_keys import SCOPES, create_key
@@ -21,7 +22,7 @@ INSUFFICIENT = {"number": "4000000000009995", "exp_month": 12, "exp_year": 2034,
 
 def issue_key(app, tenant: App, scopes=SCOPES, name: str = "support tool") -> str:
     with app.app_context():
-        issued = create_key(db.session, db.session.get(App, tenant.id), name=name, scopes=scopes, actor="cli")
+        issued = create_key(db.session, db.session.get(App, tenant.id), name=name, scopes=scopes, origin=Origin(actor="cli"))
         db.session.commit()
         return issued.secret
 

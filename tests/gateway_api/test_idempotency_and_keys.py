@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from billing import clock
+from billing.audit import Origin
 from billing.gateway_api import purge_idempotency_keys
 from billing.models import App, GatewayIdempotencyKey, ServiceKey
 from billing.service_keys import revoke_key
@@ -100,7 +101,7 @@ def test_no_valid_key_is_a_401(api, gw_app):
     assert api.post("tokenize", body, key=None).status_code == 401
     assert api.post("tokenize", body, key="kgw_made_up").status_code == 401
     with gw_app.app_context():
-        revoke_key(db.session, db.session.scalar(select(ServiceKey)), actor="cli")
+        revoke_key(db.session, db.session.scalar(select(ServiceKey)), origin=Origin(actor="cli"))
         db.session.commit()
     response = api.post("tokenize", body)
     assert response.status_code == 401 and response.get_json()["error"]["code"] == 401

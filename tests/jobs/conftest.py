@@ -11,7 +11,8 @@ from billing import clock
 from billing.dunning import open_dunning
 from billing.models import App, KernelInvoice
 from billing.plans import plan_by_code
-from billing.sync import Origin, sync_invoice, sync_subscription_from_gateway
+from billing.audit import Origin
+from billing.sync import sync_invoice, sync_subscription_from_gateway
 from portal.extensions import db
 from portal.payments import gateway
 

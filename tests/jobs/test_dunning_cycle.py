@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
-from billing.dunning import business_date
+from billing.clock import business_date
 from billing.models import (
     Alert,
     App,

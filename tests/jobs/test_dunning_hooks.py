@@ -8,7 +8,7 @@ from sqlalchemy import select
 from billing.checkout import complete_checkout
 from billing.models import App, AppStatus, KernelCheckoutSession, KernelInvoice, OutboxMessage
 from billing.plans import plan_by_code
-from billing.sync import Origin
+from billing.audit import Origin
 from billing.webhooks.signature import header_for
 from portal.extensions import db
 from portal.payments import gateway

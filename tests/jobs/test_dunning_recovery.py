@@ -8,7 +8,7 @@ from sqlalchemy import select
 from billing import clock
 from billing.dunning import STUCK_CLAIM_AFTER, DunningContext, _charge
 from billing.models import AttemptStatus, KernelInvoice, KernelPaymentAttempt
-from billing.sync import Origin
+from billing.audit import Origin
 from jobs.dunning import run_now
 from portal.extensions import db
 from portal.payments import gateway

@@ -9,7 +9,7 @@ from billing.dunning import DunningContext, resume_if_settled, retry_dates
 from billing.models import App, AppStatus, AppSubscription, AuditLog, KernelInvoice
 from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
-from billing.sync import Origin
+from billing.audit import Origin
 from portal.extensions import db
 
 NOW = datetime(2026, 12, 10, 12, tzinfo=timezone.utc)

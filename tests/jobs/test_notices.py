@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from billing.models import App, OutboxMessage
 from billing.notifications import notify_owners
-from jobs.notices import SmtpSettings, send_pending, send_pending_messages
+from billing.mail import SmtpSettings, send_pending_messages
+from jobs.notices import send_pending
 from portal.extensions import db
 from tests.jobs.smtp_server import SmtpServer
 

@@ -48,6 +48,8 @@ def test_the_owner_pays_during_dunning_from_the_banner(page, billing_app, dunnin
     expect(page.locator(".dunning-attempts [data-attempt='1']")).to_contain_text("Recusada")
     _shot(page, "dunning-pay")
     page.click("#pay-with-new-card")
+    # The card-saving page says what will be charged, not only "save a card".
+    expect(page.locator("#submit-message")).to_contain_text("R$\xa099,00")
     fill_card(page, "5555 5555 5555 4444")
     page.click("#submit")
 

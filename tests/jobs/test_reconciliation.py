@@ -17,7 +17,7 @@ from billing.models import (
 )
 from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
-from jobs.reconciliation import reconciliation_pass
+from billing.passes import reconciliation_pass
 from portal.extensions import db
 from portal.payments import gateway
 from tests.jobs.conftest import advance_to, subscribe

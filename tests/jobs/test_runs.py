@@ -8,7 +8,7 @@ from sqlalchemy import select
 from billing import clock
 from billing.models import AttemptStatus, JobRun, KernelInvoice, KernelPaymentAttempt
 from jobs.dunning import run_now
-from jobs.runs import Batch, claim_run, finish_run
+from billing.runs import Batch, claim_run, finish_run
 from portal.extensions import db
 from tests.jobs.conftest import advance_to, day, invoice_row
 

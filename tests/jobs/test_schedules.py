@@ -40,7 +40,6 @@ def test_registering_twice_does_not_duplicate_schedules(redis):
         "schedule-mrr-snapshot-20261201T160000Z",  # on the hour
         "schedule-notices-send-20261201T151000Z",
         "schedule-reconciliation-nightly-20261202T053000Z",  # 02:30 in São Paulo
-        "schedule-webhooks-sweep-20261201T150800Z",
     ]
     job = Job.fetch("schedule-dunning-daily-20261202T120000Z", connection=redis)
     assert job.func_name == "jobs.schedules.run_scheduled" and job.args == ("dunning-daily",)

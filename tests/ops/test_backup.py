@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from billing.models import AppSubscription, KernelInvoice
-from jobs.reconciliation import reconciliation_pass
+from billing.passes import reconciliation_pass
 from portal import create_app
 from portal.extensions import db
 from portal.payments import gateway

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
+from billing.audit import Origin
 from billing.gateway.types import PaymentIntent
 from billing.models import PaymentOutcome
-from billing.sync import Origin
 from billing.webhooks.correlation import correlated
 from billing.webhooks.payments import upsert_payment
 from portal.extensions import db

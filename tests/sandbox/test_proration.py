@@ -97,7 +97,7 @@ def test_preview_equals_the_charge(stripe_client, thirty_day_subscription, plans
     assert len(stripe_client.v1.invoices.list({"subscription": sub.id}).data) == 1
     updated = _upgrade(stripe_client, sub, enterprise.id, proration_behavior="always_invoice", proration_date=middle)
     assert updated.latest_invoice.amount_paid == preview.amount_due
-    assert sorted(l.amount for l in updated.latest_invoice.lines.data) == sorted(l.amount for l in preview.lines.data)
+    assert sorted(line.amount for line in updated.latest_invoice.lines.data) == sorted(line.amount for line in preview.lines.data)
 
 
 def test_create_prorations_go_on_the_next_invoice(stripe_client, sandbox, thirty_day_subscription, plans):

@@ -6,7 +6,6 @@ from redis import Redis
 from sqlalchemy import func, select
 
 from billing.models import App, AuditLog, KernelPlan, ProcessedWebhook
-from jobs.webhook_pump import CLAIMED_KEY, INBOX_KEY, Pump, retry_policy
 from portal.extensions import db
 from tests.webhooks.helpers import OLD_SECRET, SECRET
 
@@ -17,12 +16,13 @@ def _webhook_secrets(app_config):
 
 
 @pytest.fixture(autouse=True)
-def _empty_inbox(redis_url):
-    """No event id handed off by an earlier test (another database) and no rate-limit window left over."""
+def _fresh_rate_limit(redis_url):
+    """No rate-limit window left over by an earlier test."""
     connection = Redis.from_url(redis_url)
-    connection.delete(INBOX_KEY, CLAIMED_KEY, *connection.scan_iter(match="webhooks:rate:*"))
+    keys = list(connection.scan_iter(match="webhooks:rate:*"))
+    if keys:
+        connection.delete(*keys)
     yield
-    connection.delete(INBOX_KEY, CLAIMED_KEY)
     connection.close()
 
 
@@ -43,9 +43,11 @@ def count(app, model, *conditions) -> int:
         return db.session.scalar(select(func.count()).select_from(model).where(*conditions))
 
 
-def pump(app) -> int:
-    """Turn every handed-off event id into its RQ job, as the worker's pump does; returns how many."""
-    return Pump(Redis.from_url(app.config["REDIS_URL"]), retry_policy(app.config)).drain()
+def apply_due(app) -> int:
+    """Apply every due event as a worker does (RQ_ASYNC on: the endpoint only records); returns how many moved."""
+    from jobs.webhooks import Applier
+
+    return Applier(app).drain()
 
 
 def webhook_row(app, event_id: str) -> ProcessedWebhook | None:

@@ -13,10 +13,9 @@ What it sets up, per test: the test's app served over HTTP from threads, a webho
 endpoint for it registered with the (reset) sandbox for every event type, the
 secret the sandbox returned configured on the app, ``RQ_ASYNC`` turned on, and
 ``python -m jobs.worker`` started as a subprocess on the test's database, Redis
-and sandbox (it starts its webhook pump, jobs/webhook_pump.py, as production does;
+and sandbox (it applies events and runs its RQ worker child as production does;
 their log: ``webhook_pipeline.worker_log``). ``wait()`` returns when the sandbox has
-no delivery pending, no recorded event is waiting, the inbox is empty and the queue
-is idle; it raises ``TimeoutError`` with the worker's log tail otherwise. Jobs other
+no delivery pending, no recorded event is waiting and the queue is idle; it raises ``TimeoutError`` with the worker's log tail otherwise. Jobs other
 engineers enqueue through ``portal.queue.enqueue`` go to the same worker.
 """
 from __future__ import annotations
@@ -35,7 +34,6 @@ from sqlalchemy import func, select
 
 from billing.models import ProcessedWebhook, WebhookStatus
 from jobs.queues import QUEUES
-from jobs.webhook_pump import CLAIMED_KEY, INBOX_KEY
 from portal.extensions import db
 from scripts.services import PYTHON, ROOT
 from tests.webhooks.serving import ThreadedServer
@@ -72,7 +70,6 @@ class WebhookPipeline:
         # Jobs and handed-off ids left by an earlier test belong to another database.
         for queue in self._queues:
             queue.empty()
-        self._redis.delete(INBOX_KEY, CLAIMED_KEY)
 
     def start(self) -> "WebhookPipeline":
         self._empty()
@@ -99,8 +96,7 @@ class WebhookPipeline:
         return self
 
     def pending(self) -> dict[str, int]:
-        """What is still in flight: sandbox deliveries, recorded-but-unprocessed events, ids waiting for the pump,
-        queued or running jobs."""
+        """What is still in flight: sandbox deliveries, recorded-but-unapplied events, queued or running jobs."""
         with self.app.app_context():
             waiting = db.session.scalar(select(func.count(ProcessedWebhook.id))
                                         .where(ProcessedWebhook.status == WebhookStatus.RECEIVED))
@@ -108,7 +104,6 @@ class WebhookPipeline:
         return {
             "deliveries": self.sandbox.pending_deliveries(),
             "events": waiting or 0,
-            "inbox": self._redis.llen(INBOX_KEY) + self._redis.llen(CLAIMED_KEY),
             "jobs": sum(queue.count + StartedJobRegistry(queue=queue).count for queue in self._queues),
         }
 

@@ -102,3 +102,27 @@ def test_owners_cannot_see_or_replay_events(app, client, acme, owner):
 def test_an_unknown_event_is_a_404(superadmin_client):
     assert superadmin_client.get("/admin/events/999").status_code == 404
     assert superadmin_client.post("/admin/events/999/replay").status_code == 404
+
+
+def test_the_backlog_shows_how_many_events_wait_and_the_oldest_s_age(app, client, acme, superadmin_client):
+    import re
+    from datetime import datetime, timedelta, timezone
+
+    from billing.models import ProcessedWebhook
+    from tests.webhooks.conftest import apply_due
+
+    app.config["RQ_ASYNC"] = True  # recorded, not applied: no worker runs
+    first = event("customer.subscription.created", subscription(sub_id="sub_wait1"))
+    second = event("customer.subscription.created", subscription(sub_id="sub_wait2", customer="cus_not_ours"))
+    post(client, first), post(client, second)
+    with app.app_context():  # the first arrived two minutes ago
+        row = db.session.scalar(select(ProcessedWebhook).where(ProcessedWebhook.event_id == first["id"]))
+        row.received_at = datetime.now(timezone.utc) - timedelta(minutes=2)
+        db.session.commit()
+    page = superadmin_client.get("/admin/events").get_data(as_text=True)
+    assert re.search(r'data-backlog="count">2<', page)
+    age = float(re.search(r'data-backlog="oldest-age">([\d.]+)', page).group(1))
+    assert 120 <= age < 180
+    apply_due(app)
+    page = superadmin_client.get("/admin/events").get_data(as_text=True)
+    assert re.search(r'data-backlog="count">0<', page) and re.search(r'data-backlog="oldest-age">—', page)

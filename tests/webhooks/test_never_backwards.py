@@ -23,10 +23,11 @@ from billing.models import (App, AppSubscription, AuditLog, KernelCheckoutSessio
 from billing.plans import plan_by_code
 from billing.reconciliation import heal, reconcile
 from billing.states import can_transition
-from billing.sync import INVOICE_PROGRESS, Origin, sync_invoice
+from billing.audit import Origin
+from billing.sync import INVOICE_PROGRESS, sync_invoice
 from billing.gateway.types import Invoice
 from billing.models import Base, ReconciliationDivergence
-from jobs.dunning import dunning_pass
+from billing.passes import dunning_pass
 from jobs.webhooks import process_event
 from portal.extensions import db
 from portal.payments import gateway

@@ -9,7 +9,7 @@ from billing.models import (Alert, App, AppSubscription, KernelCheckoutSession, 
 from billing.money import Money
 from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
-from billing.sync import Origin
+from billing.audit import Origin
 from portal.extensions import db
 from portal.payments import gateway
 from tests.conftest import pay_hosted_checkout

@@ -23,11 +23,11 @@ from datetime import timedelta
 from typing import Any, Iterator, Optional
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import clock
-from billing.models import JobRun
+from billing.db import insert_once
+from billing.models import JobRun, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +49,15 @@ def claim_run(session: Session, name: str, *, window: Optional[str] = None, trig
     if window and _done(session, name, window):
         log.info("%s: window %s already done; skipped", name, window)
         return None
-    run = JobRun(name=name, run_key=_running_key(name), status="running", rq_job_id=rq_job_id,
+    run = JobRun(name=name, run_key=_running_key(name), status=RunStatus.RUNNING, rq_job_id=rq_job_id,
                  details={"window": window, "trigger": trigger}, started_at=clock.now())
     for _ in range(2):
-        try:
-            with session.begin_nested():
-                session.add(run)
+        if insert_once(session, run):
             break
-        except IntegrityError:
-            if not _abandon_stale(session, name):
-                session.rollback()
-                log.info("%s: already running; skipped", name)
-                return None
+        if not _abandon_stale(session, name):
+            session.rollback()
+            log.info("%s: already running; skipped", name)
+            return None
     else:  # pragma: no cover - a third run took the slot between our two tries
         session.rollback()
         return None
@@ -83,7 +80,7 @@ def _abandon_stale(session: Session, name: str) -> bool:
     if clock.now() - holder.started_at < STALE_AFTER:
         return False
     log.warning("%s: run %s started at %s never finished; marking it abandoned", name, holder.id, holder.started_at)
-    holder.status, holder.run_key, holder.error = "failed", f"{name}:abandoned:{holder.id}", "abandoned"
+    holder.status, holder.run_key, holder.error = RunStatus.FAILED, f"{name}:abandoned:{holder.id}", "abandoned"
     holder.finished_at = clock.now()
     session.flush()
     return True
@@ -98,9 +95,9 @@ def finish_run(session: Session, run: JobRun, batch: "Batch", *, error: Optional
                    **(details or {})}
     run.finished_at = clock.now()
     if error is not None:
-        run.status, run.error, run.run_key = "failed", error[:2000], f"{run.name}:failed:{run.id}"
+        run.status, run.error, run.run_key = RunStatus.FAILED, error[:2000], f"{run.name}:failed:{run.id}"
     else:
-        run.status = "succeeded"
+        run.status = RunStatus.SUCCEEDED
         run.run_key = _window_key(run.name, window) if window else f"{run.name}:run:{run.id}"
     session.commit()
     return run

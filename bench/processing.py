@@ -1,0 +1,231 @@
+"""Receive -> applied benchmark: Stripe events sent to the portal, applied by 1..N worker processes.
+
+    .venv/bin/python -m bench.processing [--sqlite] [--workers 1,2,4] [--events 2000] [--senders 4]
+                                         [--steady-rate 50] [--steady-seconds 20] [--peer]
+
+Starts the stack as in production: PostgreSQL (or, with ``--sqlite``, the README's
+default SQLite file), Redis, the portal under gunicorn (2 workers x 4 threads) and
+``python -m jobs.worker --events-only`` processes. For each number of workers it
+sends a burst of signed ``invoice.paid`` events about invoices that are not ours
+(the cheapest event to apply: recorded, looked up, ignored) from ``--senders``
+concurrent senders, and reads the figures from ``processed_webhooks`` itself:
+
+* applied events/s: events / (last applied - first received);
+* receive -> applied p50 / p99 (``processed_at - received_at`` of each event);
+* lost (sent and acknowledged but not applied) and doubled (applied more than once:
+  ``attempts > 1``) counts.
+
+Then a steady load (``--steady-rate`` events/s for ``--steady-seconds``) with the
+largest number of workers, for the latency at a steady rate. With ``--peer`` it runs
+the dj-stripe peer (``/work/shared/peers/djstripe``: setup once, about a minute, then
+its ``run.sh`` with invoice.finalized, applied synchronously in the request, at 1 and
+4 senders) and prints its figures beside ours. ``uptime`` is printed before and
+after: the machine is shared, and only the side-by-side figures are comparable.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from bench.webhooks import SECRET, prepare, send_all
+from billing.webhooks.signature import header_for
+from scripts.services import PYTHON, ROOT, Service, free_port, start_postgres, start_redis, start_web
+
+PATH = "/webhooks/kernel/stripe"
+PEER = Path(os.environ.get("PEER_DJSTRIPE", "/work/shared/peers/djstripe"))
+PEER_ROOT = Path(os.environ.get("PEER_ROOT", "/tmp/peer-djstripe"))
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def start_workers(env: dict, count: int, logs: Path) -> list[Service]:
+    services = []
+    for index in range(count):
+        with open(logs / f"worker{index}.log", "ab") as log:
+            process = subprocess.Popen([PYTHON, "-m", "jobs.worker", "--events-only"], cwd=ROOT,
+                                       env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        services.append(Service(f"worker{index}", process))
+    return services
+
+
+def figures(engine, prefix: str, sent: int, timeout: float = 600) -> dict:
+    """Wait until every event of ``prefix`` is applied (or ``timeout``), then read the figures from the table."""
+    like = f"evt_bench_{prefix}_%"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            waiting = connection.execute(text("SELECT count(*) FROM processed_webhooks WHERE event_id LIKE :p "
+                                              "AND status IN ('received', 'failed')"), {"p": like}).scalar()
+        if not waiting:
+            break
+        time.sleep(0.2)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT received_at, processed_at, attempts, status FROM processed_webhooks "
+                                       "WHERE event_id LIKE :p"), {"p": like}).all()
+
+    def moment(value):
+        return value.timestamp() if hasattr(value, "timestamp") else \
+            __import__("datetime").datetime.fromisoformat(str(value)).timestamp()
+
+    applied = [(moment(r[0]), moment(r[1])) for r in rows if r[1] is not None and r[3] in ("processed", "ignored")]
+    latencies = sorted((done - got) * 1000 for got, done in applied)
+    span = (max(d for _, d in applied) - min(g for g, _ in applied)) if applied else float("nan")
+
+    def pct(q):
+        return latencies[min(len(latencies) - 1, int(round(q * (len(latencies) - 1))))] if latencies else float("nan")
+
+    return {"sent": sent, "applied": len(applied), "rate": len(applied) / span if applied else 0.0,
+            "p50": pct(0.5), "p99": pct(0.99), "max": latencies[-1] if latencies else float("nan"),
+            "lost": sent - len(applied), "doubled": sum(1 for r in rows if r[2] > 1),
+            "over_5s": sum(1 for x in latencies if x > 5000)}
+
+
+def steady(port: int, prefix: str, rate: float, seconds: float) -> list[float]:
+    """Send ``rate`` events/s for ``seconds`` from one paced sender; returns acknowledgement latencies (ms)."""
+    import http.client
+
+    bodies = prepare(int(rate * seconds), prefix)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    acks = []
+    began = time.perf_counter()
+    for index, body in enumerate(bodies):
+        wait = began + index / rate - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        sent = time.perf_counter()
+        connection.request("POST", PATH, body=body, headers={"Content-Type": "application/json",
+                                                              "Stripe-Signature": header_for(SECRET, body)})
+        connection.getresponse().read()
+        acks.append((time.perf_counter() - sent) * 1000)
+    connection.close()
+    return acks
+
+
+def run_peer(events: int) -> dict[int, tuple[float, float, float]]:
+    """dj-stripe's synchronous endpoint (invoice.finalized, re-fetched in the request): {senders: (ev/s, p50, p99)}."""
+    if not (PEER / "run.sh").exists():
+        print(f"(no peer scripts at {PEER}: skipped)")
+        return {}
+    if not (PEER_ROOT / "venv" / "bin" / "python").exists():
+        print("Setting the dj-stripe peer up (about a minute) ...", flush=True)
+        subprocess.run(["bash", str(PEER / "setup.sh")], check=True, capture_output=True,
+                       env={**os.environ, "ROOT": str(PEER_ROOT)})
+    print("Running the dj-stripe peer ...", flush=True)
+    done = subprocess.run(["bash", str(PEER / "run.sh")], capture_output=True, text=True,
+                          env={**os.environ, "ROOT": str(PEER_ROOT), "N": str(events), "CS": "1 4",
+                               "TYPES": "invoice.finalized", "PORT": str(free_port()), "LS_PORT": str(free_port())})
+    output = done.stdout + done.stderr
+    found: dict[int, tuple[float, float, float]] = {}
+    # webhook_load.py: "djstripe invoice.finalized: 2000/2000 ok (codes [200]), 80 events/s, p50 12.3 ms,
+    # p99 20.1 ms, 1 senders" (the warm-up line is labelled "warmup")
+    for line in output.splitlines():
+        match = re.search(r"^djstripe .*?(\d+) events/s, p50 ([\d.]+) ms, p99 ([\d.]+) ms, (\d+) senders", line)
+        if match:
+            found[int(match.group(4))] = (float(match.group(1)), float(match.group(2)), float(match.group(3)))
+    if not found:
+        print("peer output not understood; its tail:\n" + output[-1500:])
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sqlite", action="store_true", help="the README's default stack (SQLite) instead of PostgreSQL")
+    parser.add_argument("--workers", default="1", help="comma-separated worker process counts, e.g. 1,2,4")
+    parser.add_argument("--events", type=int, default=2000, help="events per burst")
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--steady-rate", type=float, default=50.0)
+    parser.add_argument("--steady-seconds", type=float, default=20.0)
+    parser.add_argument("--peer", action="store_true", help="run the dj-stripe peer in the same run")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-processing-"))
+    logs = workdir / "logs"
+    logs.mkdir()
+    services: list[Service] = []
+    print("load before:", uptime(), flush=True)
+    try:
+        redis = start_redis(workdir / "redis", log_path=logs / "redis.log")
+        services.append(redis)
+        if args.sqlite:
+            database = f"sqlite:///{workdir / 'portal.sqlite3'}"
+        else:
+            postgres = start_postgres(Path(tempfile.mkdtemp(prefix="bench-processing-pg-")))
+            services.append(postgres)
+            database = postgres.url
+        port = free_port()
+        env = {
+            "PORTAL_ENV": "production", "SECRET_KEY": "benchmark-secret-key-" + "x" * 32, "DATABASE_URL": database,
+            "REDIS_URL": redis.url, "BILLING_GATEWAY_ENABLE_REAL": "1",
+            "STRIPE_KERNEL_SECRET_KEY": "sk_test_benchmark_never_called", "STRIPE_KERNEL_WEBHOOK_SECRET": SECRET,
+            "WEBHOOK_RATE_LIMIT": "10000000 per minute", "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
+            "TRUSTED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING",
+        }
+        subprocess.run([PYTHON, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
+                       env={**os.environ, **env}, check=True, capture_output=True)
+        services.append(start_web(env, port, logs / "web.log", workers=2, threads=4, probe="/healthz"))
+        engine = create_engine(database)
+        stack = "SQLite" if args.sqlite else "PostgreSQL"
+        rows = []
+        for count in counts:
+            workers = start_workers(env, count, logs)
+            time.sleep(2)  # imports and the first connection
+            send_all(port, PATH, prepare(200, f"warm{count}"), args.senders)
+            figures(engine, f"warm{count}", 200)
+            acked = send_all(port, PATH, prepare(args.events, f"burst{count}"), args.senders)
+            result = figures(engine, f"burst{count}", args.events)
+            result.update(workers=count, ack_rate=acked.rate, errors=acked.errors)
+            rows.append(result)
+            print(f"  {stack}, {count} worker(s): applied {result['rate']:.0f}/s, receive->applied p50"
+                  f" {result['p50']:.0f} ms p99 {result['p99']:.0f} ms, lost {result['lost']},"
+                  f" doubled {result['doubled']}", flush=True)
+            if count != counts[-1]:
+                for worker in workers:
+                    worker.stop()
+        acks = steady(port, "steady", args.steady_rate, args.steady_seconds)
+        calm = figures(engine, "steady", len(acks))
+        acks.sort()
+        for worker in workers:
+            worker.stop()
+        peer = run_peer(args.events) if args.peer else {}
+    finally:
+        for service in reversed(services):
+            service.stop()
+    print("load after:", uptime())
+
+    print(f"\n{stack}; burst of {args.events} cheap events (invoice.paid, not ours) from {args.senders} senders;"
+          f" {os.cpu_count()} CPUs shared with the load generator\n")
+    print(f"{'workers':>7} | {'acked/s':>8} | {'applied/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'lost':>4} |"
+          f" {'doubled':>7} | {'>5 s':>4}")
+    for row in rows:
+        print(f"{row['workers']:>7} | {row['ack_rate']:8.0f} | {row['rate']:9.0f} | {row['p50']:7.0f} |"
+              f" {row['p99']:7.0f} | {row['lost']:>4} | {row['doubled']:>7} | {row['over_5s']:>4}")
+    print(f"\nSteady {args.steady_rate:.0f} events/s for {args.steady_seconds:.0f} s ({counts[-1]} worker(s)):"
+          f" receive->applied p50 {calm['p50']:.0f} ms, p99 {calm['p99']:.0f} ms, max {calm['max']:.0f} ms,"
+          f" over 5 s: {calm['over_5s']}; acknowledgement p50 {acks[len(acks) // 2]:.1f} ms,"
+          f" p99 {acks[int(0.99 * (len(acks) - 1))]:.1f} ms; lost {calm['lost']}, doubled {calm['doubled']}")
+    if peer:
+        print("\ndj-stripe 2.11 peer, same run (invoice.finalized re-fetched and applied in the request):")
+        for senders, (rate, p50, p99) in sorted(peer.items()):
+            print(f"  {senders} sender(s): {rate:.0f} applied/s (p50 {p50:.0f} ms, p99 {p99:.0f} ms)")
+        best = max(rate for rate, _, _ in peer.values())
+        ours = max(row["rate"] for row in rows)
+        print(f"Portal / peer, applied events/s: {ours / best:.1f}x (the portal's cheapest events against the"
+              " peer's re-fetching ones: not the issue's realistic-events comparison)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Read Stripe first, then write in a short transaction: the gateway as a handler sees it while events are applied.
+
+Handlers ask Stripe things in the middle of their work (the present state of a
+subscription on a same-second tie, the PaymentIntent that paid an invoice, a card).
+Holding the database transaction open across those calls would hold SQLite's write
+lock (and PostgreSQL's row locks) for a network round trip. So while an event is
+applied, the handler talks to a ``Prefetched`` view of the gateway: a call already
+answered returns that answer; any other call stops the handler with
+``StripeNeeded``. The applier then rolls the event's work back, makes the call with
+no transaction open, keeps the answer, and runs the handler again, now one answer
+further. Handlers are deterministic given the tables and Stripe's answers, so the
+second run does what the first would have done. Writes (an idempotency key on each)
+are made once, outside the transaction, and their answer replayed the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Hashable
+
+# Plain attributes and calls that never reach Stripe: passed straight through.
+_LOCAL = frozenset({"livemode", "sandbox", "describe"})
+
+
+def _freeze(value: Any) -> Hashable:
+    if isinstance(value, dict):
+        return tuple(sorted((key, _freeze(item)) for key, item in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(item) for item in value)
+    try:
+        hash(value)
+    except TypeError:  # an unhashable value object (a dataclass holding lists): its repr names it
+        return repr(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Call:
+    """One gateway call, as data: made later, outside any transaction."""
+
+    method: str
+    args: tuple
+    kwargs: tuple  # sorted (name, value) pairs
+
+    @property
+    def key(self) -> Hashable:
+        return (self.method, _freeze(self.args), _freeze(self.kwargs))
+
+    def make(self, gateway: Any) -> Any:
+        return getattr(gateway, self.method)(*self.args, **dict(self.kwargs))
+
+
+class StripeNeeded(BaseException):
+    """The handler needs an answer from Stripe that was not fetched yet (a BaseException: no handler's
+    ``except Exception`` may swallow it)."""
+
+    def __init__(self, call: Call):
+        super().__init__(call.method)
+        self.call = call
+
+
+class Answers:
+    """Stripe's answers gathered for one event (results, and errors to raise again)."""
+
+    def __init__(self) -> None:
+        self._answers: dict[Hashable, tuple[bool, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def fetch(self, gateway: Any, call: Call) -> None:
+        """Make ``call`` now (no transaction may be open) and keep its answer or its error."""
+        try:
+            self._answers[call.key] = (True, call.make(gateway))
+        except Exception as error:  # noqa: BLE001 - replayed to the handler, which decides
+            self._answers[call.key] = (False, error)
+
+    def answer(self, call: Call) -> Any:
+        found = self._answers.get(call.key)
+        if found is None:
+            raise StripeNeeded(call)
+        ok, value = found
+        if not ok:
+            raise value
+        return value
+
+
+class Prefetched:
+    """The gateway as handlers see it while a transaction is open: answers only from ``answers``."""
+
+    def __init__(self, gateway: Any, answers: Answers):
+        self._gateway = gateway
+        self._answers = answers
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._gateway, name)
+        if name in _LOCAL or name.startswith("_") or not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._answers.answer(Call(name, args, tuple(sorted(kwargs.items()))))
+
+        return call
+
