@@ -110,7 +110,7 @@ def claim(session: Session, now: datetime, limit: int, event_ids: Optional[Seque
         return rows
     # Head of line: an object's later events wait while an earlier one is waiting, even one that another
     # worker holds (SKIP LOCKED hid it from us). One indexed look-up for the whole batch.
-    first = dict(session.execute(select(row.object_id, func.min(row.id)).where(
+    first: dict[str, int] = dict(session.execute(select(row.object_id, func.min(row.id)).where(
         row.object_id.in_(objects), row.status == WebhookStatus.RECEIVED).group_by(row.object_id)).all())
     return [item for item in rows if item.object_id is None or first.get(item.object_id, item.id) >= item.id]
 

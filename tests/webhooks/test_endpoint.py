@@ -1,6 +1,5 @@
 """POST /webhooks/kernel/stripe: bad input answers 400/413 and writes nothing; good events are recorded once."""
 import time
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from redis import Redis
