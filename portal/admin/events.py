@@ -20,6 +20,7 @@ from portal.extensions import db
 from portal.invoices.pagination import paginate
 from portal.payments import gateway
 from portal.webhooks.routes import DUPLICATES_KEY, REJECTED_KEY
+from portal.webhooks.apply import process_event
 
 log = logging.getLogger(__name__)
 PER_PAGE = 50
@@ -112,8 +113,6 @@ def replay_event(event_id: int):
     stripe_event_id = row.event_id
     db.session.commit()
     if not current_app.config["RQ_ASYNC"]:
-        from jobs.webhooks import process_event  # no worker (tests): applied now, as a worker would
-
         process_event(stripe_event_id)
     db.session.expire_all()
     current = db.session.get(ProcessedWebhook, event_id)

@@ -18,8 +18,9 @@ from billing.models import (
 from billing.money import Money
 from portal.extensions import db
 from portal.payments import gateway
-from tests.conftest import short_session, signed_in_client
-from tests.gateway_api.conftest import Api, issue_key, unreachable_gateway
+from tests.helpers.clients import signed_in_client
+from tests.helpers.data import short_session
+from tests.helpers.gateway_api import Api, issue_key, unreachable_gateway
 
 
 def paid_invoice(app, tenant, amount: int = 9900) -> tuple[int, int]:
