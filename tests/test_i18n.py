@@ -84,7 +84,8 @@ def test_every_user_facing_string_has_a_portuguese_translation():
 
 
 def test_the_language_a_user_reads_in_is_kept_for_their_emails(app, owner, tenant):
-    from tests.conftest import AuthActions, user_by_email
+    from tests.helpers.clients import AuthActions
+    from tests.helpers.data import user_by_email
 
     browser = app.test_client()
     browser.environ_base["HTTP_ACCEPT_LANGUAGE"] = "pt-BR"

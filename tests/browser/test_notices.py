@@ -2,9 +2,8 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import signed_in_client
 from tests.flows.browser_steps import choose_plan, sign_in_as
-from tests.flows.conftest import subscribe
+from tests.helpers.clients import signed_in_client, subscribe
 
 pytestmark = pytest.mark.browser
 

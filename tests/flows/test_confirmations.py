@@ -12,8 +12,8 @@ import re
 from sqlalchemy import select
 
 from billing.models import OutboxMessage, OutboxStatus
-from tests.conftest import pay_hosted_checkout, short_session
-from tests.flows.conftest import MASTERCARD, local_path, open_checkout, subscribe, subscription_of
+from tests.helpers.clients import MASTERCARD, local_path, open_checkout, pay_hosted_checkout, subscribe
+from tests.helpers.data import short_session, subscription_of
 from tests.flows.test_plan_changes import halfway_through_the_period, preview_form, start_of_a_thirty_day_month
 
 FAILS_ON_CHARGE = "4000 0000 0000 0341"
