@@ -10,20 +10,24 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, redirect, request, session, url_for
 from flask_babel import format_date, format_datetime, get_locale
+from flask_login import current_user
 
 from billing.money import Money
+from portal.extensions import db
 from portal.redirects import is_safe_redirect
 
 LANGUAGES = {"pt_BR": "Português", "en": "English"}
+DEFAULT_LOCALE = "pt_BR"
 
 bp = Blueprint("i18n", __name__)
 
 
 def select_locale() -> str:
+    """The switch's choice in this browser, else the browser's."""
     chosen = session.get("lang")
     if chosen in LANGUAGES:
         return chosen
-    return request.accept_languages.best_match(list(LANGUAGES), default="pt_BR")
+    return request.accept_languages.best_match(list(LANGUAGES), default=DEFAULT_LOCALE)
 
 
 def money(amount: int | None, currency: str | None) -> str:
@@ -54,8 +58,19 @@ def switch_language():
     lang = request.form.get("lang", "")
     if lang in LANGUAGES:
         session["lang"] = lang
+        if current_user.is_authenticated:
+            remember_language(current_user, lang)
     target = request.form.get("next", "")
     return redirect(target if is_safe_redirect(target) else url_for("dashboard.index"))
+
+
+def remember_language(user, lang: str) -> None:
+    """Keep the language ``user`` last read the portal in (signing in, or the switch): their e-mails are
+    written in it, and Stripe's invoices and pages follow it."""
+    if user.locale == lang:
+        return
+    user.locale = lang
+    db.session.commit()
 
 
 def init_app(app: Flask) -> None:

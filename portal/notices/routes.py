@@ -119,7 +119,8 @@ def pay_complete(app_id: int):
         abort(404)
     ctx = _context()
     try:
-        result = complete_checkout(db.session, ctx.gateway, session_id, origin=ctx.origin, app_id=app.id)
+        result = complete_checkout(db.session, ctx.gateway, session_id, origin=ctx.origin, app_id=app.id,
+                                   smtp_configured=ctx.smtp_configured)
         db.session.commit()
         if not result.is_complete:
             flash(_("Your card was not saved, so nothing was charged."), "warning")
