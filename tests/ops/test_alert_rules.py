@@ -22,7 +22,7 @@ from billing.models import (
 from billing.states import SubscriptionStatus as S
 from jobs import alerts as alerts_job
 from portal.extensions import db
-from tests.conftest import make_user
+from tests.helpers.data import make_user
 from tests.ops import planting
 from tests.ops.planting import DAY
 

@@ -29,7 +29,7 @@ from billing.states import SubscriptionStatus as S
 from portal.extensions import db
 from scripts.services import PYTHON, ROOT, free_port, start_web, wait_until
 from sqlalchemy import select
-from tests.conftest import english_client
+from tests.helpers.clients import english_client
 from tests.ops import planting
 from tests.ops.planting import DAY
 
