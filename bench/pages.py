@@ -455,6 +455,9 @@ def main() -> int:
         bare = [health.get("/healthz").ms for _ in range(300)]
         alone = browse(crowd[:1], 2.0 if args.no_crowd else min(args.seconds, 8.0))
         busy = alone if args.no_crowd else browse(crowd, args.seconds)
+        # The floor: the same crowd on /healthz (no session, no database, no template) on the same server.
+        bare_crowd = [(Browser(port), {"healthz": "/healthz"}) for _ in range(len(crowd))]
+        floor = browse(bare_crowd, min(args.seconds, 8.0), pages=("healthz",))["healthz"]
 
         actor = Browser(port)
         actor.sign_in(seeded["actions"]["email"])
@@ -483,6 +486,8 @@ def main() -> int:
           f" {pct(everyone, .95):6.1f} | {max(everyone):6.0f} | {pct(everyone, .95) / pct(one_all, .95):8.1f}x")
     print(f"\n1 user: {len(one_all) / min(args.seconds, 8.0):.0f} pages/s;"
           f" {args.users} users: {len(everyone) / args.seconds:.0f} pages/s")
+    print(f"Floor, {args.users} users on /healthz: p50 {pct(floor, .5):.1f} ms, p95 {pct(floor, .95):.1f} ms,"
+          f" max {max(floor):.0f} ms, {len(floor) / min(args.seconds, 8.0):.0f} answers/s")
 
     print(f"\nActions, one owner alone on the server, {args.actions} times each (POST + redirect + the page it"
           " lands on, ms):\n")

@@ -6,7 +6,8 @@ expanded into one answer (``retrieve_subscription_in_full``) instead of three re
 row; these tests count the requests the sandbox served, and check that what the expanded
 answer carries (the card, the scheduled plan) still reaches the page.
 """
-from tests.flows.conftest import subscribe, subscription_of
+from tests.helpers.clients import subscribe
+from tests.helpers.data import subscription_of
 from tests.flows.test_plan_changes import preview_form
 
 SUBSCRIPTION = "GET /v1/subscriptions/<sub_id>"
