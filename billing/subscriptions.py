@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from billing import audit, clock, control, metrics
 from billing.audit import Origin
 from billing.checkout import complete_checkout
+from billing.customers import preferred_locales, stripe_locale
 from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest, PlanChangeRefused
 from billing.gateway import Invoice, StripeGateway, Subscription
 from billing.models import (
@@ -198,7 +199,8 @@ def ensure_customer(session: Session, gateway: StripeGateway, app: App, *, origi
     if app.stripe_customer_id:
         return app.stripe_customer_id
     email = app.billing_email or next((owner.email for owner in app.owners), None)
-    customer = gateway.create_customer(app_id=app.id, email=email, name=app.name)
+    customer = gateway.create_customer(app_id=app.id, email=email, name=app.name,
+                                       preferred_locales=preferred_locales(app))
     app.stripe_customer_id = customer.id
     audit.record(session, action="customer.created", object_type="app", object_id=app.id, app_id=app.id,
                  before={"stripe_customer_id": None}, after={"stripe_customer_id": customer.id},
@@ -208,7 +210,7 @@ def ensure_customer(session: Session, gateway: StripeGateway, app: App, *, origi
 
 def start_subscription_checkout(session: Session, gateway: StripeGateway, app: App, plan: KernelPlan, *,
                                 origin: Origin, success_url: str, cancel_url: str,
-                                attempt: str) -> KernelCheckoutSession:
+                                attempt: str, locale: Optional[str] = None) -> KernelCheckoutSession:
     """Open a Checkout Session that subscribes ``app`` to ``plan``; returns our record (its ``url`` is Stripe's page).
 
     ``success_url`` should carry ``{CHECKOUT_SESSION_ID}`` for Stripe to fill in.
@@ -225,7 +227,8 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
     customer_id = ensure_customer(session, gateway, app, origin=origin)
     remote = gateway.create_subscription_checkout(
         customer_id=customer_id, price_id=plan.stripe_price_id, app_id=app.id, plan_code=plan.code,
-        success_url=success_url, cancel_url=cancel_url, attempt=attempt, trial_days=plan.trial_days or 0)
+        success_url=success_url, cancel_url=cancel_url, attempt=attempt, trial_days=plan.trial_days or 0,
+        locale=stripe_locale(locale))
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is not None:  # the same attempt again (a double click): Stripe replayed the first session
         return local
@@ -277,7 +280,8 @@ def _mark_expired(session: Session, local: KernelCheckoutSession, origin: Origin
 
 def start_payment_method_update(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
                                 success_url: str, cancel_url: str, attempt: str,
-                                submit_message: str | None = None) -> KernelCheckoutSession:
+                                submit_message: str | None = None,
+                                locale: Optional[str] = None) -> KernelCheckoutSession:
     """Open a Checkout Session in setup mode: the owner saves a new card, nothing is charged.
 
     ``complete_checkout`` makes the saved card the default of the customer and of the
@@ -286,7 +290,8 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
     control.refuse_if_paused(session, app.id)
     customer_id = ensure_customer(session, gateway, app, origin=origin)
     remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id, success_url=success_url,
-                                           cancel_url=cancel_url, attempt=attempt, submit_message=submit_message)
+                                           cancel_url=cancel_url, attempt=attempt, submit_message=submit_message,
+                                           locale=stripe_locale(locale))
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is None:
         local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SETUP, url=remote.url,

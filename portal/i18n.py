@@ -12,9 +12,12 @@ from flask import Blueprint, Flask, redirect, request, session, url_for
 from flask_babel import format_date, format_datetime, get_locale
 from flask_login import current_user
 
+from billing.customers import follow_owner_languages
 from billing.money import Money
 from portal.extensions import db
+from portal.payments import gateway
 from portal.redirects import is_safe_redirect
+from portal.request_context import request_origin
 
 LANGUAGES = {"pt_BR": "Português", "en": "English"}
 DEFAULT_LOCALE = "pt_BR"
@@ -71,6 +74,10 @@ def remember_language(user, lang: str) -> None:
         return
     user.locale = lang
     db.session.commit()
+    # Stripe's invoices and receipts for the user's apps follow (billing.customers).
+    billed = [app for app in user.apps if app.stripe_customer_id]
+    if billed:
+        follow_owner_languages(db.session, gateway(), billed, changed_by=user.id, origin=request_origin())
 
 
 def init_app(app: Flask) -> None:

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Optional
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -180,7 +181,8 @@ def checkout(app_id: int):
         return _back(app)
     attempt = attempt_from(request.form.get("attempt"))
     local = start_subscription_checkout(db.session, gateway(), app, plan, origin=request_origin(),
-                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt,
+                                        locale=str(get_locale()))
     url = local.url
     db.session.commit()
     return redirect(url, code=303)
@@ -245,7 +247,8 @@ def update_payment_method(app_id: int):
     app = get_app_or_404(app_id)
     attempt = attempt_from(request.form.get("attempt"))
     local = start_payment_method_update(db.session, gateway(), app, origin=request_origin(),
-                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt,
+                                        locale=str(get_locale()))
     url = local.url
     db.session.commit()
     return redirect(url, code=303)
