@@ -8,21 +8,18 @@ No RQ job per event, no fork per event and no Redis on this path: a Redis outage
 does not delay an event, a worker killed mid-batch leaves its events due for the
 next pass of any worker, and a failed event's retry time is a column, not a job.
 
-``process_event`` applies one named event at once in the calling process (tests with
-``RQ_ASYNC`` off, where the endpoint applies what it records before answering).
+Applying one named event at once, where no worker runs, is ``portal.webhooks.apply.process_event``.
 """
 from __future__ import annotations
 
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Optional
+from typing import Callable
 
-from flask import Flask, current_app
-from sqlalchemy import select
+from flask import Flask
 
 from billing import clock
-from billing.models import ProcessedWebhook
 from billing.webhooks import processing
 from billing.webhooks.correlation import correlated
 from billing.webhooks.prefetch import Answers
@@ -119,20 +116,5 @@ class Applier:
 
 
 @in_app_context
-def process_event(event_id: str) -> Optional[str]:
-    """Apply ``event_id`` now, in this process; returns its status (None when it was never recorded)."""
-    with correlated(event_id):
-        settled = processing.apply_now(db.session, gateway(), [event_id],
-                                       smtp_configured=bool(current_app.config.get("SMTP_URL")))
-        if event_id in settled:
-            return settled[event_id].value
-        status = db.session.scalar(select(ProcessedWebhook.status).where(ProcessedWebhook.event_id == event_id))
-        if status is None:
-            log.warning("no recorded event %s: nothing to process", event_id)
-            return None
-        log.info("already %s: nothing to do", status)
-        return status.value
-
-
 def run_applier(should_stop: Callable[[], bool]) -> None:
     Applier(portal_app()).run(should_stop)

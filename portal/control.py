@@ -93,10 +93,10 @@ def requeue(event_ids: list[str]) -> int:
     once (processed_webhooks is their queue). Without workers (``RQ_ASYNC`` off) they are applied here."""
     from flask import current_app
 
+    from portal.webhooks.apply import process_event
+
     if current_app.config["RQ_ASYNC"]:
         return len(event_ids)
-    from jobs.webhooks import process_event
-
     for event_id in event_ids:
         process_event(event_id)
     return len(event_ids)

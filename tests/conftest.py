@@ -9,28 +9,24 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 from billing import clock
-from billing.models import App, Role, User
+from billing.models import Role
 from billing.plans import ensure_plans, paid_plans
 from portal import create_app
-from portal.auth.passwords import hash_password
 from jobs.context import use_app
 from portal.extensions import db, limiter
 from portal.payments import gateway
 from sandbox.testing import SandboxProcess
 from scripts import services
-
-PASSWORD = "correct-horse-battery"
-
+from tests.helpers.browser import SCREENSHOTS, LiveServer
+from tests.helpers.clients import AuthActions, english_client, signed_in_client
+from tests.helpers.data import make_app, make_user
 
 # ---------------------------------------------------------------- services
 
@@ -171,13 +167,6 @@ def webhook_pipeline(billing_app, sandbox, tmp_path):
     pipeline.stop()
 
 
-def pay_hosted_checkout(session_url: str, card_number: str = "4242 4242 4242 4242", follow: bool = False):
-    """Submit the sandbox's hosted Checkout form as a browser would; returns the response."""
-    form = {"email": "owner@acme.test", "cardNumber": card_number, "cardExpiry": "12 / 34", "cardCvc": "123",
-            "billingName": "Ana Owner"}
-    return requests.post(session_url, data=form, allow_redirects=follow, timeout=15)
-
-
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
@@ -192,39 +181,6 @@ def _system_clock():
 
 
 # ---------------------------------------------------------------- data
-
-@contextmanager
-def short_session(app):
-    """A session that commits and ends its transaction on exit; objects stay readable after it.
-
-    SQLite allows one writer at a time, so a test must never sit in an open
-    transaction while the portal (a live server thread, a worker) needs to write.
-    """
-    with app.app_context(), Session(db.engine, expire_on_commit=False) as session:
-        yield session
-        session.commit()
-
-
-def make_user(app, email: str, role: Role = Role.OWNER, password: str = PASSWORD, name: str = "") -> User:
-    with short_session(app) as session:
-        user = User(email=email.lower(), role=role, name=name, password_hash=hash_password(password))
-        session.add(user)
-    return user
-
-
-def make_app(app, name: str, owner: User | None = None, slug: str | None = None) -> App:
-    with short_session(app) as session:
-        tenant = App(name=name, slug=slug or name.lower().replace(" ", "-"))
-        if owner:
-            tenant.owners.append(session.get(User, owner.id))
-        session.add(tenant)
-    return tenant
-
-
-def user_by_email(app, email: str) -> User | None:
-    with short_session(app) as session:
-        return session.scalar(select(User).where(User.email == email))
-
 
 @pytest.fixture
 def owner(app):
@@ -251,39 +207,14 @@ def other_tenant(app, other_owner):
     return make_app(app, "Bravo Delivery", other_owner, slug="bravo")
 
 
-def english_client(app):
-    """A test client whose browser asks for English, so assertions read in the source language."""
-    test_client = app.test_client()
-    test_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
-    return test_client
-
-
 @pytest.fixture
 def client(app):
     return english_client(app)
 
 
-class AuthActions:
-    def __init__(self, client):
-        self._client = client
-
-    def login(self, email: str, password: str = PASSWORD):
-        return self._client.post("/login", data={"email": email, "password": password})
-
-    def logout(self):
-        return self._client.post("/logout")
-
-
 @pytest.fixture
 def auth(client):
     return AuthActions(client)
-
-
-def signed_in_client(app, user: User):
-    test_client = english_client(app)
-    response = AuthActions(test_client).login(user.email)
-    assert response.status_code == 302, "the test user could not sign in"
-    return test_client
 
 
 @pytest.fixture
@@ -320,3 +251,36 @@ def browser_type_launch_args(browser_type_launch_args):
             "--no-first-run",
         ],
     }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    """The kernel's customers are Brazilian: browse as a pt-BR browser does."""
+    return {**browser_context_args, "locale": "pt-BR", "viewport": {"width": 1280, "height": 800}}
+
+
+@pytest.fixture
+def live_server(app):
+    """The test's app on a real HTTP port. Commit test data before the browser reads it."""
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def billing_server(billing_app, live_server):
+    """The portal wired to the sandbox (plans priced there, its test clock) on a real port: for billing flows."""
+    return live_server
+
+
+@pytest.fixture
+def screenshot():
+    """Save a full-page screenshot under docs/screenshots/ (shown in the README)."""
+
+    def save(page, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save

@@ -8,7 +8,7 @@ import pytest
 
 from portal import create_app
 from billing.models import Role
-from tests.conftest import make_app, make_user
+from tests.helpers.data import make_app, make_user
 
 # Routes anyone may reach: the sign-in page, the home redirect, static files, the
 # language switch, endpoints with their own authentication (signatures; /metrics: this machine or a token,

@@ -6,7 +6,7 @@ import pytest
 from billing.models import Role, User
 from portal import create_app
 from portal.extensions import db
-from tests.conftest import PASSWORD, make_user
+from tests.helpers.data import PASSWORD, make_user
 
 
 def test_login_page_renders(client):

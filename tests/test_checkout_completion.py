@@ -8,7 +8,7 @@ from billing.states import SubscriptionStatus
 from billing.audit import Origin
 from portal.extensions import db
 from portal.payments import gateway
-from tests.conftest import pay_hosted_checkout
+from tests.helpers.clients import pay_hosted_checkout
 
 USER = Origin(actor="user", correlation_id="req-1")
 WEBHOOK = Origin(actor="webhook", correlation_id="evt_1")

@@ -3,7 +3,7 @@ from sqlalchemy import func, select
 
 from billing.models import App, KernelPlan, Role, User
 from portal.extensions import db
-from tests.conftest import user_by_email
+from tests.helpers.data import user_by_email
 
 
 def test_seed_demo_creates_plans_tenants_owners_and_a_superadmin(app, runner):

@@ -1,6 +1,6 @@
 """Owners see only their apps; superadmins see every tenant; the sandbox banner shows the mode."""
 from portal import create_app
-from tests.conftest import make_app
+from tests.helpers.data import make_app
 
 
 def test_owner_dashboard_lists_only_their_apps(owner_client, tenant, other_tenant):

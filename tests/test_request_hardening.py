@@ -10,7 +10,8 @@ from billing.gateway.types import Invoice, link
 from billing.models import KernelCheckoutSession, KernelInvoice
 from billing.sync import sync_invoice
 from portal.extensions import db
-from tests.conftest import short_session, signed_in_client
+from tests.helpers.clients import signed_in_client
+from tests.helpers.data import short_session
 
 PUBLIC = "https://billing.kernel.example"
 HUGE = "99999999999999999999999"

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 
 from billing.models import AuditLog, User
-from tests.conftest import PASSWORD, short_session
+from tests.helpers.data import PASSWORD, short_session
 
 NEW_PASSWORD = "another-horse-battery-staple"
 

@@ -19,6 +19,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
@@ -94,7 +95,8 @@ def pay_open_invoice(app_id: int):
             cancel_url=external_url("notices.pay_open_invoice", app_id=app.id),
             submit_message=_("%(amount)s will be charged to this card for invoice %(number)s as soon as it is saved.",
                              amount=money(invoice.amount_remaining, invoice.currency),
-                             number=invoice.number or invoice.stripe_invoice_id))
+                             number=invoice.number or invoice.stripe_invoice_id),
+            locale=str(get_locale()))
         url = local.url
         db.session.commit()
     except GatewayError:
@@ -119,7 +121,8 @@ def pay_complete(app_id: int):
         abort(404)
     ctx = _context()
     try:
-        result = complete_checkout(db.session, ctx.gateway, session_id, origin=ctx.origin, app_id=app.id)
+        result = complete_checkout(db.session, ctx.gateway, session_id, origin=ctx.origin, app_id=app.id,
+                                   smtp_configured=ctx.smtp_configured)
         db.session.commit()
         if not result.is_complete:
             flash(_("Your card was not saved, so nothing was charged."), "warning")

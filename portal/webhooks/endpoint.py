@@ -40,6 +40,7 @@ from billing.webhooks.events import Event, MalformedEvent
 from billing.webhooks.signature import SignatureError, verify
 from portal.payments import EXTENSION as GATEWAY
 from portal.webhooks import ratelimit
+from portal.webhooks.apply import process_event
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +178,6 @@ def receive(app: Flask, environ: dict) -> Answer:
 
 def _apply_now(app: Flask, event_id: str) -> None:
     """Tests (``RQ_ASYNC`` off): apply the event before answering, exactly as a worker would."""
-    from jobs.webhooks import process_event  # the worker's module imports the portal: import on use
-
     with app.app_context():
         process_event(event_id)
 

@@ -20,10 +20,9 @@ from billing.reconciliation import reconcile
 from portal.extensions import db
 from portal.payments import gateway
 from tests.browser.axe import describe, violations
-from tests.conftest import make_app, short_session
+from tests.helpers.data import make_app, short_session
 from tests.flows.browser_steps import sign_in_as
-from tests.jobs.conftest import fail_renewal
-from tests.jobs.conftest import subscribe as subscribe_directly
+from tests.helpers.dunning import fail_renewal, subscribe_directly
 
 pytestmark = pytest.mark.browser
 

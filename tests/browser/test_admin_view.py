@@ -5,9 +5,9 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from billing.models import AuditLog
-from tests.conftest import short_session, signed_in_client
+from tests.helpers.clients import signed_in_client, subscribe
+from tests.helpers.data import short_session, subscription_of
 from tests.flows.browser_steps import sign_in_as
-from tests.flows.conftest import subscribe, subscription_of
 
 pytestmark = pytest.mark.browser
 

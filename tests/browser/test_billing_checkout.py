@@ -5,8 +5,8 @@ from playwright.sync_api import expect
 from billing.models import AppSubscription
 from billing.states import SubscriptionStatus
 from tests.flows.browser_steps import choose_plan, fill_card, sign_in_as
-from tests.conftest import signed_in_client
-from tests.flows.conftest import count, subscribe, subscription_of
+from tests.helpers.clients import signed_in_client, subscribe
+from tests.helpers.data import count, subscription_of
 
 pytestmark = pytest.mark.browser
 

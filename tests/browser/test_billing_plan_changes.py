@@ -2,9 +2,9 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import signed_in_client
+from tests.helpers.clients import signed_in_client, subscribe
 from tests.flows.browser_steps import choose_plan, sign_in_as
-from tests.flows.conftest import subscribe, subscription_of
+from tests.helpers.data import subscription_of
 
 pytestmark = pytest.mark.browser
 

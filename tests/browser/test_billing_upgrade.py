@@ -4,9 +4,8 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from billing.models import KernelInvoice
-from tests.conftest import short_session
+from tests.helpers.data import short_session, subscription_of
 from tests.flows.browser_steps import choose_plan, fill_card, sign_in_as
-from tests.flows.conftest import subscription_of
 from tests.flows.test_plan_changes import halfway_through_the_period, start_of_a_thirty_day_month
 
 pytestmark = pytest.mark.browser

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from billing.models import ProcessedWebhook, WebhookStatus
-from tests.conftest import short_session
+from tests.helpers.data import short_session
 from tests.flows.browser_steps import sign_in_as
 
 pytestmark = pytest.mark.browser

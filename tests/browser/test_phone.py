@@ -3,9 +3,8 @@ an app's plan and its Manage button; the admin's tabs stay on one line. Screensh
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import signed_in_client
+from tests.helpers.clients import signed_in_client, subscribe
 from tests.flows.browser_steps import sign_in_as
-from tests.flows.conftest import subscribe
 
 pytestmark = pytest.mark.browser
 

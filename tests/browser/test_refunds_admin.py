@@ -3,7 +3,7 @@ import pytest
 from playwright.sync_api import expect
 
 from billing.models import Role
-from tests.conftest import make_user
+from tests.helpers.data import make_user
 from tests.flows.browser_steps import sign_in_as
 from tests.gateway_api.test_refunds import paid_invoice
 

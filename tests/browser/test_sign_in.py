@@ -2,8 +2,8 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_in
-from tests.conftest import PASSWORD
+from tests.helpers.browser import sign_in
+from tests.helpers.data import PASSWORD
 
 pytestmark = pytest.mark.browser
 

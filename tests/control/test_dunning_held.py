@@ -8,8 +8,8 @@ from billing.models import JobRun, KernelPaymentAttempt
 from jobs.dunning import run_now
 from portal.extensions import db
 from portal.payments import gateway
-from tests.control.conftest import pause, resume
-from tests.jobs.conftest import advance_to, day, dunning  # noqa: F401 (the fixture)
+from tests.helpers.control import pause, resume
+from tests.helpers.dunning import advance_to, day
 
 
 def _run_on(application, dunning, number: int) -> dict:

@@ -5,8 +5,7 @@ from sqlalchemy import func, select
 
 from billing.models import GatewayAuthorization, GatewayCapture
 from portal.extensions import db
-from tests.control.conftest import pause, resume
-from tests.gateway_api.conftest import api, gw_app  # noqa: F401 (fixtures)
+from tests.helpers.control import pause, resume
 
 
 def test_authorizations_and_captures_wait_for_the_resume(api, gw_app):  # noqa: F811

@@ -17,9 +17,8 @@ from billing.models import (
     WebhookStatus,
 )
 from portal.extensions import db
-from tests.conftest import make_app, make_user
-from tests.control.conftest import OPERATOR, pause, resume
-from tests.webhooks.conftest import audit_actions, webhook_row
+from tests.helpers.data import audit_actions_of_event, make_app, make_user, webhook_row
+from tests.helpers.control import OPERATOR, pause, resume
 from tests.webhooks.helpers import OLD_SECRET, SECRET, event, post, subscription
 
 
@@ -120,7 +119,7 @@ def test_events_are_recorded_but_held_and_resuming_applies_them_in_order_once(ap
     assert _count(app, AppSubscription, AppSubscription.app_id == bravo.id) == 1
     for payload in (created, canceling, bravo_created):  # once: one processing each, one audit trail each
         assert webhook_row(app, payload["id"]).attempts == 1
-    assert audit_actions(app, created["id"]).count("subscription.created") == 1
+    assert audit_actions_of_event(app, created["id"]).count("subscription.created") == 1
     assert _count(app, ProcessedWebhook, ProcessedWebhook.status == WebhookStatus.RECEIVED) == 0
 
 

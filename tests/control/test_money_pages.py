@@ -13,7 +13,7 @@ from billing.clock import business_date
 from billing.models import AppSubscription, KernelInvoice, KernelPlan, MrrSnapshot
 from billing.states import SubscriptionStatus
 from portal.extensions import db
-from tests.conftest import make_app
+from tests.helpers.data import make_app
 
 NOW = datetime.now(timezone.utc)
 

@@ -9,7 +9,7 @@ from billing.models import AuditLog, BillingPause, OutboxMessage, Release, Relea
 from portal import create_app
 from portal.control import record_gateway_mode_at_start
 from portal.extensions import db
-from tests.conftest import make_app, make_user
+from tests.helpers.data import make_app, make_user
 
 
 def _ledger(app) -> list[tuple[str, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import browser_context_args, live_server, screenshot  # noqa: F401 (fixtures)
 from tests.control.test_money_pages import books  # noqa: F401 (fixture)
 from tests.flows.browser_steps import sign_in_as
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_in
-from tests.conftest import PASSWORD
+from tests.helpers.browser import sign_in
+from tests.helpers.data import PASSWORD
 
 
 def sign_in_as(page, server, user) -> None:

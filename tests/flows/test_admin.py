@@ -10,8 +10,8 @@ from billing.states import SubscriptionStatus
 from billing.subscriptions import monthly_amount
 from portal.admin.routes import tenants_query
 from portal.extensions import db
-from tests.conftest import short_session, signed_in_client
-from tests.flows.conftest import audit_actions, subscribe
+from tests.helpers.clients import signed_in_client, subscribe
+from tests.helpers.data import audit_actions, short_session
 
 
 @pytest.fixture

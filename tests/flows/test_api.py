@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from billing.models import ApiToken, AppSubscription, KernelCheckoutSession
-from tests.conftest import pay_hosted_checkout, signed_in_client
-from tests.flows.conftest import count, customer_of, local_path, subscribe
+from tests.helpers.clients import local_path, pay_hosted_checkout, signed_in_client, subscribe
+from tests.helpers.data import count, customer_of
 
 
 def create_token(app, email: str) -> str:

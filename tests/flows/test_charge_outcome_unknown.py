@@ -20,8 +20,8 @@ from billing.audit import Origin
 from billing.gateway import StripeGateway, upgrade_key
 from billing.models import AuditLog, ChargeAttempt, ChargeStatus
 from portal.payments import EXTENSION
-from tests.conftest import short_session
-from tests.flows.conftest import subscribe, subscription_of
+from tests.helpers.data import short_session, subscription_of
+from tests.helpers.clients import subscribe
 from tests.flows.test_plan_changes import preview_form, stripe_updates
 
 CONFIRMING = "We are confirming the result of your payment with Stripe"

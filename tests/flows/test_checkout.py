@@ -16,19 +16,8 @@ from billing.states import SubscriptionStatus
 from billing.audit import Origin
 from portal.extensions import db
 from portal.payments import gateway
-from tests.conftest import pay_hosted_checkout, short_session
-from tests.flows.conftest import (
-    DECLINED,
-    MASTERCARD,
-    audit_actions,
-    count,
-    customer_of,
-    local_path,
-    open_checkout,
-    set_plan,
-    subscribe,
-    subscription_of,
-)
+from tests.helpers.clients import DECLINED, MASTERCARD, local_path, open_checkout, pay_hosted_checkout, subscribe
+from tests.helpers.data import audit_actions, count, customer_of, set_plan, short_session, subscription_of
 from tests.webhooks.helpers import SECRET, event, post
 
 WEBHOOK = Origin(actor="webhook", correlation_id="evt_test")

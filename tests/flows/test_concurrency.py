@@ -4,8 +4,8 @@ import threading
 
 
 from billing.models import AuditLog
-from tests.conftest import signed_in_client
-from tests.flows.conftest import count, subscribe, subscription_of
+from tests.helpers.clients import signed_in_client, subscribe
+from tests.helpers.data import count, subscription_of
 from tests.flows.test_plan_changes import preview_form, stripe_updates
 
 

@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from billing.models import KernelInvoice
-from tests.conftest import short_session
-from tests.flows.conftest import subscribe
+from tests.helpers.data import short_session
+from tests.helpers.clients import subscribe
 
 ISSUED = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 

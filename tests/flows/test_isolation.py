@@ -12,7 +12,7 @@ import pytest
 from billing import audit
 from billing.models import AlertSeverity
 from portal import create_app
-from tests.conftest import short_session
+from tests.helpers.data import short_session
 from tests.flows.test_invoices import add_invoices
 
 

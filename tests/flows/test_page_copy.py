@@ -3,8 +3,8 @@ empty filters, Stripe's timestamps."""
 import json
 
 from billing.models import ProcessedWebhook, WebhookStatus
-from tests.conftest import pay_hosted_checkout, short_session
-from tests.flows.conftest import local_path, open_checkout, subscribe
+from tests.helpers.clients import local_path, open_checkout, pay_hosted_checkout, subscribe
+from tests.helpers.data import short_session
 from tests.flows.test_plan_changes import preview_form
 
 

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from billing.models import Alert, AppSubscription, AuditLog, KernelInvoice
 from billing.states import SubscriptionStatus
 from portal.payments import gateway
-from tests.conftest import pay_hosted_checkout, short_session
-from tests.flows.conftest import audit_actions, count, local_path, set_plan, subscribe, subscription_of
-from tests.gateway.conftest import next_thirty_day_month_start
+from tests.helpers.clients import local_path, pay_hosted_checkout, subscribe
+from tests.helpers.data import audit_actions, count, set_plan, short_session, subscription_of
+from tests.helpers.contract import next_thirty_day_month_start
 
 FAILS_ON_CHARGE = "4000 0000 0000 0341"
 

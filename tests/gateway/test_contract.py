@@ -12,7 +12,7 @@ import requests
 from billing.errors import CardDeclined, IdempotencyConflict, InvalidRequest, NotFound
 from billing.money import Money
 from billing.proration import prorate
-from tests.gateway.conftest import ENTERPRISE, PRO, thirty_day_period_start
+from tests.helpers.contract import ENTERPRISE, PRO, thirty_day_period_start
 
 
 def test_create_customer_is_idempotent_per_app(target):
@@ -292,7 +292,7 @@ def test_a_downgrade_can_be_scheduled_again_after_it_was_undone(target):
 
 def test_hosted_checkout_page_starts_the_subscription(sandbox):
     """Drives the sandbox's hosted page the way a browser posts it (the browser test does it for real)."""
-    from tests.gateway.conftest import SandboxTarget
+    from tests.helpers.contract import SandboxTarget
 
     target = SandboxTarget(sandbox)
     customer = target.new_customer()
@@ -311,7 +311,7 @@ def test_hosted_checkout_page_starts_the_subscription(sandbox):
 
 
 def test_list_pages_hold_100_objects(sandbox):
-    from tests.gateway.conftest import SandboxTarget
+    from tests.helpers.contract import SandboxTarget
 
     target = SandboxTarget(sandbox)
     sandbox.bulk_seed(subscriptions=250, price=target.pro_price)

@@ -11,7 +11,7 @@ from billing.plans import plan_by_price
 from portal import create_app
 from portal.extensions import db
 from portal.payments import gateway
-from tests.sandbox.conftest import make_client
+from tests.helpers.sandbox import make_client
 
 
 def test_sandbox_mode_points_the_sdk_at_the_sandbox(app_config):

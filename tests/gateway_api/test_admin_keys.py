@@ -8,7 +8,7 @@ from sqlalchemy import select
 from billing.models import AuditLog, ServiceKey
 from billing.service_keys import authenticate
 from portal.extensions import db
-from tests.conftest import short_session
+from tests.helpers.data import short_session
 
 
 def test_a_superadmin_makes_a_key_that_is_shown_once(superadmin_client, app, tenant):

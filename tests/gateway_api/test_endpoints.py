@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from billing.models import GatewayAuthorization, GatewayToken
 from portal.extensions import db
-from tests.gateway_api.conftest import DECLINED, INSUFFICIENT, VISA, unreachable_gateway
+from tests.helpers.gateway_api import DECLINED, INSUFFICIENT, VISA, unreachable_gateway
 
 
 def test_tokenize_returns_a_masked_token_and_keeps_no_card_data(api, gw_app):

@@ -13,7 +13,7 @@ from billing.models import App, GatewayIdempotencyKey, ServiceKey
 from billing.service_keys import revoke_key
 from jobs.gateway_api import purge_idempotency
 from portal.extensions import db
-from tests.gateway_api.conftest import Api, issue_key
+from tests.helpers.gateway_api import Api, issue_key
 
 
 def _intents_created(sandbox) -> int:
@@ -45,7 +45,7 @@ def test_same_key_other_body_is_a_409(api):
 
 
 def test_a_declined_answer_is_replayed_too(api, sandbox):
-    from tests.gateway_api.conftest import INSUFFICIENT
+    from tests.helpers.gateway_api import INSUFFICIENT
 
     token = api.token(INSUFFICIENT)
     body = {"gateway": "sandbox", "token_reference": token, "amount": "15.00", "currency": "BRL",

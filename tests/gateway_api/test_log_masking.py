@@ -10,7 +10,7 @@ import pytest
 
 from billing import redaction
 from portal.payments import gateway
-from tests.gateway_api.conftest import unreachable_gateway
+from tests.helpers.gateway_api import unreachable_gateway
 
 PAN = "4242424242424242"
 SPACED_PAN = "4242 4242 4242 4242"

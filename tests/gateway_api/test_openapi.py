@@ -11,7 +11,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.gateway_api.conftest import issue_key
+from tests.helpers.gateway_api import issue_key
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

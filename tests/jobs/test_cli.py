@@ -5,11 +5,11 @@ from sqlalchemy import select
 
 from billing.models import KernelInvoice
 from portal.extensions import db
-from tests.jobs.conftest import advance_to, day, subscribe
+from tests.helpers.dunning import advance_to, day, subscribe_directly
 
 
 def test_reconcile_reports_counts_and_lists_divergences(billing_app, tenant):
-    subscribe(billing_app, tenant.id)
+    subscribe_directly(billing_app, tenant.id)
     runner = billing_app.test_cli_runner()
     clean = runner.invoke(args=["reconcile"])
     assert clean.exit_code == 0, clean.output

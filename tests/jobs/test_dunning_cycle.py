@@ -24,8 +24,9 @@ from billing.models import (
 from jobs.dunning import run_now
 from portal.extensions import db
 from portal.payments import gateway
-from tests.conftest import pay_hosted_checkout
-from tests.jobs.conftest import advance_to, day, invoice_row
+from tests.helpers.clients import pay_hosted_checkout
+from tests.helpers.data import invoice_row
+from tests.helpers.dunning import advance_to, day
 
 
 def _run_on(application, dunning, number: int) -> dict:

@@ -12,7 +12,7 @@ from billing.audit import Origin
 from billing.webhooks.signature import header_for
 from portal.extensions import db
 from portal.payments import gateway
-from tests.conftest import pay_hosted_checkout
+from tests.helpers.clients import pay_hosted_checkout
 from tests.webhooks.sandbox_events import emitted_events
 
 

@@ -12,7 +12,7 @@ from billing.audit import Origin
 from jobs.dunning import run_now
 from portal.extensions import db
 from portal.payments import gateway
-from tests.jobs.conftest import advance_to, day
+from tests.helpers.dunning import advance_to, day
 
 
 def _slot(number: int) -> KernelPaymentAttempt:

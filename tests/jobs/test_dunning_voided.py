@@ -7,8 +7,8 @@ from billing.models import Alert, App, AppStatus, AttemptStatus, KernelInvoice, 
 from jobs.dunning import run_now
 from portal.extensions import db
 from portal.payments import gateway
-from tests.jobs.conftest import advance_to, day
-from tests.sandbox.conftest import make_client
+from tests.helpers.dunning import advance_to, day
+from tests.helpers.sandbox import make_client
 
 
 def test_a_voided_invoice_ends_dunning_with_no_retry(billing_app, dunning, sandbox):

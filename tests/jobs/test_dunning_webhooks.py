@@ -14,12 +14,12 @@ from billing.models import App, AppStatus, KernelPaymentAttempt, ProcessedWebhoo
 from jobs.dunning import run_now
 from portal.extensions import db
 from portal.payments import gateway
-from tests.jobs.conftest import advance_to, subscribe
+from tests.helpers.dunning import advance_to, subscribe_directly
 
 
 def test_a_failed_renewal_heard_by_webhook_runs_to_cancel_and_pause(webhook_pipeline, tenant):
     app = webhook_pipeline.app
-    customer, subscription_id = subscribe(app, tenant.id)
+    customer, subscription_id = subscribe_directly(app, tenant.id)
     webhook_pipeline.wait()
     with app.app_context():
         failing = gateway().attach_payment_method(customer, "pm_card_chargeCustomerFail")

@@ -7,9 +7,10 @@ from playwright.sync_api import expect
 from billing.models import App, AppStatus
 from jobs.dunning import run_now
 from portal.extensions import db
-from tests.browser.conftest import SCREENSHOTS, LiveServer
+from tests.helpers.browser import SCREENSHOTS, LiveServer
 from tests.flows.browser_steps import fill_card, sign_in_as
-from tests.jobs.conftest import advance_to, day, invoice_row
+from tests.helpers.data import invoice_row
+from tests.helpers.dunning import advance_to, day
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from billing.gateway import pay_invoice_key
 from billing.models import AuditLog, ChargeAttempt, ChargeStatus
 from portal.payments import gateway
-from tests.conftest import pay_hosted_checkout, short_session
+from tests.helpers.clients import pay_hosted_checkout
+from tests.helpers.data import short_session
 from tests.flows.test_charge_outcome_unknown import CONFIRMING, NOTHING_CHARGED, proxied  # noqa: F401 (fixture)
 
 

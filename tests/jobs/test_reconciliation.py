@@ -20,7 +20,7 @@ from billing.states import SubscriptionStatus
 from billing.passes import reconciliation_pass
 from portal.extensions import db
 from portal.payments import gateway
-from tests.jobs.conftest import advance_to, subscribe
+from tests.helpers.dunning import advance_to, subscribe_directly
 
 
 def _reconcile(application) -> int:
@@ -37,7 +37,7 @@ def _found(application, run_id: int) -> dict[tuple[str, str, str], tuple]:
 
 
 def test_a_clean_pair_records_zero_divergences_with_counts(billing_app, tenant, sandbox):
-    subscribe(billing_app, tenant.id)
+    subscribe_directly(billing_app, tenant.id)
     with billing_app.app_context():
         price = plan_by_code(db.session, "pro").stripe_price_id
     sandbox.bulk_seed(150, price=price)  # another platform's customers: out of scope, but walked
@@ -52,7 +52,7 @@ def test_a_clean_pair_records_zero_divergences_with_counts(billing_app, tenant, 
 
 
 def _plant(application, tenant_id: int, other_id: int) -> dict[str, str]:
-    customer, subscription_id = subscribe(application, tenant_id)
+    customer, subscription_id = subscribe_directly(application, tenant_id)
     with application.app_context():
         ours = db.session.scalar(select(AppSubscription).where(AppSubscription.app_id == tenant_id))
         ours.status = SubscriptionStatus.PAST_DUE  # status: Stripe says active
@@ -142,7 +142,7 @@ def test_heal_copies_stripe_state_and_is_audited(billing_app, tenant, other_tena
 
 
 def test_run_now_from_the_superadmin_page(billing_app, tenant, superadmin_client):
-    subscribe(billing_app, tenant.id)
+    subscribe_directly(billing_app, tenant.id)
     response = superadmin_client.post("/admin/reconciliation/run", follow_redirects=True)
     assert response.status_code == 200
     with billing_app.app_context():
@@ -155,7 +155,7 @@ def test_run_now_from_the_superadmin_page(billing_app, tenant, superadmin_client
 def test_the_nightly_run_happens_once_a_night(billing_app, tenant):
     from jobs.reconciliation import run_nightly
 
-    subscribe(billing_app, tenant.id)
+    subscribe_directly(billing_app, tenant.id)
     first = run_nightly()
     assert first["divergences"] == 0 and first["api_calls"] == 2
     assert run_nightly() is None  # a second worker, or a retried job, the same night

@@ -15,7 +15,8 @@ from billing.models import (
     ReconciliationRun,
 )
 from portal.api_auth import issue_token
-from tests.conftest import short_session, signed_in_client
+from tests.helpers.clients import signed_in_client
+from tests.helpers.data import short_session
 
 URL = "/billing/reconciliation"
 

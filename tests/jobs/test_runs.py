@@ -10,7 +10,8 @@ from billing.models import AttemptStatus, JobRun, KernelInvoice, KernelPaymentAt
 from jobs.dunning import run_now
 from billing.runs import Batch, claim_run, finish_run
 from portal.extensions import db
-from tests.jobs.conftest import advance_to, day, invoice_row
+from tests.helpers.data import invoice_row
+from tests.helpers.dunning import advance_to, day
 
 START = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
 

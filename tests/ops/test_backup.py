@@ -13,7 +13,7 @@ from portal import create_app
 from portal.extensions import db
 from portal.payments import gateway
 from scripts import backup
-from tests.jobs.conftest import subscribe
+from tests.helpers.dunning import subscribe_directly
 
 
 def _reconciled(application) -> tuple[int, int, int]:
@@ -28,7 +28,7 @@ def _reconciled(application) -> tuple[int, int, int]:
 @pytest.mark.postgres
 def test_a_postgres_backup_restored_into_a_fresh_database_reconciles_clean(postgres_backend, billing_app, tenant,
                                                                           app_config, postgres_url, tmp_path):
-    subscribe(billing_app, tenant.id)
+    subscribe_directly(billing_app, tenant.id)
     source = app_config["SQLALCHEMY_DATABASE_URI"]
     dumped = backup.dump(source, tmp_path / "portal.dump")
 
@@ -54,7 +54,7 @@ def test_a_postgres_backup_restored_into_a_fresh_database_reconciles_clean(postg
 
 
 def test_a_sqlite_backup_restores_with_the_command(billing_app, tenant, app_config, tmp_path):
-    subscribe(billing_app, tenant.id)
+    subscribe_directly(billing_app, tenant.id)
     assert backup.main(["dump", str(tmp_path / "portal.backup"), "--from",
                         app_config["SQLALCHEMY_DATABASE_URI"]]) == 0
     target = f"sqlite:///{tmp_path / 'restored.sqlite3'}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from portal import create_app
 from scripts.services import free_port
-from tests.conftest import english_client
+from tests.helpers.clients import english_client
 
 
 def test_healthz_answers_without_asking_anything(app_config):

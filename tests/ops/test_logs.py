@@ -12,7 +12,7 @@ from portal import create_app
 from portal.config import load_config
 from portal.logs import RedactedJsonFormatter, RedactedTextFormatter
 from portal.queue import enqueue
-from tests.conftest import english_client
+from tests.helpers.clients import english_client
 
 CARD = "4242 4242 4242 4242"
 SECRET = "sk_test_" + "a1B2c3D4e5F6g7H8"

@@ -6,12 +6,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-API_KEY = "sk_test_sandbox"
-
-
-def make_client(url: str) -> stripe.StripeClient:
-    return stripe.StripeClient(api_key=API_KEY, base_addresses={"api": url, "files": url, "connect": url},
-                               max_network_retries=0)
+from tests.helpers.sandbox import make_client
 
 
 @pytest.fixture

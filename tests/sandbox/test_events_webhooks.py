@@ -13,7 +13,7 @@ import stripe
 from sandbox.testing import SandboxProcess
 
 from . import helpers
-from .conftest import make_client
+from tests.helpers.sandbox import make_client
 
 
 class Receiver:

@@ -9,7 +9,7 @@ import pytest
 import requests
 import stripe
 
-from .conftest import make_client
+from tests.helpers.sandbox import make_client
 from . import helpers
 
 

@@ -47,7 +47,7 @@ def missing_keys(ours: Any, theirs: Any, path: str = "") -> list[str]:
 @pytest.fixture(scope="module")
 def objects(sandbox_server) -> dict[str, dict[str, Any]]:
     """One of each object the sandbox serves, made through the SDK."""
-    from .conftest import make_client
+    from tests.helpers.sandbox import make_client
 
     helpers.CLOCK = sandbox_server.reset()
     client = make_client(sandbox_server.url)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 from redis import Redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from billing.models import App, AuditLog, KernelPlan, ProcessedWebhook
+from billing.models import App, KernelPlan
 from portal.extensions import db
 from tests.webhooks.helpers import OLD_SECRET, SECRET
 
@@ -36,29 +36,3 @@ def acme(app, tenant):
                 plan.stripe_price_id = {"pro": "price_pro", "enterprise": "price_ent"}[plan.code]
         db.session.commit()
     return tenant
-
-
-def count(app, model, *conditions) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(model).where(*conditions))
-
-
-def apply_due(app) -> int:
-    """Apply every due event as a worker does (RQ_ASYNC on: the endpoint only records); returns how many moved."""
-    from jobs.webhooks import Applier
-
-    return Applier(app).drain()
-
-
-def webhook_row(app, event_id: str) -> ProcessedWebhook | None:
-    with app.app_context():
-        row = db.session.scalar(select(ProcessedWebhook).where(ProcessedWebhook.event_id == event_id))
-        if row is not None:
-            db.session.expunge(row)
-        return row
-
-
-def audit_actions(app, correlation_id: str) -> list[str]:
-    with app.app_context():
-        return list(db.session.scalars(select(AuditLog.action).where(AuditLog.correlation_id == correlation_id)
-                                       .order_by(AuditLog.id)))

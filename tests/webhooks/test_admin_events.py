@@ -4,8 +4,8 @@ from sqlalchemy import select
 
 from billing.models import Alert, AppSubscription, AuditLog, KernelPlan, WebhookStatus
 from portal.extensions import db
-from tests.conftest import signed_in_client
-from tests.webhooks.conftest import audit_actions, count, webhook_row
+from tests.helpers.clients import signed_in_client
+from tests.helpers.data import audit_actions_of_event, count, webhook_row
 from tests.webhooks.helpers import event, post, subscription
 
 
@@ -69,7 +69,7 @@ def test_replay_processes_a_failed_event_once_its_cause_is_fixed(app, client, ac
         replay = db.session.scalar(select(AuditLog).where(AuditLog.action == "webhook.replay_requested"))
         assert (replay.actor_user_id, replay.correlation_id, replay.before["status"]) == (
             superadmin.id, payload["id"], "failed")
-    assert audit_actions(app, payload["id"]) == ["webhook.replay_requested", "subscription.created"]
+    assert audit_actions_of_event(app, payload["id"]) == ["webhook.replay_requested", "subscription.created"]
 
 
 def test_a_replay_that_fails_again_says_so(app, client, acme, superadmin_client):
@@ -109,7 +109,7 @@ def test_the_backlog_shows_how_many_events_wait_and_the_oldest_s_age(app, client
     from datetime import datetime, timedelta, timezone
 
     from billing.models import ProcessedWebhook
-    from tests.webhooks.conftest import apply_due
+    from tests.helpers.webhooks import apply_due
 
     app.config["RQ_ASYNC"] = True  # recorded, not applied: no worker runs
     first = event("customer.subscription.created", subscription(sub_id="sub_wait1"))

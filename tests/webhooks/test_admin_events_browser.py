@@ -5,8 +5,8 @@ from sqlalchemy import select
 
 from billing.models import KernelPlan
 from portal.extensions import db
-from tests.browser.conftest import SCREENSHOTS, sign_in
-from tests.conftest import PASSWORD
+from tests.helpers.browser import SCREENSHOTS, sign_in
+from tests.helpers.data import PASSWORD
 from tests.webhooks.helpers import event, post, subscription
 from tests.webhooks.serving import ThreadedServer
 

@@ -13,7 +13,8 @@ from sqlalchemy import select, text
 
 from billing.models import AppSubscription, AuditLog, ProcessedWebhook, WebhookStatus
 from portal.extensions import db
-from tests.webhooks.conftest import apply_due, count
+from tests.helpers.data import count
+from tests.helpers.webhooks import apply_due
 from tests.webhooks.helpers import body, event, signed_headers, subscription
 from tests.webhooks.serving import ThreadedServer
 

@@ -6,7 +6,8 @@ from redis import Redis
 
 from billing.models import AppSubscription, ProcessedWebhook, WebhookStatus
 from billing.webhooks.signature import header_for
-from tests.webhooks.conftest import apply_due, audit_actions, count, webhook_row
+from tests.helpers.data import audit_actions_of_event, count, webhook_row
+from tests.helpers.webhooks import apply_due
 from tests.webhooks.helpers import OLD_SECRET, SECRET, body, event, post, signed_headers, subscription
 
 URL = "/webhooks/kernel/stripe"
@@ -31,7 +32,7 @@ def test_a_valid_event_is_recorded_processed_and_acknowledged(app, client, acme)
     # RQ_ASYNC is off in tests, so the job ran in-process before the answer
     assert row.status == WebhookStatus.PROCESSED and row.attempts == 1 and row.processed_at is not None
     assert count(app, AppSubscription, AppSubscription.stripe_subscription_id == "sub_new") == 1
-    assert audit_actions(app, payload["id"]) == ["subscription.created"]
+    assert audit_actions_of_event(app, payload["id"]) == ["subscription.created"]
 
 
 def test_the_previous_secret_still_works_during_a_rotation(app, client, acme):
@@ -95,7 +96,7 @@ def test_a_duplicate_is_acknowledged_and_processed_once(app, client, acme):
         assert post(client, payload).status_code == 200
     assert count(app, ProcessedWebhook) == 1
     assert webhook_row(app, payload["id"]).attempts == 1
-    assert audit_actions(app, payload["id"]) == ["subscription.created"]
+    assert audit_actions_of_event(app, payload["id"]) == ["subscription.created"]
     assert int(Redis.from_url(app.config["REDIS_URL"]).get("webhooks:duplicates")) == duplicates + 2
 
 

@@ -9,7 +9,7 @@ from billing.models import (Alert, AppSubscription, AuditLog, KernelInvoice, Ker
 from billing.states import SubscriptionStatus
 from billing.webhooks import handlers
 from portal.extensions import db
-from tests.webhooks.conftest import audit_actions, count, webhook_row
+from tests.helpers.data import audit_actions_of_event, count, webhook_row
 from tests.webhooks.helpers import (PERIOD_END, PERIOD_START, PresentStripe, charge, event, invoice,
                                     payment_intent, post, subscription)
 
@@ -74,8 +74,8 @@ def test_subscription_rows_follow_stripe(app, client, acme):
     assert _subscription_row(app)[0] == SubscriptionStatus.CANCELED
     for payload in (created, active, upgraded, deleted):
         assert webhook_row(app, payload["id"]).status == WebhookStatus.PROCESSED
-    assert audit_actions(app, upgraded["id"]) == ["subscription.updated"]
-    assert audit_actions(app, deleted["id"]) == ["subscription.updated"]
+    assert audit_actions_of_event(app, upgraded["id"]) == ["subscription.updated"]
+    assert audit_actions_of_event(app, deleted["id"]) == ["subscription.updated"]
 
 
 def test_an_older_event_never_overwrites_newer_state(app, client, acme):
@@ -84,7 +84,7 @@ def test_an_older_event_never_overwrites_newer_state(app, client, acme):
     post(client, late)
     assert _subscription_row(app)[0] == SubscriptionStatus.PAST_DUE and _subscription_row(app)[4] == T0 + 10
     row = webhook_row(app, late["id"])
-    assert row.status == WebhookStatus.PROCESSED and audit_actions(app, late["id"]) == []
+    assert row.status == WebhookStatus.PROCESSED and audit_actions_of_event(app, late["id"]) == []
 
 
 def test_when_events_in_between_are_late_stripe_s_present_state_is_reached_by_legal_steps(app, client, acme):
@@ -94,7 +94,7 @@ def test_when_events_in_between_are_late_stripe_s_present_state_is_reached_by_le
     past_due = event("customer.subscription.updated", subscription(status="past_due"), created=T0 + 3600)
     post(client, past_due)
     assert _subscription_row(app)[0] == SubscriptionStatus.PAST_DUE
-    assert audit_actions(app, past_due["id"]) == ["subscription.status_inferred", "subscription.updated"]
+    assert audit_actions_of_event(app, past_due["id"]) == ["subscription.status_inferred", "subscription.updated"]
     with app.app_context():
         inferred = db.session.scalar(select(AuditLog).where(AuditLog.action == "subscription.status_inferred"))
         assert (inferred.before, inferred.after) == ({"status": "incomplete"}, {"status": "active"})
@@ -135,7 +135,7 @@ def test_invoice_finalized_creates_the_invoice_row(app, client, acme):
         assert (row.stripe_invoice_id, row.status, row.amount_due, row.currency, row.number) == (
             "in_test", "open", 9900, "BRL", "ACME-0001")
         assert row.subscription.stripe_subscription_id == "sub_test"
-    assert audit_actions(app, payload["id"]) == ["invoice.created"]
+    assert audit_actions_of_event(app, payload["id"]) == ["invoice.created"]
 
 
 def test_a_late_invoice_finalized_does_not_reopen_a_paid_invoice(app, client, acme):
@@ -164,7 +164,7 @@ def test_payment_intent_succeeded_records_the_payment(app, client, acme):
                 payment.stripe_charge_id, payment.app_id) == ("pi_test", 9900, "BRL", "succeeded", "ch_test", acme.id)
         assert payment.paid_at is not None
     assert count(app, KernelPayment) == 1
-    assert audit_actions(app, payload["id"]) == ["payment.recorded"]
+    assert audit_actions_of_event(app, payload["id"]) == ["payment.recorded"]
 
 
 def test_a_failed_payment_intent_is_recorded_and_alerted_once(app, client, acme):
@@ -200,8 +200,8 @@ def test_refunds_are_recorded_whatever_the_order(app, client, acme):
             ("re_1", 5000, "BRL", "succeeded"), ("re_2", 4900, "BRL", "succeeded")]
         payment = db.session.scalar(select(KernelPayment))
         assert payment.amount_refunded == 9900 and {r.payment_id for r in refunds} == {payment.id}
-    assert audit_actions(app, full["id"]) == ["refund.recorded", "refund.recorded", "payment.refunded"]
-    assert audit_actions(app, partial["id"]) == []
+    assert audit_actions_of_event(app, full["id"]) == ["refund.recorded", "refund.recorded", "payment.refunded"]
+    assert audit_actions_of_event(app, partial["id"]) == []
 
 
 def test_a_refund_of_a_payment_we_had_not_heard_of_creates_it(app, client, acme):

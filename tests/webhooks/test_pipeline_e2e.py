@@ -9,7 +9,7 @@ from billing.plans import plan_by_code
 from billing.states import SubscriptionStatus
 from portal.extensions import db
 from portal.payments import gateway
-from tests.conftest import pay_hosted_checkout
+from tests.helpers.clients import pay_hosted_checkout
 
 
 def _open_checkout(app, app_id: int) -> tuple[str, str]:

@@ -7,12 +7,23 @@ from billing import clock
 from billing.models import (Alert, App, AppSubscription, KernelCheckoutSession, KernelPlan, ProcessedWebhook,
                             WebhookStatus)
 from billing.plans import plan_by_code
-from jobs.webhooks import process_event
+from jobs.context import portal_app
+from portal.webhooks.apply import process_event as apply_in_context
 from portal.extensions import db
 from portal.payments import gateway
-from tests.conftest import pay_hosted_checkout
-from tests.webhooks.conftest import apply_due, audit_actions, count, webhook_row
+from tests.helpers.clients import pay_hosted_checkout
+from tests.helpers.data import audit_actions_of_event, count, webhook_row
+from tests.helpers.webhooks import apply_due
 from tests.webhooks.helpers import event, post, subscription
+
+
+def process_event(event_id):
+    """What an admin's replay does without a worker: apply the event now, in an app context."""
+    with portal_app().app_context():
+        try:
+            return apply_in_context(event_id)
+        finally:
+            db.session.remove()
 
 
 def test_a_failing_handler_is_retried_its_error_stored_and_nothing_marked_processed(app, client, acme):
@@ -28,7 +39,7 @@ def test_a_failing_handler_is_retried_its_error_stored_and_nothing_marked_proces
     assert row.status == WebhookStatus.FAILED and row.attempts == 3  # the first run and two retries
     assert "IntegrityError" in row.last_error and row.processed_at is None
     assert count(app, AppSubscription, AppSubscription.stripe_subscription_id == "sub_second") == 0
-    assert audit_actions(app, second["id"]) == []  # its partial work was rolled back
+    assert audit_actions_of_event(app, second["id"]) == []  # its partial work was rolled back
     assert count(app, Alert, Alert.dedupe_key == f"webhook_failed:{second['id']}") == 1  # raised after the last
     assert row.next_attempt_at is None  # no retry left: it waits for a replay
 
@@ -87,7 +98,7 @@ def test_a_missing_row_or_a_settled_event_is_not_processed_again(app, client, ac
     post(client, payload)
     assert process_event(payload["id"]) == "processed"  # a second job for it: nothing to do
     assert webhook_row(app, payload["id"]).attempts == 1
-    assert audit_actions(app, payload["id"]) == ["subscription.created"]
+    assert audit_actions_of_event(app, payload["id"]) == ["subscription.created"]
 
 
 def test_an_event_of_the_other_mode_is_ignored_even_when_replayed(app, client, acme):

@@ -12,8 +12,8 @@ from billing.states import SubscriptionStatus
 from billing.audit import Origin
 from portal.extensions import db
 from portal.payments import gateway
-from tests.conftest import pay_hosted_checkout
-from tests.webhooks.conftest import audit_actions
+from tests.helpers.clients import pay_hosted_checkout
+from tests.helpers.data import audit_actions_of_event
 from tests.webhooks.helpers import post
 from tests.webhooks.sandbox_events import emitted_events, subscribe
 
@@ -48,8 +48,8 @@ def test_a_paid_subscription_s_history_applies_in_order(billing_app, sandbox, cl
     assert "failed" not in _statuses(billing_app)
     succeeded = next(e for e in events if e["type"] == "payment_intent.succeeded")
     paid = next(e for e in events if e["type"] == "invoice.paid")
-    assert audit_actions(billing_app, succeeded["id"]) == ["payment.recorded"]
-    assert audit_actions(billing_app, paid["id"]) == ["payment.updated"]  # linked to its invoice
+    assert audit_actions_of_event(billing_app, succeeded["id"]) == ["payment.recorded"]
+    assert audit_actions_of_event(billing_app, paid["id"]) == ["payment.updated"]  # linked to its invoice
 
 
 def test_the_same_history_delivered_backwards_ends_in_the_same_state(billing_app, sandbox, client, tenant):
@@ -86,7 +86,7 @@ def test_a_failed_renewal_opens_dunning(billing_app, sandbox, client, tenant, ow
             renewal.id, 0, "generic_decline")
         assert db.session.scalar(select(Alert.kind).where(Alert.kind == "payment_failed")) == "payment_failed"
         assert db.session.scalar(select(OutboxMessage.to_email)) == owner.email
-    assert "dunning.opened" in audit_actions(billing_app, failed["id"])
+    assert "dunning.opened" in audit_actions_of_event(billing_app, failed["id"])
     # delivered again (Stripe retries): nothing new
     _deliver(client, [dict(failed, id=failed["id"] + "x")])
     with billing_app.app_context():
@@ -118,7 +118,7 @@ def test_checkout_completed_by_the_webhook_before_the_redirect(billing_app, sand
         # the owner's browser comes back afterwards: found done, nothing applied twice
         again = complete_checkout(db.session, gateway(), remote.id, origin=Origin(actor="user"), app_id=tenant.id)
         assert again.is_complete and not again.newly_completed
-    assert "checkout.subscription.completed" in audit_actions(billing_app, completed[0]["id"])
+    assert "checkout.subscription.completed" in audit_actions_of_event(billing_app, completed[0]["id"])
 
 
 def test_a_refund_reaches_kernel_refunds(billing_app, sandbox, client, tenant):
