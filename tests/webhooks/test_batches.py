@@ -14,7 +14,8 @@ from billing.models import AppSubscription, WebhookStatus
 from billing.webhooks import handlers
 from billing.webhooks.handlers import Handled, HandlerContext
 from portal.payments import gateway
-from tests.webhooks.conftest import apply_due, audit_actions, count, webhook_row
+from tests.helpers.data import audit_actions_of_event as audit_actions, count, webhook_row
+from tests.helpers.webhooks import apply_due
 from tests.webhooks.helpers import event, post, subscription
 
 TYPE = "customer.updated"  # a real Stripe type without a handler of ours
