@@ -150,16 +150,19 @@ class StripeGateway:
                           key=f"checkout:subscription:app:{app_id}:price:{price_id}:attempt:{attempt}")
         return CheckoutSession.from_stripe(data)
 
-    def create_setup_checkout(self, *, customer_id: str, app_id: int, success_url: str, cancel_url: str,
-                              attempt: str, submit_message: str | None = None) -> CheckoutSession:
+    def create_setup_checkout(self, *, customer_id: str, app_id: int, currency: str, success_url: str,
+                              cancel_url: str, attempt: str, submit_message: str | None = None) -> CheckoutSession:
         """A hosted Checkout page that saves a new card (setup mode), charging nothing by itself.
+
+        ``currency`` is what the card will be charged in (the plan's, or the invoice's): Stripe offers the
+        payment methods that can pay in it.
 
         ``submit_message`` is shown by the save button (Stripe's ``custom_text.submit``): when the card
         is saved to pay an invoice, it says the amount, which a setup page does not show otherwise."""
         params = {
             "mode": "setup",
             "customer": customer_id,
-            "currency": "brl",
+            "currency": currency.lower(),
             "success_url": success_url,
             "cancel_url": cancel_url,
             "client_reference_id": str(app_id),
