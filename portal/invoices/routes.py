@@ -10,7 +10,7 @@ from sqlalchemy import Select, select
 from billing.errors import GatewayError
 from billing.models import App, KernelInvoice
 from portal.extensions import db
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 from portal.payments import gateway
 from portal.tenancy import get_app_or_404
 
