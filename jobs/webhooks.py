@@ -8,27 +8,27 @@ No RQ job per event, no fork per event and no Redis on this path: a Redis outage
 does not delay an event, a worker killed mid-batch leaves its events due for the
 next pass of any worker, and a failed event's retry time is a column, not a job.
 
-``process_event`` applies one named event at once in the calling process (tests with
-``RQ_ASYNC`` off, where the endpoint applies what it records before answering).
+``process_event`` (portal/webhooks/apply.py, re-exported here) applies one named event at
+once in the calling process (tests with ``RQ_ASYNC`` off, where the endpoint applies what it
+records before answering).
 """
 from __future__ import annotations
 
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Optional
+from typing import Callable
 
-from flask import Flask, current_app
-from sqlalchemy import select
+from flask import Flask
 
 from billing import clock
-from billing.models import ProcessedWebhook
 from billing.webhooks import processing
 from billing.webhooks.correlation import correlated
 from billing.webhooks.prefetch import Answers
 from jobs.context import in_app_context, portal_app
 from portal.extensions import db
 from portal.payments import gateway
+from portal.webhooks import apply
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +116,8 @@ class Applier:
         log.info("event applier stopped")
 
 
-@in_app_context
-def process_event(event_id: str) -> Optional[str]:
-    """Apply ``event_id`` now, in this process; returns its status (None when it was never recorded)."""
-    with correlated(event_id):
-        settled = processing.apply_now(db.session, gateway(), [event_id],
-                                       smtp_configured=bool(current_app.config.get("SMTP_URL")))
-        if event_id in settled:
-            return settled[event_id].value
-        status = db.session.scalar(select(ProcessedWebhook.status).where(ProcessedWebhook.event_id == event_id))
-        if status is None:
-            log.warning("no recorded event %s: nothing to process", event_id)
-            return None
-        log.info("already %s: nothing to do", status)
-        return status.value
+# In the portal's app context when the caller has none (a test, a job).
+process_event = in_app_context(apply.process_event)
 
 
 def run_applier(should_stop: Callable[[], bool]) -> None:

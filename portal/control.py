@@ -29,6 +29,7 @@ from portal.errors import json_error, wants_json
 from portal.extensions import db
 from portal.payments import gateway
 from portal.request_context import request_id
+from portal.webhooks.apply import process_event
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,6 @@ def requeue(event_ids: list[str]) -> int:
 
     if current_app.config["RQ_ASYNC"]:
         return len(event_ids)
-    from jobs.webhooks import process_event
-
     for event_id in event_ids:
         process_event(event_id)
     return len(event_ids)
