@@ -1,14 +1,38 @@
 """gunicorn's settings file, read from the working directory (``gunicorn wsgi:app``); command-line flags win.
 
-Only what the portal needs from gunicorn's hooks lives here: when a worker exits, its
-Prometheus counters are folded into the shared archive (billing/metrics.py), so
-/metrics keeps counting what it served and the directory does not fill with the
-files of workers long gone (a graceful reload, ``kill -HUP <master pid>``, replaces
-every worker).
+A graceful reload (``python -m scripts.reload``, which sends SIGHUP to the master: docs/runbooks/deploy.md)
+re-reads this file and replaces every worker with one running the code now on disk, without dropping a
+request:
+
+- ``worker_class``: gunicorn's threaded worker, but one that answers every connection it accepted before
+  it exits (scripts/graceful_worker.py says what the stock one drops);
+- ``post_fork``: a new worker forgets the portal's modules the master had imported, so it loads the
+  release on disk rather than the master's copy;
+- ``child_exit``: when a worker exits, its Prometheus counters are folded into the shared archive
+  (billing/metrics_files.py), so /metrics keeps counting what it served and the directory does not fill with
+  the files of workers long gone.
 """
 
-from billing import metrics  # here, not in the hook: the hook runs in a signal handler, which may nest
+import sys
+
+# Here, not in the hook: the hook runs in a signal handler, which may nest. metrics_files imports no model, so
+# the master holds nothing of the portal that a reload must replace but this small module (post_fork below).
+from billing import metrics_files
+
+worker_class = "scripts.graceful_worker.GracefulThreadWorker"
+# The master waits this long for old workers to finish their requests before it kills them.
+graceful_timeout = 30
+
+# Packages of this repository that the master itself imports (the line above, and the worker class).
+_OWN_PACKAGES = ("billing", "portal", "jobs", "wsgi")
+
+
+def post_fork(server, worker):
+    # Forked workers inherit the master's sys.modules: without this, after a reload they would run the
+    # billing package the master imported at its start, next to the new release's portal.
+    for name in [name for name in sys.modules if name.split(".", 1)[0] in _OWN_PACKAGES]:
+        del sys.modules[name]
 
 
 def child_exit(server, worker):
-    metrics.process_exited(worker.pid)
+    metrics_files.process_exited(worker.pid)

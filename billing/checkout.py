@@ -19,6 +19,7 @@ from billing.audit import Origin
 from billing.dunning import DunningContext, resume_if_settled
 from billing.gateway import CheckoutSession, StripeGateway
 from billing.models import App, CheckoutMode, CheckoutStatus, KernelCheckoutSession
+from billing.notifications import NoticeKind, iso, notify_owners
 from billing.sync import sync_invoice, sync_subscription_from_gateway
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class CheckoutResult:
 
 
 def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_id: str, *, origin: Origin,
-                      app_id: Optional[int] = None) -> CheckoutResult:
+                      app_id: Optional[int] = None, smtp_configured: bool = False) -> CheckoutResult:
     """Apply a completed Checkout Session to our tables; idempotent.
 
     ``app_id`` (from the URL the owner came back to) must match the app the session
@@ -64,16 +65,32 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
     if local.mode == CheckoutMode.SUBSCRIPTION and remote.subscription:
         result = sync_subscription_from_gateway(session, gateway, remote.subscription, origin=origin)
         first_invoice = result.remote.latest_invoice if result.remote else None
+        invoice = None
         if result.row is not None and first_invoice:
-            sync_invoice(session, gateway.retrieve_invoice(first_invoice),
-                         observed_at=int(clock.now().timestamp()), origin=origin)
+            invoice = sync_invoice(session, gateway.retrieve_invoice(first_invoice),
+                                   observed_at=int(clock.now().timestamp()), origin=origin).row
+        if result.row is not None:
+            row = result.row
+            # Once per subscription, whichever side (redirect or webhook) completes the session.
+            notify_owners(session, app, kind=NoticeKind.SUBSCRIBED, smtp_configured=smtp_configured,
+                          dedupe_key=f"subscription:{row.stripe_subscription_id}:subscribed",
+                          data={"plan": row.plan.code, "amount": invoice.amount_paid if invoice else 0,
+                                "currency": invoice.currency if invoice else row.plan.currency,
+                                "invoice": invoice.number if invoice else None, "trial_end_at": iso(row.trial_end),
+                                "renews_at": iso(row.current_period_end)})
     elif local.mode == CheckoutMode.SETUP and remote.setup_payment_method:
         live = app.current_subscription
         live_id = live.stripe_subscription_id if live and live.status.grants_access else None
         gateway.set_default_payment_method(remote.customer or app.stripe_customer_id, remote.setup_payment_method,
                                            subscription_id=live_id)
-        if live_id:
-            sync_subscription_from_gateway(session, gateway, live_id, origin=origin)
+        synced = sync_subscription_from_gateway(session, gateway, live_id, origin=origin).row if live_id else None
+        if synced is not None and synced.payment_method_id == remote.setup_payment_method:
+            brand, last4 = synced.card_brand, synced.card_last4  # the sync has just read the card
+        else:
+            card = gateway.retrieve_card(remote.setup_payment_method)
+            brand, last4 = card.brand, card.last4
+        notify_owners(session, app, kind=NoticeKind.CARD_CHANGED, smtp_configured=smtp_configured,
+                      dedupe_key=f"checkout:{stripe_session_id}:card_changed", data={"brand": brand, "last4": last4})
 
     if local.mode == CheckoutMode.SUBSCRIPTION:
         # A paused app that subscribes again runs again at once (see billing.dunning's rule).

@@ -37,7 +37,7 @@ from billing.models import (
     ReleaseKind,
     WebhookStatus,
 )
-from billing.notifications import notify_owners
+from billing.notifications import NoticeKind, notify_owners
 from billing.releases import Actor
 from billing.webhooks.events import Event, MalformedEvent
 
@@ -240,7 +240,7 @@ def send_incident_notice(session: Session, *, app_ids: Sequence[int], subject: s
                            summary=subject, details={"apps": wanted}, dedupe_key=key)
     written = 0
     for app in apps:
-        written += len(notify_owners(session, app, kind="incident", subject=subject, body=body,
+        written += len(notify_owners(session, app, kind=NoticeKind.INCIDENT, subject=subject, body=body,
                                      dedupe_key=f"incident:{entry.id}:app:{app.id}",
                                      smtp_configured=smtp_configured))
     entry.details = {"apps": wanted, "messages": written}

@@ -39,8 +39,7 @@ from billing.models import (
     KernelInvoice,
     KernelPaymentAttempt,
 )
-from billing.money import Money
-from billing.notifications import notify_owners
+from billing.notifications import NoticeKind, iso, notify_owners
 from billing.states import SubscriptionStatus
 from billing.sync import sync_invoice, sync_subscription_from_gateway
 
@@ -90,14 +89,8 @@ def open_dunning(session: Session, invoice: KernelInvoice, *, failed_at: datetim
     )
     first_retry = retry_schedule(failed_at)[0]
     notify_owners(
-        session, invoice.app, kind="dunning.failed",
-        subject="Payment failed: we will try again / Pagamento recusado: tentaremos novamente",
-        body=(f"The payment of invoice {invoice.number or invoice.stripe_invoice_id} failed. "
-              f"Your app keeps working for {GRACE_DAYS} days. We will try again on "
-              f"{first_retry:%Y-%m-%d}; you can pay now with another card from the billing page.\n\n"
-              f"O pagamento da fatura {invoice.number or invoice.stripe_invoice_id} foi recusado. "
-              f"Seu app continua funcionando por {GRACE_DAYS} dias. Tentaremos novamente em "
-              f"{first_retry:%d/%m/%Y}; você pode pagar agora com outro cartão na página de cobrança."),
+        session, invoice.app, kind=NoticeKind.DUNNING_FAILED,
+        data={**_invoice_data(invoice), "grace_days": GRACE_DAYS, "next_retry_at": iso(first_retry)},
         dedupe_key=f"dunning:{invoice.stripe_invoice_id}:failed",
         smtp_configured=smtp_configured,
     )
@@ -233,16 +226,11 @@ def _label(invoice: KernelInvoice) -> str:
     return invoice.number or invoice.stripe_invoice_id
 
 
-def _amount(invoice: KernelInvoice, locale: str = "en") -> str:
-    return Money(invoice.amount_remaining or invoice.amount_due, invoice.currency).format(locale)
-
-
-def _pay_hint(invoice: KernelInvoice, ctx: DunningContext) -> tuple[str, str]:
-    if ctx.portal_base_url:
-        url = f"{ctx.portal_base_url}/apps/{invoice.app_id}/pay"
-        return f"Pay now with another card: {url}", f"Pague agora com outro cartão: {url}"
-    return ("You can pay now with another card on your app's Notices page in the billing portal.",
-            "Você pode pagar agora com outro cartão na página Avisos do seu app no portal de cobrança.")
+def _invoice_data(invoice: KernelInvoice, ctx: Optional["DunningContext"] = None) -> dict:
+    """What a dunning notice says about the invoice; the pay link when the portal's address is known."""
+    base = ctx.portal_base_url if ctx else ""
+    return {"invoice": _label(invoice), "amount": invoice.amount_remaining or invoice.amount_due,
+            "currency": invoice.currency, "pay_url": f"{base}/apps/{invoice.app_id}/pay" if base else None}
 
 
 def _announce_retry(session: Session, invoice: KernelInvoice, number: int, due_on: date,
@@ -253,15 +241,10 @@ def _announce_retry(session: Session, invoice: KernelInvoice, number: int, due_o
                                 scheduled_for=business_day_start(due_on), notified_at=ctx.now)
     if not insert_once(session, slot):
         return False
-    hint_en, hint_pt = _pay_hint(invoice, ctx)
     notify_owners(
-        session, invoice.app, kind="dunning.retry_notice",
-        subject=f"We will charge your card again on {due_on:%Y-%m-%d} / "
-                f"Nova cobrança no seu cartão em {due_on:%d/%m/%Y}",
-        body=(f"The payment of invoice {_label(invoice)} ({_amount(invoice)}) is still open. We will try to "
-              f"charge your card again on {due_on:%Y-%m-%d} (attempt {number} of {MAX_RETRIES}). {hint_en}\n\n"
-              f"A fatura {_label(invoice)} ({_amount(invoice, 'pt_BR')}) continua em aberto. Tentaremos cobrar "
-              f"seu cartão novamente em {due_on:%d/%m/%Y} (tentativa {number} de {MAX_RETRIES}). {hint_pt}"),
+        session, invoice.app, kind=NoticeKind.DUNNING_RETRY_NOTICE,
+        data={**_invoice_data(invoice, ctx), "retry_on": due_on.isoformat(), "attempt": number,
+              "max_attempts": MAX_RETRIES},
         dedupe_key=f"dunning:{invoice.stripe_invoice_id}:retry:{number}:notice",
         smtp_configured=ctx.smtp_configured,
     )
@@ -356,16 +339,9 @@ def _give_up(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> S
                  "currency": invoice.currency},
         dedupe_key=f"dunning_exhausted:{invoice.stripe_invoice_id}",
     )
-    hint_en, hint_pt = _pay_hint(invoice, ctx)
     notify_owners(
-        session, app, kind="dunning.canceled",
-        subject="Subscription canceled and app paused / Assinatura cancelada e app pausado",
-        body=(f"We could not charge invoice {_label(invoice)} ({_amount(invoice)}) after {MAX_RETRIES} retries. "
-              f"Your subscription was canceled and {app.name} is paused. Pay the open invoice to reactivate it. "
-              f"{hint_en}\n\n"
-              f"Não conseguimos cobrar a fatura {_label(invoice)} ({_amount(invoice, 'pt_BR')}) após {MAX_RETRIES} "
-              f"tentativas. Sua assinatura foi cancelada e {app.name} está pausado. Pague a fatura em aberto "
-              f"para reativá-lo. {hint_pt}"),
+        session, app, kind=NoticeKind.DUNNING_CANCELED,
+        data={**_invoice_data(invoice, ctx), "retries": MAX_RETRIES, "app": app.name},
         dedupe_key=f"dunning:{invoice.stripe_invoice_id}:canceled",
         smtp_configured=ctx.smtp_configured,
     )
@@ -421,11 +397,7 @@ def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext
     _resolve_alerts(session, invoice, ctx.now)
     _close(session, invoice, ctx, outcome=DunningOutcome.PAID, paid_by=paid_by)
     notify_owners(
-        session, invoice.app, kind="dunning.recovered",
-        subject="Payment received, thank you / Pagamento recebido, obrigado",
-        body=(f"We received the payment of invoice {_label(invoice)} ({_amount(invoice)}). Nothing else to do.\n\n"
-              f"Recebemos o pagamento da fatura {_label(invoice)} ({_amount(invoice, 'pt_BR')}). Não é preciso fazer "
-              f"mais nada."),
+        session, invoice.app, kind=NoticeKind.DUNNING_RECOVERED, data=_invoice_data(invoice),
         dedupe_key=f"dunning:{invoice.stripe_invoice_id}:paid",
         smtp_configured=ctx.smtp_configured,
     )

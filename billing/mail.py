@@ -21,7 +21,7 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
@@ -71,18 +71,29 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
     return server
 
 
-def _email(message: OutboxMessage, sender: str) -> EmailMessage:
+# A notice's (subject, body) in its recipient's language; the portal's templates write them (billing/ has no Flask).
+Render = Callable[[OutboxMessage], tuple[str, str]]
+
+
+def stored_text(message: OutboxMessage) -> tuple[str, str]:
+    """A notice as it was written (an incident, an alert, a notice from before templates)."""
+    return message.subject or "", message.body or ""
+
+
+def _email(message: OutboxMessage, sender: str, render: Render) -> EmailMessage:
+    subject, body = render(message)
     email = EmailMessage()
     email["From"] = sender
     email["To"] = message.to_email
-    email["Subject"] = message.subject
+    email["Subject"] = subject
     email["Message-ID"] = make_msgid(idstring=f"kbp-outbox-{message.id}")
-    email.set_content(message.body)
+    email.set_content(body)
     return email
 
 
-def send_pending_messages(session: Session, smtp_url: str, sender: str) -> Optional[JobRun]:
-    """Send every pending notice; None if SMTP is not configured or another sender is running."""
+def send_pending_messages(session: Session, smtp_url: str, sender: str,
+                          render: Render = stored_text) -> Optional[JobRun]:
+    """Send every pending notice, written by ``render``; None if SMTP is not configured or another sender runs."""
     if not smtp_url:
         return None
     settings = SmtpSettings.from_url(smtp_url)
@@ -103,7 +114,7 @@ def send_pending_messages(session: Session, smtp_url: str, sender: str) -> Optio
         for message_id in pending:
             message = session.get(OutboxMessage, message_id)
             try:
-                server.send_message(_email(message, sender))
+                server.send_message(_email(message, sender, render))
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as refused:
                 message.status, message.error = OutboxStatus.FAILED, str(refused)[:1000]
                 batch.failed += 1

@@ -17,22 +17,27 @@ Two kinds, chosen by where the truth lives (names and definitions: ``docs/metric
 """
 from __future__ import annotations
 
-import fcntl
-import glob
-import json
 import os
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing import clock
+# The directory's housekeeping lives apart so that gunicorn's master can import it without the models.
+from billing.metrics_files import (  # noqa: F401  (compact, process_exited and the rest: the housekeeping's API)
+    ARCHIVE_PID,
+    COMPACT_ABOVE,
+    MULTIPROC_ENV,
+    _dir_lock,
+    compact,
+    multiproc_dir,
+    process_exited,
+)
 from billing.models import (
     Alert,
     AttemptStatus,
@@ -43,8 +48,6 @@ from billing.models import (
     ProcessedWebhook,
     WebhookStatus,
 )
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 if os.environ.get(MULTIPROC_ENV):
     # The unlabeled metrics below open their file at import: a directory not made yet (a fresh tmpfs) is made.
@@ -203,23 +206,6 @@ class DatabaseCollector:
 
 # ---------------------------------------------------------------- the scrape, and multiprocess housekeeping
 
-def multiproc_dir() -> Optional[str]:
-    path = os.environ.get(MULTIPROC_ENV)
-    return path if path and os.path.isdir(path) else None
-
-
-@contextmanager
-def _dir_lock(path: str, exclusive: bool) -> Iterator[None]:
-    """Scrapes read the directory under a shared lock, compaction rewrites it under an exclusive one, so a scrape
-    never sees a dead process counted twice (or not at all)."""
-    with open(os.path.join(path, ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 class _LockedMultiProcessCollector(MultiProcessCollector):
     def collect(self):
         with _dir_lock(self._path, exclusive=False):
@@ -238,83 +224,3 @@ def registry(session_factory: Callable[[], Session]) -> CollectorRegistry:
             scrape.register(metric)
     scrape.register(DatabaseCollector(session_factory))
     return scrape
-
-
-ARCHIVE_PID = "archive"
-COMPACT_ABOVE = 32  # files of processes that are gone; below this, folding them is not worth a job's time
-
-
-def _pid_of(filename: str) -> Optional[int]:
-    stem = os.path.basename(filename)[:-3]
-    typ, _, pid = stem.partition("_")
-    if typ not in ("counter", "histogram") or not pid.isdigit():
-        return None  # the archives, and gauges (this portal keeps none per process)
-    return int(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def compact(path: Optional[str] = None, *, minimum: int = 1) -> int:
-    """Fold the counter and histogram files of processes that are gone into one archive file per kind; returns how
-    many files were folded. The directory must belong to one machine (pids are checked locally)."""
-    path = path or multiproc_dir()
-    if not path:
-        return 0
-    dead = [name for name in glob.glob(os.path.join(path, "*.db"))
-            if (pid := _pid_of(name)) is not None and pid != os.getpid() and not _alive(pid)]
-    if len(dead) < minimum:
-        return 0
-    with _dir_lock(path, exclusive=True):
-        for typ in ("counter", "histogram"):
-            files = [name for name in dead if os.path.basename(name).startswith(typ + "_")]
-            if not files:
-                continue
-            archive = os.path.join(path, f"{typ}_{ARCHIVE_PID}.db")
-            sources = files + ([archive] if os.path.exists(archive) else [])
-            merged = MultiProcessCollector.merge(sources, accumulate=False)
-            scratch = archive + ".new"  # not *.db: invisible to scrapes until renamed
-            if os.path.exists(scratch):
-                os.unlink(scratch)
-            out = MmapedDict(scratch)
-            try:
-                for metric in merged:
-                    for sample in metric.samples:
-                        key = json.dumps([metric.name, sample.name, sample.labels, metric.documentation],
-                                         sort_keys=True)
-                        out.write_value(key, sample.value, 0.0)
-            finally:
-                out.close()
-            os.replace(scratch, archive)
-            for name in files:
-                os.unlink(name)
-    return len(dead)
-
-
-_folding = False
-
-
-def process_exited(pid: int) -> None:
-    """gunicorn's ``child_exit``: forget the worker's live gauges and fold its counters into the archive.
-
-    gunicorn calls it from its SIGCHLD handler, so a second worker's exit can interrupt the first one's
-    folding; that nested call leaves the work to the next one rather than wait on the lock its own process holds.
-    """
-    global _folding
-    path = multiproc_dir()
-    if not path or _folding:
-        return
-    _folding = True
-    try:
-        multiprocess.mark_process_dead(pid, path)
-        compact(path)
-    finally:
-        _folding = False
-

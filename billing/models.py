@@ -92,6 +92,8 @@ class User(Base):
     # What a session or remember-me cookie names instead of the id (Flask-Login's alternative id):
     # replacing it signs the user out of every browser at once (sign-out, password change, revocation).
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_session_token())
+    # The language the user reads the portal in (pt_BR, en): their notices, e-mails and Stripe's pages follow it.
+    locale: Mapped[Optional[str]] = mapped_column(String(8))
 
     apps: Mapped[list["App"]] = relationship(
         secondary=app_owners, back_populates="owners", order_by="App.name"
@@ -542,8 +544,12 @@ class OutboxMessage(Base):
     app_id: Mapped[Optional[int]] = mapped_column(ForeignKey("apps.id"), index=True)
     to_email: Mapped[str] = mapped_column(String(254))
     kind: Mapped[str] = mapped_column(String(64))
-    subject: Mapped[str] = mapped_column(String(255))
-    body: Mapped[str] = mapped_column(Text)
+    # What happened, as values (amounts in minor units, dates in ISO 8601): the portal and the mailer write
+    # the subject and body from a template of ``kind`` in the reader's language. Notices written before
+    # templates existed have no data, only their fixed subject and body.
+    data: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    subject: Mapped[Optional[str]] = mapped_column(String(255))
+    body: Mapped[Optional[str]] = mapped_column(Text)
     # One notice per occasion (e.g. "dunning:in_123:retry:2:notice"), however often a job runs.
     dedupe_key: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"))

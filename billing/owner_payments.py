@@ -37,7 +37,8 @@ def pay_with_saved_card(session: Session, ctx: DunningContext, app_id: int, chec
 
     Raises ``CardDeclined`` (the charge recorded as failed) and other ``GatewayError``: nothing was charged.
     """
-    result = complete_checkout(session, ctx.gateway, checkout_session_id, origin=ctx.origin, app_id=app_id)
+    result = complete_checkout(session, ctx.gateway, checkout_session_id, origin=ctx.origin, app_id=app_id,
+                               smtp_configured=ctx.smtp_configured)
     session.commit()
     if not result.is_complete:
         return OwnerPayment.CARD_NOT_SAVED

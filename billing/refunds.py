@@ -33,7 +33,7 @@ from billing.models import (
     RefundStatus,
 )
 from billing.money import Money
-from billing.notifications import notify_owners
+from billing.notifications import NoticeKind, notify_owners
 from billing.webhooks.payments import record_refunds
 
 log = logging.getLogger(__name__)
@@ -233,14 +233,9 @@ def _record_success(session: Session, row: RefundRequest, refund: Refund, origin
         record_refunds(session, payment, [(refund, None)], amount_refunded=total, origin=origin)
     _audit(session, row, "refund.executed", RefundStatus.EXECUTING, origin, extra={"stripe_refund": refund.id})
     app = session.get(App, row.app_id)
-    amount = row.money.to_decimal_string()
     notify_owners(
-        session, app, kind="refund.executed",
-        subject="Refund issued / Reembolso efetuado",
-        body=(f"We refunded {amount} {row.currency} to the card that paid ({refund.id}). "
-              "It can take 5 to 10 days to show on the statement.\n\n"
-              f"Reembolsamos {amount} {row.currency} ao cartão usado no pagamento ({refund.id}). "
-              "Pode levar de 5 a 10 dias para aparecer na fatura do cartão."),
+        session, app, kind=NoticeKind.REFUND_EXECUTED,
+        data={"amount": row.amount, "currency": row.currency, "refund": refund.id},
         dedupe_key=f"refund:{row.public_id}:executed", smtp_configured=smtp_configured,
     )
 

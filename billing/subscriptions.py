@@ -34,12 +34,14 @@ from sqlalchemy.orm import Session
 from billing import audit, clock, control, metrics
 from billing.audit import Origin
 from billing.checkout import complete_checkout
+from billing.customers import preferred_locales, stripe_locale
 from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest, PlanChangeRefused
 from billing.gateway import Invoice, StripeGateway, Subscription
 from billing.models import (
     AlertSeverity,
     App,
     AppSubscription,
+    AuditLog,
     CheckoutMode,
     CheckoutStatus,
     KernelCheckoutSession,
@@ -47,6 +49,7 @@ from billing.models import (
     KernelPlan,
 )
 from billing.money import Money
+from billing.notifications import NoticeKind, iso, notify_owners
 from billing.plans import paid_plans
 from billing.proration import ProrationError, prorate
 from billing.states import SubscriptionStatus
@@ -197,7 +200,8 @@ def ensure_customer(session: Session, gateway: StripeGateway, app: App, *, origi
     if app.stripe_customer_id:
         return app.stripe_customer_id
     email = app.billing_email or next((owner.email for owner in app.owners), None)
-    customer = gateway.create_customer(app_id=app.id, email=email, name=app.name)
+    customer = gateway.create_customer(app_id=app.id, email=email, name=app.name,
+                                       preferred_locales=preferred_locales(app))
     app.stripe_customer_id = customer.id
     audit.record(session, action="customer.created", object_type="app", object_id=app.id, app_id=app.id,
                  before={"stripe_customer_id": None}, after={"stripe_customer_id": customer.id},
@@ -207,7 +211,7 @@ def ensure_customer(session: Session, gateway: StripeGateway, app: App, *, origi
 
 def start_subscription_checkout(session: Session, gateway: StripeGateway, app: App, plan: KernelPlan, *,
                                 origin: Origin, success_url: str, cancel_url: str,
-                                attempt: str) -> KernelCheckoutSession:
+                                attempt: str, locale: Optional[str] = None) -> KernelCheckoutSession:
     """Open a Checkout Session that subscribes ``app`` to ``plan``; returns our record (its ``url`` is Stripe's page).
 
     ``success_url`` should carry ``{CHECKOUT_SESSION_ID}`` for Stripe to fill in.
@@ -224,7 +228,8 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
     customer_id = ensure_customer(session, gateway, app, origin=origin)
     remote = gateway.create_subscription_checkout(
         customer_id=customer_id, price_id=plan.stripe_price_id, app_id=app.id, plan_code=plan.code,
-        success_url=success_url, cancel_url=cancel_url, attempt=attempt, trial_days=plan.trial_days or 0)
+        success_url=success_url, cancel_url=cancel_url, attempt=attempt, trial_days=plan.trial_days or 0,
+        locale=stripe_locale(locale))
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is not None:  # the same attempt again (a double click): Stripe replayed the first session
         return local
@@ -284,7 +289,8 @@ def billing_currency(session: Session, app: App) -> str:
 
 def start_payment_method_update(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
                                 success_url: str, cancel_url: str, attempt: str, currency: str | None = None,
-                                submit_message: str | None = None) -> KernelCheckoutSession:
+                                submit_message: str | None = None,
+                                locale: Optional[str] = None) -> KernelCheckoutSession:
     """Open a Checkout Session in setup mode: the owner saves a new card, nothing is charged.
 
     The card is set up for ``currency`` (an open invoice's), by default the currency the app is billed in.
@@ -296,7 +302,7 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
     remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id,
                                            currency=currency or billing_currency(session, app),
                                            success_url=success_url, cancel_url=cancel_url, attempt=attempt,
-                                           submit_message=submit_message)
+                                           submit_message=submit_message, locale=stripe_locale(locale))
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is None:
         local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SETUP, url=remote.url,
@@ -351,7 +357,7 @@ def preview_upgrade(session: Session, gateway: StripeGateway, app: App, to_plan:
 
 
 def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *, proration_date: int,
-            attempt: str, origin: Origin) -> UpgradeResult:
+            attempt: str, origin: Origin, smtp_configured: bool = False) -> UpgradeResult:
     """Switch to a higher plan now: the proration of the preview at ``proration_date`` is invoiced and charged.
 
     Runs under the subscription's row lock and re-checks the plan, so a second
@@ -387,6 +393,11 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
                  after={"plan": to_plan.code, "charged": charged.amount, "currency": charged.currency,
                         "invoice": invoice.id if invoice else None, "proration_date": proration_date},
                  origin=origin)
+    notify_owners(session, app, kind=NoticeKind.UPGRADED, smtp_configured=smtp_configured,
+                  data={"from_plan": from_plan.code, "plan": to_plan.code, "amount": charged.amount,
+                        "currency": charged.currency, "invoice": invoice_row.number if invoice_row else None,
+                        "renews_at": iso(row.current_period_end)},
+                  dedupe_key=f"subscription:{row.stripe_subscription_id}:upgraded:{to_plan.code}:{proration_date}")
     log.info("app %s upgraded %s -> %s, charged %s", app.id, from_plan.code, to_plan.code, charged)
     return UpgradeResult(row, invoice_row, charged)
 
@@ -457,7 +468,7 @@ def _sync_invoice(session: Session, invoice: Optional[Invoice], observed_at: int
 
 
 def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *, attempt: str,
-                       origin: Origin) -> AppSubscription:
+                       origin: Origin, smtp_configured: bool = False) -> AppSubscription:
     """Switch to a lower paid plan at the end of the period; the current plan stays until then."""
     control.refuse_if_paused(session, app.id)
     row, action = _require(live_subscription(session, app, lock=True), to_plan, PlanAction.DOWNGRADE,
@@ -469,11 +480,14 @@ def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_pl
     _check_remote_plan(row, remote)
     gateway.schedule_price_change(remote, to_plan.stripe_price_id, attempt=attempt)
     sync_subscription_from_gateway(session, gateway, remote.id, origin=origin)
-    _record(session, row, "subscription.downgrade_scheduled", before, origin)
+    entry = _record(session, row, "subscription.downgrade_scheduled", before, origin)
+    _tell_owners(session, row, NoticeKind.DOWNGRADE_SCHEDULED, entry, smtp_configured,
+                 from_plan=row.plan.code, plan=to_plan.code, change_at=iso(row.scheduled_change_at))
     return row
 
 
-def undo_downgrade(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
+def undo_downgrade(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
+                   smtp_configured: bool = False) -> bool:
     """Drop the scheduled downgrade (release the schedule); returns False when none was scheduled."""
     control.refuse_if_paused(session, app.id)
     row = live_subscription(session, app, lock=True)
@@ -484,7 +498,9 @@ def undo_downgrade(session: Session, gateway: StripeGateway, app: App, *, origin
     before = _plan_picture(row)
     _release(gateway, row.stripe_schedule_id)
     sync_subscription_from_gateway(session, gateway, row.stripe_subscription_id, origin=origin)
-    _record(session, row, "subscription.downgrade_undone", before, origin)
+    entry = _record(session, row, "subscription.downgrade_undone", before, origin)
+    _tell_owners(session, row, NoticeKind.DOWNGRADE_UNDONE, entry, smtp_configured, plan=row.plan.code,
+                 dropped_plan=before["scheduled_plan"], renews_at=iso(row.current_period_end))
     return True
 
 
@@ -499,7 +515,8 @@ def _release(gateway: StripeGateway, schedule_id: str) -> None:
 # ---------------------------------------------------------------- cancel and resume
 
 
-def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
+def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
+                         smtp_configured: bool = False) -> bool:
     """End the subscription when the paid period ends (access kept until then); False when already ending.
 
     A scheduled downgrade is dropped first: the subscription ends instead.
@@ -515,11 +532,14 @@ def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, 
         _release(gateway, row.stripe_schedule_id)
     gateway.set_cancel_at_period_end(row.stripe_subscription_id, True)
     sync_subscription_from_gateway(session, gateway, row.stripe_subscription_id, origin=origin)
-    _record(session, row, "subscription.cancel_scheduled", before, origin)
+    entry = _record(session, row, "subscription.cancel_scheduled", before, origin)
+    _tell_owners(session, row, NoticeKind.CANCELED, entry, smtp_configured, plan=row.plan.code,
+                 ends_at=iso(row.current_period_end))
     return True
 
 
-def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> bool:
+def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
+           smtp_configured: bool = False) -> bool:
     """Undo a cancellation before the period ends; False when nothing was being canceled."""
     control.refuse_if_paused(session, app.id)
     row = live_subscription(session, app, lock=True)
@@ -533,7 +553,9 @@ def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin
     before = _plan_picture(row)
     gateway.set_cancel_at_period_end(row.stripe_subscription_id, False)
     sync_subscription_from_gateway(session, gateway, row.stripe_subscription_id, origin=origin)
-    _record(session, row, "subscription.resumed", before, origin)
+    entry = _record(session, row, "subscription.resumed", before, origin)
+    _tell_owners(session, row, NoticeKind.RESUMED, entry, smtp_configured, plan=row.plan.code,
+                 renews_at=iso(row.current_period_end))
     return True
 
 
@@ -551,8 +573,17 @@ def _plan_picture(row: AppSubscription) -> dict:
     }
 
 
-def _record(session: Session, row: AppSubscription, action: str, before: dict, origin: Origin) -> None:
+def _record(session: Session, row: AppSubscription, action: str, before: dict, origin: Origin) -> AuditLog:
     session.flush()
     session.expire(row, ["scheduled_plan"])  # sync set the foreign key; reload the plan it points at
-    audit.record(session, action=action, object_type="app_subscription", object_id=row.stripe_subscription_id,
+    return audit.record(session, action=action, object_type="app_subscription", object_id=row.stripe_subscription_id,
                  app_id=row.app_id, before=before, after=_plan_picture(row), origin=origin)
+
+
+def _tell_owners(session: Session, row: AppSubscription, kind: NoticeKind, entry: AuditLog, smtp_configured: bool,
+                 **data: Any) -> None:
+    """The owners' notice of a change, written with it; its audit entry names the occasion, so it is told once
+    (cancel, resume and cancel again are three occasions)."""
+    session.flush()
+    notify_owners(session, row.app, kind=kind, data=data, smtp_configured=smtp_configured,
+                  dedupe_key=f"subscription:{row.stripe_subscription_id}:{kind}:audit:{entry.id}")

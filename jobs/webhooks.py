@@ -8,9 +8,7 @@ No RQ job per event, no fork per event and no Redis on this path: a Redis outage
 does not delay an event, a worker killed mid-batch leaves its events due for the
 next pass of any worker, and a failed event's retry time is a column, not a job.
 
-``process_event`` (portal/webhooks/apply.py, re-exported here) applies one named event at
-once in the calling process (tests with ``RQ_ASYNC`` off, where the endpoint applies what it
-records before answering).
+Applying one named event at once, where no worker runs, is ``portal.webhooks.apply.process_event``.
 """
 from __future__ import annotations
 
@@ -28,7 +26,6 @@ from billing.webhooks.prefetch import Answers
 from jobs.context import in_app_context, portal_app
 from portal.extensions import db
 from portal.payments import gateway
-from portal.webhooks import apply
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +113,6 @@ class Applier:
         log.info("event applier stopped")
 
 
-# In the portal's app context when the caller has none (a test, a job).
-process_event = in_app_context(apply.process_event)
-
-
+@in_app_context
 def run_applier(should_stop: Callable[[], bool]) -> None:
     Applier(portal_app()).run(should_stop)

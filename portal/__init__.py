@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from billing.db import configure_sqlite
@@ -40,7 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     with app.app_context():
-        configure_sqlite(db.engine)
+        configure_sqlite(db.engine, reads_first=_reading_request)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -68,6 +68,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     log.info("Kernel Billing Portal starting (%s)", app.config["PORTAL_ENV"])
     return app
+
+
+# Requests that read: their transactions start as a plain read on SQLite (billing.db.configure_sqlite).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _reading_request() -> bool:
+    return has_request_context() and request.method in SAFE_METHODS
 
 
 def _configure_logging(app: Flask) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Flask, abort, flash, redirect, request, session, url_for
+from flask import Blueprint, Flask, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import Forbidden
@@ -53,9 +53,7 @@ def refuse_changes_when_read_only(app: App) -> None:
 
 
 def _app_or_404(app_id: int) -> App:
-    app = db.session.get(App, app_id)
-    if app is None:
-        abort(404)
+    app = db.get_or_404(App, app_id)
     return app
 
 

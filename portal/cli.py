@@ -181,11 +181,13 @@ def _job_commands(app: Flask) -> None:
         from flask import current_app
 
         from billing.mail import send_pending_messages
+        from portal.notices.rendering import for_recipient
 
         if not current_app.config.get("SMTP_URL"):
             raise click.ClickException("SMTP_URL is not set: notices are kept in the portal only.")
         db.session.commit()
-        run = send_pending_messages(db.session, current_app.config["SMTP_URL"], current_app.config["MAIL_FROM"])
+        run = send_pending_messages(db.session, current_app.config["SMTP_URL"], current_app.config["MAIL_FROM"],
+                                    render=for_recipient)
         if run is None:
             raise click.ClickException("Notices are already being sent.")
         click.echo(f"Notices: {run.processed} sent, {run.failed} refused{'; ' + run.error if run.error else ''}.")

@@ -29,7 +29,6 @@ from portal.errors import json_error, wants_json
 from portal.extensions import db
 from portal.payments import gateway
 from portal.request_context import request_id
-from portal.webhooks.apply import process_event
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +92,8 @@ def requeue(event_ids: list[str]) -> int:
     """Held events after a resume: still ``received``, so the workers apply them by themselves, oldest first,
     once (processed_webhooks is their queue). Without workers (``RQ_ASYNC`` off) they are applied here."""
     from flask import current_app
+
+    from portal.webhooks.apply import process_event
 
     if current_app.config["RQ_ASYNC"]:
         return len(event_ids)

@@ -10,20 +10,27 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, redirect, request, session, url_for
 from flask_babel import format_date, format_datetime, get_locale
+from flask_login import current_user
 
+from billing.customers import follow_owner_languages
 from billing.money import Money
+from portal.extensions import db
+from portal.payments import gateway
 from portal.redirects import is_safe_redirect
+from portal.request_context import request_origin
 
 LANGUAGES = {"pt_BR": "Português", "en": "English"}
+DEFAULT_LOCALE = "pt_BR"
 
 bp = Blueprint("i18n", __name__)
 
 
 def select_locale() -> str:
+    """The switch's choice in this browser, else the browser's."""
     chosen = session.get("lang")
     if chosen in LANGUAGES:
         return chosen
-    return request.accept_languages.best_match(list(LANGUAGES), default="pt_BR")
+    return request.accept_languages.best_match(list(LANGUAGES), default=DEFAULT_LOCALE)
 
 
 def money(amount: int | None, currency: str | None) -> str:
@@ -54,8 +61,23 @@ def switch_language():
     lang = request.form.get("lang", "")
     if lang in LANGUAGES:
         session["lang"] = lang
+        if current_user.is_authenticated:
+            remember_language(current_user, lang)
     target = request.form.get("next", "")
     return redirect(target if is_safe_redirect(target) else url_for("dashboard.index"))
+
+
+def remember_language(user, lang: str) -> None:
+    """Keep the language ``user`` last read the portal in (signing in, or the switch): their e-mails are
+    written in it, and Stripe's invoices and pages follow it."""
+    if user.locale == lang:
+        return
+    user.locale = lang
+    db.session.commit()
+    # Stripe's invoices and receipts for the user's apps follow (billing.customers).
+    billed = [app for app in user.apps if app.stripe_customer_id]
+    if billed:
+        follow_owner_languages(db.session, gateway(), billed, changed_by=user.id, origin=request_origin())
 
 
 def init_app(app: Flask) -> None:

@@ -16,6 +16,11 @@ def gateway() -> StripeGateway:
     return current_app.extensions[EXTENSION]
 
 
+def smtp_configured() -> bool:
+    """Whether notices are also e-mailed (``SMTP_URL`` set): they are written pending, else kept in the portal."""
+    return bool(current_app.config.get("SMTP_URL"))
+
+
 def init_app(app: Flask) -> None:
     instance = gateway_from_config(app.config)
     app.extensions[EXTENSION] = instance

@@ -35,7 +35,10 @@ def test_failure_records_attempt_zero_alert_and_notice_once(app, tenant):
         notices = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.to_email)).all()
         assert [n.to_email for n in notices] == ["finance@acme.test", "owner@acme.test"]
         assert all(n.status == OutboxStatus.STORED for n in notices)
-        assert "2026-12-04" in notices[0].body
+        # Billing records what happened; the words come from the template in the reader's language.
+        assert notices[0].kind == "dunning.failed" and notices[0].body is None
+        assert notices[0].data["next_retry_at"].startswith("2026-12-04")
+        assert (notices[0].data["amount"], notices[0].data["currency"]) == (9900, "BRL")
 
 
 def test_retries_fall_on_days_3_5_and_7():

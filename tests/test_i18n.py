@@ -58,7 +58,7 @@ def test_dates_follow_the_locale(app):
 
 
 def test_every_user_facing_string_has_a_portuguese_translation():
-    method_map = [("portal/**.py", "python"), ("templates/**.html", "jinja2")]
+    method_map = [("portal/**.py", "python"), ("templates/**.html", "jinja2"), ("templates/**.txt", "jinja2")]
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None}
     msgids = set()
     for _filename, _lineno, message, _comments, _context in extract_from_dir(
@@ -81,3 +81,15 @@ def test_every_user_facing_string_has_a_portuguese_translation():
     assert msgids, "no strings extracted: the extraction settings are wrong"
     missing = sorted(msgids - translated)
     assert not missing, f"untranslated (run `make translations` and fill pt_BR): {missing}"
+
+
+def test_the_language_a_user_reads_in_is_kept_for_their_emails(app, owner, tenant):
+    from tests.helpers.clients import AuthActions
+    from tests.helpers.data import user_by_email
+
+    browser = app.test_client()
+    browser.environ_base["HTTP_ACCEPT_LANGUAGE"] = "pt-BR"
+    assert AuthActions(browser).login(owner.email).status_code == 302
+    assert user_by_email(app, owner.email).locale == "pt_BR"  # the language they signed in with
+    browser.post("/language", data={"lang": "en", "next": "/dashboard"})
+    assert user_by_email(app, owner.email).locale == "en"  # the switch

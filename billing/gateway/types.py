@@ -78,6 +78,7 @@ class Customer:
     default_payment_method: Optional[str]
     metadata: dict[str, str]
     livemode: bool = False
+    preferred_locales: tuple[str, ...] = ()
 
     @classmethod
     def from_stripe(cls, data: Mapping[str, Any]) -> "Customer":
@@ -89,6 +90,7 @@ class Customer:
             default_payment_method=object_id(settings.get("default_payment_method")),
             metadata=dict(data.get("metadata") or {}),
             livemode=bool(data.get("livemode")),
+            preferred_locales=tuple(data.get("preferred_locales") or ()),
         )
 
 

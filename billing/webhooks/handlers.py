@@ -135,7 +135,8 @@ def _result(sync: SyncResult) -> Handled:
 @handles("checkout.session.completed")
 def checkout_completed(ctx: HandlerContext) -> Handled:
     """The same completion the success redirect runs; whichever comes second finds it done."""
-    result = complete_checkout(ctx.session, ctx.gateway, ctx.object["id"], origin=ctx.origin)
+    result = complete_checkout(ctx.session, ctx.gateway, ctx.object["id"], origin=ctx.origin,
+                               smtp_configured=ctx.smtp_configured)
     return Handled.DONE if result.local is not None else Handled.NOT_OURS
 
 

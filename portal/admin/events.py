@@ -5,7 +5,7 @@ import json
 import logging
 from datetime import datetime, timedelta, timezone
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from redis.exceptions import RedisError
@@ -78,18 +78,11 @@ def events():
                            oldest_age=oldest_age)
 
 
-def _event_or_404(event_id: int) -> ProcessedWebhook:
-    row = db.session.get(ProcessedWebhook, event_id)
-    if row is None:
-        abort(404)
-    return row
-
-
 @bp.get("/events/<int:event_id>")
 @superadmin_required
 def event(event_id: int):
     """One event: what Stripe sent, what became of it, and every change it caused."""
-    row = _event_or_404(event_id)
+    row = db.get_or_404(ProcessedWebhook, event_id)
     try:
         payload = json.dumps(json.loads(row.payload), indent=2, sort_keys=True)
     except ValueError:
@@ -105,7 +98,7 @@ def event(event_id: int):
 @superadmin_required
 def replay_event(event_id: int):
     """Process a failed, stuck or ignored event again (its handler is idempotent)."""
-    row = _event_or_404(event_id)
+    row = db.get_or_404(ProcessedWebhook, event_id)
     if row.status not in REPLAYABLE:
         flash(_("This event was already processed."), "info")
         return redirect(url_for("admin.event", event_id=row.id))

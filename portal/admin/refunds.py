@@ -64,9 +64,7 @@ def _execute(row_id: int) -> None:
 
 
 def _invoice_or_404(invoice_id: int) -> KernelInvoice:
-    invoice = db.session.get(KernelInvoice, invoice_id)
-    if invoice is None:
-        abort(404)
+    invoice = db.get_or_404(KernelInvoice, invoice_id)
     return invoice
 
 
@@ -174,9 +172,7 @@ def refuse_refund(refund_id: int):
 @superadmin_required
 def retry_refund(refund_id: int):
     """Ask Stripe again for an approved refund whose outcome was unknown (same idempotency key)."""
-    row = db.session.get(RefundRequest, refund_id)
-    if row is None:
-        abort(404)
+    row = db.get_or_404(RefundRequest, refund_id)
     if row.status == RefundStatus.EXECUTING:
         _execute(refund_id)
     return redirect(url_for("admin.refund_queue"))
@@ -225,9 +221,7 @@ def create_service_key():
 @superadmin_required
 def revoke_service_key(key_id: int):
     """Revoke a key at once (kept for the record)."""
-    key = db.session.get(ServiceKey, key_id)
-    if key is None:
-        abort(404)
+    key = db.get_or_404(ServiceKey, key_id)
     origin = request_origin()
     if revoke_key(db.session, key, origin=origin):
         db.session.commit()

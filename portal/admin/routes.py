@@ -92,9 +92,7 @@ def tenants():
 @superadmin_required
 def tenant(app_id: int):
     """One tenant: owners, subscriptions, latest invoices, open alerts and audit trail."""
-    app = db.session.get(App, app_id)
-    if app is None:
-        abort(404)
+    app = db.get_or_404(App, app_id)
     invoices = db.session.scalars(select(KernelInvoice).where(KernelInvoice.app_id == app.id)
                                   .order_by(KernelInvoice.created_at.desc(), KernelInvoice.id.desc()).limit(10)).all()
     invoice_count = db.session.scalar(select(func.count(KernelInvoice.id)).where(KernelInvoice.app_id == app.id))
@@ -133,9 +131,7 @@ def alerts():
 @superadmin_required
 def resolve_alert(alert_id: int):
     """Mark an alert as handled (kept, with who resolved it and when)."""
-    alert = db.session.get(Alert, alert_id)
-    if alert is None:
-        abort(404)
+    alert = db.get_or_404(Alert, alert_id)
     if alert_rules.is_rule_alert(alert) and alert.resolved_at is None:
         flash(_("This alert resolves by itself when its condition clears; acknowledge it instead."), "error")
     elif alert.resolved_at is None:
@@ -154,9 +150,7 @@ def resolve_alert(alert_id: int):
 @superadmin_required
 def acknowledge_alert(alert_id: int):
     """Say that a superadmin has seen an alert (a rule's alert stays open until its condition clears)."""
-    alert = db.session.get(Alert, alert_id)
-    if alert is None:
-        abort(404)
+    alert = db.get_or_404(Alert, alert_id)
     if alert.resolved_at is None and alert_rules.acknowledge(alert, user_id=current_user.id, now=clock.now()):
         audit.record(db.session, action="alert.acknowledged", object_type="alert", object_id=alert.id,
                      app_id=alert.app_id, before={"acknowledged": False, "kind": alert.kind},

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from flask import Blueprint, jsonify, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from billing.errors import GatewayError, GatewayUnavailable
@@ -152,7 +153,8 @@ def checkout(app_id: int):
     given = request.headers.get("Idempotency-Key") or body.get("attempt")
     attempt = attempt_from(given) if given else new_attempt()
     local = start_subscription_checkout(db.session, gateway(), app, plan, origin=origin_for(api_user()),
-                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt,
+                                        locale=str(get_locale()))
     payload = {"id": local.stripe_session_id, "url": local.url, "mode": local.mode, "plan": plan.code,
                "status": local.status.value}
     db.session.commit()

@@ -20,6 +20,7 @@ from portal.auth.session import sign_out_everywhere
 from flask_limiter.util import get_remote_address
 
 from portal.extensions import db, limiter
+from portal.i18n import remember_language, select_locale
 from portal.redirects import is_safe_redirect
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def login():
         ok = verify_password(user.password_hash if user else DUMMY_HASH, form.password.data)
         if user and ok and user.active:
             login_user(user, remember=form.remember.data)
+            remember_language(user, select_locale())
             log.info("user %s signed in", user.id)
             target = request.args.get("next")
             return redirect(target if is_safe_redirect(target) else url_for("dashboard.index"))

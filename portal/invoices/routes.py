@@ -4,15 +4,19 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, render_template, request
+from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import Select, select
 
 from billing.errors import GatewayError
-from billing.models import App, KernelInvoice
+from billing.gateway.types import InvoiceLine
+from billing.models import App, KernelInvoice, KernelPlan
 from portal.extensions import db
+from portal.i18n import date, money
 from portal.pagination import paginate
 from portal.payments import gateway
 from portal.tenancy import get_app_or_404
+from portal.wording import plan_name
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,27 @@ def invoice_or_404(app: App, invoice_id: int) -> KernelInvoice:
 def recent_invoices(app: App, limit: int = 5) -> list[KernelInvoice]:
     """The app's latest invoices, for the overview page."""
     return list(db.session.scalars(invoices_of(app).limit(limit)))
+
+
+@bp.app_template_global()
+def line_description(line: InvoiceLine) -> str:
+    """An invoice line in the reader's language: our words for our plans' lines, Stripe's for anything else.
+
+    Stripe writes line descriptions itself ("Unused time on Kernel Pro after 4 Dec 2026"); the customer's
+    ``preferred_locales`` govern Stripe's invoice documents and e-mails, but whether every line description
+    follows them is not something we rely on, so our pages say it themselves.
+    """
+    plan = db.session.scalar(select(KernelPlan).where(KernelPlan.stripe_price_id == line.price_id)) \
+        if line.price_id else None
+    if plan is None:
+        return line.description
+    name = plan_name(plan)
+    if line.proration and line.period_start:
+        when = date(line.period_start)
+        if line.amount < 0:
+            return _("Unused time on %(plan)s after %(date)s", plan=name, date=when)
+        return _("Remaining time on %(plan)s after %(date)s", plan=name, date=when)
+    return _("%(plan)s plan, %(price)s a month", plan=name, price=money(plan.amount, plan.currency))
 
 
 @bp.get("/apps/<int:app_id>/invoices")

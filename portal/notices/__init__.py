@@ -3,6 +3,7 @@ from flask import Flask
 
 from billing.dunning import dunning_summary, outstanding_invoice
 from portal.extensions import db
+from portal.notices import rendering
 from portal.notices.routes import bp
 
 
@@ -16,4 +17,5 @@ def billing_attention(app):
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    rendering.init_app(app)
     app.jinja_env.globals["billing_attention"] = billing_attention

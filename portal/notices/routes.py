@@ -20,6 +20,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -106,7 +107,8 @@ def pay_open_invoice(app_id: int):
         cancel_url=external_url("notices.pay_open_invoice", app_id=app.id),
         submit_message=_("%(amount)s will be charged to this card for invoice %(number)s as soon as it is saved.",
                          amount=money(invoice.amount_remaining, invoice.currency),
-                         number=invoice.number or invoice.stripe_invoice_id))
+                         number=invoice.number or invoice.stripe_invoice_id),
+        locale=str(get_locale()))
     url = local.url
     db.session.commit()
     return redirect(url, code=303)

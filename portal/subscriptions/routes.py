@@ -14,6 +14,7 @@ from functools import partial
 from typing import Optional
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -53,7 +54,7 @@ from billing.subscriptions import (
 from portal.extensions import db
 from portal.i18n import date as format_date
 from portal.i18n import money
-from portal.payments import gateway
+from portal.payments import gateway, smtp_configured
 from portal.request_context import attempt_from, new_attempt, request_origin
 from portal.subscriptions.web import (
     CANCEL_REASONS,
@@ -180,7 +181,8 @@ def checkout(app_id: int):
         return _back(app)
     attempt = attempt_from(request.form.get("attempt"))
     local = start_subscription_checkout(db.session, gateway(), app, plan, origin=request_origin(),
-                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt,
+                                        locale=str(get_locale()))
     url = local.url
     db.session.commit()
     return redirect(url, code=303)
@@ -198,7 +200,8 @@ def checkout_success():
     app = get_app_or_404(local.app_id)
     mode, plan_name = local.mode, local.plan.name if local.plan else ""
     try:
-        result = complete_checkout(db.session, gateway(), session_id, origin=request_origin(), app_id=app.id)
+        result = complete_checkout(db.session, gateway(), session_id, origin=request_origin(), app_id=app.id,
+                                   smtp_configured=smtp_configured())
         db.session.commit()
     except GatewayError as error:
         db.session.rollback()
@@ -244,7 +247,8 @@ def update_payment_method(app_id: int):
     app = get_app_or_404(app_id)
     attempt = attempt_from(request.form.get("attempt"))
     local = start_payment_method_update(db.session, gateway(), app, origin=request_origin(),
-                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt)
+                                        success_url=success_url(), cancel_url=cancel_url(app), attempt=attempt,
+                                        locale=str(get_locale()))
     url = local.url
     db.session.commit()
     return redirect(url, code=303)
@@ -292,7 +296,7 @@ def upgrade_confirm(app_id: int):
             return _charge_outcome(app, charge, plan)
     try:
         result = upgrade(db.session, gateway(), app, plan, proration_date=proration_date, attempt=attempt,
-                         origin=origin)
+                         origin=origin, smtp_configured=smtp_configured())
     except StalePreview as error:
         db.session.rollback()
         _settle_refused(charge, error.code, origin)
@@ -397,7 +401,8 @@ def downgrade(app_id: int):
     if plan is None:
         return _back(app)
     attempt = attempt_from(request.form.get("attempt"))
-    row = schedule_downgrade(db.session, gateway(), app, plan, attempt=attempt, origin=request_origin())
+    row = schedule_downgrade(db.session, gateway(), app, plan, attempt=attempt, origin=request_origin(),
+                             smtp_configured=smtp_configured())
     when = row.scheduled_change_at or row.current_period_end
     db.session.commit()
     flash(_("Downgrade scheduled: %(plan)s from %(date)s. Your current plan stays until then.", plan=plan.name,
@@ -410,7 +415,7 @@ def downgrade(app_id: int):
 def downgrade_undo(app_id: int):
     """Keep the current plan: drop the scheduled downgrade."""
     app = get_app_or_404(app_id)
-    changed = undo_downgrade(db.session, gateway(), app, origin=request_origin())
+    changed = undo_downgrade(db.session, gateway(), app, origin=request_origin(), smtp_configured=smtp_configured())
     db.session.commit()
     if changed:
         flash(_("The scheduled downgrade was undone. Your plan stays as it is."), "success")
@@ -439,7 +444,8 @@ def cancel_confirm_page(app_id: int):
 def cancel(app_id: int):
     """Cancel at the period end; access is kept until then."""
     app = get_app_or_404(app_id)
-    changed = cancel_at_period_end(db.session, gateway(), app, origin=request_origin())
+    changed = cancel_at_period_end(db.session, gateway(), app, origin=request_origin(),
+                                   smtp_configured=smtp_configured())
     live = live_subscription(db.session, app)
     until = live.current_period_end if live else None
     reason = request.form.get("reason")
@@ -461,7 +467,7 @@ def cancel(app_id: int):
 def resume_subscription(app_id: int):
     """Undo a cancellation before the period ends."""
     app = get_app_or_404(app_id)
-    changed = resume(db.session, gateway(), app, origin=request_origin())
+    changed = resume(db.session, gateway(), app, origin=request_origin(), smtp_configured=smtp_configured())
     db.session.commit()
     if changed:
         flash(_("Welcome back! Your subscription will renew as usual."), "success")

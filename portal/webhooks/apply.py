@@ -1,8 +1,8 @@
-"""Applying one recorded Stripe event at once, in this process, as a worker would.
+"""Applying one recorded event now, in this process, as a worker would.
 
-For the portal's own callers (the endpoint with ``RQ_ASYNC`` off, the admin's replay,
-resuming billing) and the worker's module alike; here, in the portal, so that the portal
-never imports ``jobs`` (which imports the portal to build its app context).
+Used where no worker runs (tests with ``RQ_ASYNC`` off, an admin's replay, a resume of held
+events) and by the worker's ``jobs.webhooks`` itself: the rule lives here, in the portal, so that
+the portal never imports ``jobs`` (``tests/test_layers.py``).
 """
 from __future__ import annotations
 
@@ -22,11 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def process_event(event_id: str) -> Optional[str]:
-    """Apply ``event_id`` now, in this process; returns its status (None when it was never recorded).
-
-    In an app context (so a database session) of its own: the caller's session, a request's, is left as it is.
-    """
-    with current_app._get_current_object().app_context(), correlated(event_id):
+    """Apply ``event_id`` now, in this process; returns its status (None when it was never recorded)."""
+    with correlated(event_id):
         settled = processing.apply_now(db.session, gateway(), [event_id],
                                        smtp_configured=bool(current_app.config.get("SMTP_URL")))
         if event_id in settled:

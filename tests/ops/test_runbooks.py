@@ -39,3 +39,15 @@ def test_the_runbooks_use_the_backup_script_and_the_probes():
     assert "python -m scripts.backup dump" in text and "python -m scripts.backup restore" in text
     assert "/readyz" in text and "/healthz" in text and "/login" not in text
     assert len(list(_commands())) >= 8
+
+
+def test_the_deploy_runbook_reloads_with_the_reload_command_and_its_options():
+    from scripts import reload
+
+    text = (RUNBOOKS / "deploy.md").read_text()
+    command = re.search(r"python -m scripts\.reload ([^`\n]*)", text)
+    assert command is not None
+    options = {opt for action in reload.parser()._actions for opt in action.option_strings}
+    assert {word for word in command.group(1).split() if word.startswith("--")} <= options
+    # A bare SIGHUP skips the check that the release loads; the runbooks name only the command.
+    assert "kill -HUP" not in "\n".join(path.read_text() for path in RUNBOOKS.glob("*.md"))

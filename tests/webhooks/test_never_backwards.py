@@ -28,7 +28,7 @@ from billing.sync import INVOICE_PROGRESS, sync_invoice
 from billing.gateway.types import Invoice
 from billing.models import Base, ReconciliationDivergence
 from billing.passes import dunning_pass
-from jobs.webhooks import process_event
+from portal.webhooks.apply import process_event
 from portal.extensions import db
 from portal.payments import gateway
 from tests.helpers.clients import pay_hosted_checkout

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from billing.models import App, AppSubscription, ProcessedWebhook, WebhookStatus
-from jobs.webhooks import process_event
+from portal.webhooks.apply import process_event
 from portal.extensions import db
 from tests.webhooks.helpers import PERIOD_END, PERIOD_START, PresentStripe, event, post, subscription
 
