@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from flask import Flask, has_request_context, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from billing import metrics
 from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
 from portal import (
@@ -41,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         configure_sqlite(db.engine, reads_first=_reading_request)
+        metrics.record_conflicts_in(db.engine)  # Stripe's idempotency refusals, for the alert rule job
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

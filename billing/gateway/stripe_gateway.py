@@ -599,7 +599,8 @@ def _translate(error: "stripe.StripeError") -> GatewayError:
         decline = getattr(details, "decline_code", None) if details else None
         return CardDeclined(message, decline_code=decline or common["code"], **common)
     if isinstance(error, stripe.IdempotencyError):
-        metrics.idempotency_conflict()  # a key reused with other parameters: the BillingGatewayIdempotency alert
+        # A key reused with other parameters: the BillingGatewayIdempotency alert (both the portal's rule and Prometheus's).
+        metrics.idempotency_conflict(common["request_id"], message)
         log.error("idempotency-key conflict: %s", message, extra={"event": "gateway.idempotency_conflict",
                                                                  "request_id": common["request_id"]})
         return IdempotencyConflict(message, **common)
