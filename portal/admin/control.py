@@ -11,7 +11,7 @@ from portal.admin.routes import bp
 from portal.auth.session import superadmin_required
 from portal.control import current_gateway_mode, pause_state, request_actor, requeue
 from portal.extensions import db
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 from portal.request_context import attempt_from, new_attempt
 
 LEDGER_ON_PAGE = 10
