@@ -243,8 +243,16 @@ def main() -> int:
             figures(engine, floor, 200)
             floor = high_water(engine)
             acked = send_all(port, PATH, bodies, args.senders)
-            result = figures(engine, floor, len(bodies))
-            result.update(workers=count, ack_rate=acked.rate, errors=acked.errors)
+            # The acknowledgement with one sender while the workers are busy with the burst's backlog.
+            busy = send_all(port, PATH, prepare(300, f"busy{count}"), 1)
+            with engine.connect() as connection:
+                backlog = connection.execute(text("SELECT count(*) FROM processed_webhooks WHERE status = "
+                                                  "'received'")).scalar()
+            result = figures(engine, floor, len(bodies) + 300)
+            busy_acks = sorted(busy.latencies_ms)
+            result.update(workers=count, ack_rate=acked.rate, errors=acked.errors + busy.errors,
+                          busy_p50=busy_acks[len(busy_acks) // 2],
+                          busy_p99=busy_acks[int(0.99 * (len(busy_acks) - 1))], busy_backlog=backlog)
             if sandbox is not None:
                 result.update(renewals.end_state(engine, bodies))
             rows.append(result)
@@ -253,6 +261,8 @@ def main() -> int:
                   f" p99 {result['p99']:.0f} ms, lost {result['lost']}, doubled {result['doubled']}"
                   + (f"; invoices paid {result['paid']}/{result['invoices']}, payments"
                      f" {result['payments']}/{result['intents']}" if sandbox is not None else ""), flush=True)
+            print(f"    one sender while busy (300 cheap events, {result['busy_backlog']} still waiting after them):"
+                  f" ack p50 {result['busy_p50']:.1f} ms, p99 {result['busy_p99']:.1f} ms", flush=True)
             if count != counts[-1]:
                 for worker in workers:
                     worker.stop()
