@@ -246,8 +246,10 @@ def main() -> int:
                 acked = send_all(port, PATH, bodies, args.senders)
                 since = time.time()
                 workers = start_workers(env, count, logs)  # includes their start-up (imports): a bit pessimistic
+                services.extend(workers)  # stopped on the way out, whatever happens
             else:
                 workers = start_workers(env, count, logs)
+                services.extend(workers)
                 time.sleep(2)  # imports and the first connection
                 floor = high_water(engine)
                 send_all(port, PATH, prepare(200, f"warm{count}"), args.senders)
