@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from sqlalchemy import DateTime, MetaData, Select, event
 from sqlalchemy.engine import Engine
@@ -50,12 +50,22 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
-def configure_sqlite(engine: Engine) -> None:
+def configure_sqlite(engine: Engine, reads_first: Callable[[], bool] | None = None) -> None:
     """Make SQLite safe under concurrent writers (gunicorn workers, the RQ worker).
 
     WAL lets readers run beside a writer; IMMEDIATE transactions take the write lock
     up front so two writers queue on the busy timeout instead of deadlocking on a
     lock upgrade, which SQLite reports as "database is locked" at once.
+
+    ``reads_first`` (the portal passes "this is a GET/HEAD/OPTIONS request") says when a
+    transaction should start as a plain read instead: a page then reads from a WAL snapshot
+    and never queues behind a writer (a worker applying an event, a plan change waiting on
+    Stripe), nor makes other pages queue behind it. SQLite serves one writer at a time, so an
+    IMMEDIATE transaction for every page made pages wait for each other and for every write.
+    Should such a transaction lock (``SELECT ... FOR UPDATE``) or write after all, the read
+    snapshot is ended (nothing was written in it) and BEGIN IMMEDIATE taken before that
+    statement runs, as PostgreSQL takes its row locks at that statement: what it reads
+    from then on is the latest committed state, and it is the only writer.
     """
     if engine.dialect.name != "sqlite":
         return
@@ -73,7 +83,36 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.info.pop(_READ_ONLY_SO_FAR, None)  # what the connection's last transaction did
+        if reads_first is not None and reads_first():
+            connection.exec_driver_sql("BEGIN")
+            connection.info[_READ_ONLY_SO_FAR] = True
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    if reads_first is None:
+        return
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _lock_before_writing(connection, _cursor, statement, _parameters, context, _executemany):
+        if connection.info.get(_READ_ONLY_SO_FAR) and _locks_or_writes(statement, context):
+            connection.info.pop(_READ_ONLY_SO_FAR)
+            raw = connection.connection.dbapi_connection
+            raw.execute("COMMIT")  # ends the read snapshot; nothing was written in it
+            raw.execute("BEGIN IMMEDIATE")
+
+
+# Set on a connection whose transaction began as a plain read and has not locked or written yet.
+_READ_ONLY_SO_FAR = "sqlite_read_only_so_far"
+
+
+def _locks_or_writes(statement: str, context: Any) -> bool:
+    """Anything but a plain SELECT: a write, a SAVEPOINT (only taken to write), or a SELECT ... FOR UPDATE
+    (SQLite's compiler drops the clause, so it is read from the statement object)."""
+    if not statement.lstrip()[:6].upper() == "SELECT":
+        return True
+    compiled = getattr(context, "compiled", None)
+    return getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is not None
 
 
 T = TypeVar("T")

@@ -783,6 +783,21 @@ class GatewayIdempotencyKey(Base):
     completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
 
+class GatewayIdempotencyConflict(Base):
+    """Stripe refused a request of ours because its idempotency key was used before with other parameters.
+
+    One row per refusal, written by ``billing.metrics.idempotency_conflict`` in a transaction of its own
+    (the caller's may roll back), so the ``BillingGatewayIdempotency`` alert rule sees the refusals of every
+    web and worker process."""
+
+    __tablename__ = "gateway_idempotency_conflicts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    request_id: Mapped[Optional[str]] = mapped_column(String(255))  # Stripe's, to find the request in its logs
+    message: Mapped[Optional[str]] = mapped_column(String(500))
+
+
 class GatewayToken(Base):
     """A card tokenized through the API: the gateway's reference and what may be shown, never PAN or CVV."""
 

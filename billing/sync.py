@@ -290,8 +290,6 @@ def sync_invoice(
 def sync_subscription_from_gateway(session: Session, gateway, subscription_id: str, *, origin: Origin,
                                    observed_at: Optional[int] = None) -> SyncResult:
     """Fetch the subscription (and its schedule and card) from Stripe and apply it: the freshest truth."""
-    remote = gateway.retrieve_subscription(subscription_id)
-    schedule = gateway.retrieve_schedule(remote.schedule) if remote.schedule else None
-    card = gateway.retrieve_card(remote.default_payment_method) if remote.default_payment_method else None
+    remote, schedule, card = gateway.retrieve_subscription_in_full(subscription_id)
     when = observed_at if observed_at is not None else int(clock.now().timestamp())
     return sync_subscription(session, remote, observed_at=when, origin=origin, schedule=schedule, card=card)

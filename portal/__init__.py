@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from billing import metrics
 from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
 from portal import (
@@ -40,7 +41,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     with app.app_context():
-        configure_sqlite(db.engine)
+        configure_sqlite(db.engine, reads_first=_reading_request)
+        metrics.record_conflicts_in(db.engine)  # Stripe's idempotency refusals, for the alert rule job
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -69,6 +71,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     log.info("Kernel Billing Portal starting (%s)", app.config["PORTAL_ENV"])
     return app
+
+
+# Requests that read: their transactions start as a plain read on SQLite (billing.db.configure_sqlite).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _reading_request() -> bool:
+    return has_request_context() and request.method in SAFE_METHODS
 
 
 def _configure_logging(app: Flask) -> None:
