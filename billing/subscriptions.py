@@ -52,6 +52,7 @@ from billing.models import (
 )
 from billing.money import Money
 from billing.notifications import NoticeKind, iso, notify_owners
+from billing.plans import paid_plans
 from billing.proration import ProrationError, prorate
 from billing.states import SubscriptionStatus
 from billing.sync import sync_invoice, sync_subscription_from_gateway
@@ -285,20 +286,30 @@ def _mark_expired(session: Session, local: KernelCheckoutSession, origin: Origin
                  after={"status": "expired"}, origin=origin)
 
 
+def billing_currency(session: Session, app: App) -> str:
+    """The currency ``app`` is billed in: its live plan's, else the catalogue's (the paid plans')."""
+    live = live_subscription(session, app)
+    if live is not None:
+        return live.plan.currency
+    return paid_plans(session)[0].currency
+
+
 def start_payment_method_update(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
-                                success_url: str, cancel_url: str, attempt: str,
+                                success_url: str, cancel_url: str, attempt: str, currency: str | None = None,
                                 submit_message: str | None = None,
                                 locale: Optional[str] = None) -> KernelCheckoutSession:
     """Open a Checkout Session in setup mode: the owner saves a new card, nothing is charged.
 
+    The card is set up for ``currency`` (an open invoice's), by default the currency the app is billed in.
     ``complete_checkout`` makes the saved card the default of the customer and of the
     live subscription when the owner comes back.
     """
     control.refuse_if_paused(session, app.id)
     customer_id = ensure_customer(session, gateway, app, origin=origin)
-    remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id, success_url=success_url,
-                                           cancel_url=cancel_url, attempt=attempt, submit_message=submit_message,
-                                           locale=stripe_locale(locale))
+    remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id,
+                                           currency=currency or billing_currency(session, app),
+                                           success_url=success_url, cancel_url=cancel_url, attempt=attempt,
+                                           submit_message=submit_message, locale=stripe_locale(locale))
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is None:
         local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SETUP, url=remote.url,

@@ -196,17 +196,20 @@ class StripeGateway:
                           key=f"checkout:subscription:app:{app_id}:price:{price_id}:attempt:{attempt}")
         return CheckoutSession.from_stripe(data)
 
-    def create_setup_checkout(self, *, customer_id: str, app_id: int, success_url: str, cancel_url: str,
-                              attempt: str, submit_message: str | None = None,
+    def create_setup_checkout(self, *, customer_id: str, app_id: int, currency: str, success_url: str,
+                              cancel_url: str, attempt: str, submit_message: str | None = None,
                               locale: Optional[str] = None) -> CheckoutSession:
         """A hosted Checkout page that saves a new card (setup mode), charging nothing by itself.
+
+        ``currency`` is what the card will be charged in (the plan's, or the invoice's): Stripe offers the
+        payment methods that can pay in it.
 
         ``submit_message`` is shown by the save button (Stripe's ``custom_text.submit``): when the card
         is saved to pay an invoice, it says the amount, which a setup page does not show otherwise."""
         params = {
             "mode": "setup",
             "customer": customer_id,
-            "currency": "brl",
+            "currency": currency.lower(),
             "success_url": success_url,
             "cancel_url": cancel_url,
             "client_reference_id": str(app_id),
@@ -391,8 +394,8 @@ class StripeGateway:
 
     def _get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         """A GET read as plain JSON: for list pages, where the SDK's conversion of every object into nested
-        ``StripeObject``s cost about a quarter of a second per page of 100 invoices (minutes for a walk of
-        100,000). Same request, same retries and errors, same values."""
+        ``StripeObject``s is most of a long walk's time (figures in docs/benchmarks.md, "Figures that used to
+        be quoted in the code"). Same request, same retries and errors, same values."""
         with translate_errors():
             response = self._client.raw_request("get", path, **params)
         return response.data
@@ -594,6 +597,19 @@ def upgrade_key(subscription_id: str, from_price: str, to_price: str, attempt: s
 
 def pay_invoice_key(invoice_id: str, attempt: str) -> str:
     return f"invoice:{invoice_id}:pay:{attempt}"
+
+
+def webhook_signature_matches(payload: str, header: str, secret: str) -> bool:
+    """Whether ``header`` (``Stripe-Signature``) signs ``payload`` under ``secret``: the SDK's own check.
+
+    No tolerance is passed: the caller (billing/webhooks/signature.py) bounds the timestamp both ways,
+    where the SDK only refuses old ones.
+    """
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, secret)
+    except stripe.SignatureVerificationError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from billing.gateway.types import InvoiceLine
 from billing.models import App, KernelInvoice, KernelPlan
 from portal.extensions import db
 from portal.i18n import date, money
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 from portal.payments import gateway
 from portal.tenancy import get_app_or_404
 from portal.wording import plan_name
