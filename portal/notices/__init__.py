@@ -1,7 +1,9 @@
 """Owner notices (the outbox), readable by the app's owners and superadmins, and paying during dunning."""
 from flask import Flask
+from flask_babel import gettext as _
 
-from billing.dunning import dunning_summary, outstanding_invoice
+from billing.dunning import MAX_RETRIES, dunning_summary, outstanding_invoice
+from billing.models import DunningOutcome
 from portal.extensions import db
 from portal.notices import rendering
 from portal.notices.routes import bp
@@ -15,7 +17,17 @@ def billing_attention(app):
     return {"invoice": invoice, "summary": dunning_summary(db.session, invoice)}
 
 
+def pause_reason(app) -> str:
+    """Why a paused app is paused, in the reader's language: dunning's reason is said from its unpaid invoice."""
+    invoice = outstanding_invoice(db.session, app.id)
+    if invoice is not None and invoice.dunning_outcome == DunningOutcome.EXHAUSTED:
+        return _("the renewal payment of invoice %(invoice)s failed %(count)s times and the subscription was "
+                 "canceled", invoice=invoice.number or invoice.stripe_invoice_id, count=MAX_RETRIES + 1)
+    return app.paused_reason or _("billing problem")
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     rendering.init_app(app)
     app.jinja_env.globals["billing_attention"] = billing_attention
+    app.jinja_env.globals["pause_reason"] = pause_reason
