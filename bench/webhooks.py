@@ -227,6 +227,7 @@ def main() -> int:
             # dozen, so the limit is raised here. The limiter still runs (and costs its Redis round trip).
             "WEBHOOK_RATE_LIMIT": "10000000 per minute",
             "BARE_CONNINFO": postgres.url.replace("postgresql+psycopg://", "postgresql://"),
+            "PORTAL_BASE_URL": "http://127.0.0.1",  # production refuses to start without it (links in notices)
         }
         subprocess.run([PYTHON, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
                        env={**os.environ, **env}, check=True, capture_output=True)

@@ -34,6 +34,7 @@ from billing.metrics import invoices_charged_twice, webhook_backlog, webhook_ret
 from billing.models import (
     Alert,
     AlertSeverity,
+    GatewayIdempotencyConflict,
     KernelInvoice,
     KernelPayment,
     OutboxMessage,
@@ -62,6 +63,8 @@ WEBHOOK_LAG_LIMIT = timedelta(seconds=5)
 WEBHOOK_P99_WINDOW = timedelta(minutes=5)
 WEBHOOK_P99_MIN_EVENTS = 20
 RETRY_QUEUE_LIMIT = 100
+# Idempotency-key refusals by Stripe: any in the last 15 minutes (docs/prometheus-rules.yml uses the same window).
+IDEMPOTENCY_CONFLICT_WINDOW = timedelta(minutes=15)
 
 RULE_PREFIX = "rule:"
 ALERT_RULES = Origin(actor="job:alerts")
@@ -150,17 +153,24 @@ def retry_queue(session: Session, now: datetime) -> list[Firing]:
 
 
 def gateway_idempotency(session: Session, now: datetime) -> list[Firing]:
-    """Two successful charges for one invoice: what idempotency keys exist to prevent.
-
-    Idempotency-key conflicts answered by Stripe are counted by
-    ``kernel_billing_gateway_idempotency_conflicts_total`` and alerted by the Prometheus rule of the same name.
-    """
+    """Stripe refused an idempotency key used before with other parameters (in the last 15 minutes, as the
+    Prometheus rule's ``increase(...[15m])``), or an invoice was charged successfully twice: what keys exist to
+    prevent. Resolves once 15 minutes pass without a refusal and no invoice is charged twice."""
+    since = datetime.now(timezone.utc) - IDEMPOTENCY_CONFLICT_WINDOW  # refusals are stamped with the wall clock
+    conflicts = session.execute(
+        select(func.count(GatewayIdempotencyConflict.id), func.max(GatewayIdempotencyConflict.request_id))
+        .where(GatewayIdempotencyConflict.occurred_at > since)).one()
     invoices = invoices_charged_twice(session)
-    if not invoices:
+    if not invoices and not conflicts[0]:
         return []
-    return [Firing("BillingGatewayIdempotency", "all", AlertSeverity.CRITICAL,
-                   f"{len(invoices)} invoice(s) charged successfully more than once: {', '.join(invoices[:10])}.",
-                   {"invoices": invoices[:50]})]
+    problems = []
+    if conflicts[0]:
+        problems.append(f"Stripe refused {conflicts[0]} reused idempotency key(s) in the last 15 minutes "
+                        f"(one request: {conflicts[1] or 'no request id'})")
+    if invoices:
+        problems.append(f"{len(invoices)} invoice(s) charged successfully more than once: {', '.join(invoices[:10])}")
+    return [Firing("BillingGatewayIdempotency", "all", AlertSeverity.CRITICAL, "; ".join(problems) + ".",
+                   {"invoices": invoices[:50], "conflicts_15m": conflicts[0]})]
 
 
 RULES: dict[str, Callable[[Session, datetime], list[Firing]]] = {

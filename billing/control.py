@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
 
 from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit, releases
-from billing.errors import PlanChangeRefused
+from billing.db import insert_once
+from billing.errors import BillingError, PlanChangeRefused
 from billing.models import (
     App,
     BillingPause,
@@ -58,7 +58,7 @@ class BillingPaused(PlanChangeRefused):
         self.app_id = app_id
 
 
-class NotPaused(ValueError):
+class NotPaused(BillingError, ValueError):
     """Resume asked while billing runs."""
 
 
@@ -155,10 +155,7 @@ def pause_billing(session: Session, *, reason: str, actor: Actor, gateway_mode: 
         return existing, False
     pause = BillingPause(scope="billing", reason=reason, paused_by=actor.who, paused_by_id=actor.user_id,
                          paused_at=_now())
-    try:
-        with session.begin_nested():
-            session.add(pause)
-    except IntegrityError:  # paused at the same moment by someone else: theirs stands
+    if not insert_once(session, pause):  # paused at the same moment by someone else: theirs stands
         return open_pause(session), False
     audit.record(session, action="billing.paused", object_type="billing_pause", object_id=pause.id,
                  before={"billing_paused": False}, after={"billing_paused": True, "reason": reason},

@@ -17,6 +17,7 @@ Two kinds, chosen by where the truth lives (names and definitions: ``docs/metric
 """
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timezone
 from typing import Callable, Optional
@@ -24,7 +25,9 @@ from typing import Callable, Optional
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from billing import clock
@@ -41,6 +44,7 @@ from billing.metrics_files import (  # noqa: F401  (compact, process_exited and 
 from billing.models import (
     Alert,
     AttemptStatus,
+    GatewayIdempotencyConflict,
     KernelInvoice,
     KernelPayment,
     KernelPaymentAttempt,
@@ -48,6 +52,8 @@ from billing.models import (
     ProcessedWebhook,
     WebhookStatus,
 )
+
+log = logging.getLogger(__name__)
 
 if os.environ.get(MULTIPROC_ENV):
     # The unlabeled metrics below open their file at import: a directory not made yet (a fresh tmpfs) is made.
@@ -70,8 +76,28 @@ APPLY_LATENCY = Histogram("kernel_billing_webhook_apply_latency_seconds", "From 
                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
 
 
-def idempotency_conflict() -> None:
+# Where refusals are also written down for the portal's own alert rule (billing/alert_rules.py): a table, so the
+# rule job sees every process's. The portal sets it when it starts (``record_conflicts_in``); unset, only counted.
+_conflicts_engine: Optional[Engine] = None
+
+
+def record_conflicts_in(engine: Optional[Engine]) -> None:
+    global _conflicts_engine
+    _conflicts_engine = engine
+
+
+def idempotency_conflict(request_id: Optional[str] = None, message: Optional[str] = None) -> None:
+    """Stripe refused a reused idempotency key: counted, and recorded in ``gateway_idempotency_conflicts``."""
     IDEMPOTENCY_CONFLICTS.inc()
+    if _conflicts_engine is None:
+        return
+    try:
+        # A transaction of its own, after Stripe answered: the caller's may roll back, the refusal stays known.
+        with _conflicts_engine.begin() as connection:
+            connection.execute(insert(GatewayIdempotencyConflict).values(
+                occurred_at=datetime.now(timezone.utc), request_id=request_id, message=(message or "")[:500]))
+    except SQLAlchemyError:  # the count above and the caller's error stand; the alert then comes from Prometheus
+        log.exception("could not record an idempotency-key conflict")
 
 
 def checkout(plan: Optional[str], mode: str, outcome: str) -> None:

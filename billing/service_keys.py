@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
+from billing.errors import BillingError
 from billing.audit import Origin
 from billing.models import App, ServiceKey
 
@@ -22,7 +23,7 @@ KEY_PREFIX = "kgw_"
 SCOPES = ("tokenize", "authorize", "capture", "refund")
 
 
-class ServiceKeyError(ValueError):
+class ServiceKeyError(BillingError, ValueError):
     """A key that cannot be made as asked (no scope, unknown scope, no name)."""
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from billing import audit, clock, control, metrics
 from billing.audit import Origin
+from billing.billing_details import stripe_address, stripe_tax_id
 from billing.checkout import complete_checkout
 from billing.customers import preferred_locales, stripe_locale
 from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest, PlanChangeRefused
@@ -40,6 +41,7 @@ from billing.gateway import Invoice, StripeGateway, Subscription
 from billing.models import (
     AlertSeverity,
     App,
+    AppBillingDetails,
     AppSubscription,
     AuditLog,
     CheckoutMode,
@@ -50,6 +52,7 @@ from billing.models import (
 )
 from billing.money import Money
 from billing.notifications import NoticeKind, iso, notify_owners
+from billing.plans import paid_plans
 from billing.proration import ProrationError, prorate
 from billing.states import SubscriptionStatus
 from billing.sync import sync_invoice, sync_subscription_from_gateway
@@ -199,8 +202,13 @@ def ensure_customer(session: Session, gateway: StripeGateway, app: App, *, origi
     if app.stripe_customer_id:
         return app.stripe_customer_id
     email = app.billing_email or next((owner.email for owner in app.owners), None)
-    customer = gateway.create_customer(app_id=app.id, email=email, name=app.name,
-                                       preferred_locales=preferred_locales(app))
+    details = session.get(AppBillingDetails, app.id)
+    customer = gateway.create_customer(app_id=app.id, email=email, name=details.legal_name if details else app.name,
+                                       preferred_locales=preferred_locales(app),
+                                       address=stripe_address(details) if details else None,
+                                       tax_id=stripe_tax_id(details))
+    if details is not None:
+        details.synced_at = clock.now()
     app.stripe_customer_id = customer.id
     audit.record(session, action="customer.created", object_type="app", object_id=app.id, app_id=app.id,
                  before={"stripe_customer_id": None}, after={"stripe_customer_id": customer.id},
@@ -278,20 +286,30 @@ def _mark_expired(session: Session, local: KernelCheckoutSession, origin: Origin
                  after={"status": "expired"}, origin=origin)
 
 
+def billing_currency(session: Session, app: App) -> str:
+    """The currency ``app`` is billed in: its live plan's, else the catalogue's (the paid plans')."""
+    live = live_subscription(session, app)
+    if live is not None:
+        return live.plan.currency
+    return paid_plans(session)[0].currency
+
+
 def start_payment_method_update(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
-                                success_url: str, cancel_url: str, attempt: str,
+                                success_url: str, cancel_url: str, attempt: str, currency: str | None = None,
                                 submit_message: str | None = None,
                                 locale: Optional[str] = None) -> KernelCheckoutSession:
     """Open a Checkout Session in setup mode: the owner saves a new card, nothing is charged.
 
+    The card is set up for ``currency`` (an open invoice's), by default the currency the app is billed in.
     ``complete_checkout`` makes the saved card the default of the customer and of the
     live subscription when the owner comes back.
     """
     control.refuse_if_paused(session, app.id)
     customer_id = ensure_customer(session, gateway, app, origin=origin)
-    remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id, success_url=success_url,
-                                           cancel_url=cancel_url, attempt=attempt, submit_message=submit_message,
-                                           locale=stripe_locale(locale))
+    remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id,
+                                           currency=currency or billing_currency(session, app),
+                                           success_url=success_url, cancel_url=cancel_url, attempt=attempt,
+                                           submit_message=submit_message, locale=stripe_locale(locale))
     local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
     if local is None:
         local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SETUP, url=remote.url,

@@ -7,11 +7,12 @@ from typing import Any, Mapping
 from flask import Flask, has_request_context, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from billing import metrics
 from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
 from portal import (
-    acting, admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs, notices, ops,
-    payments, security, subscriptions, urls, webhooks,
+    acting, admin, api, auth, billing_details, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs,
+    notices, ops, payments, security, subscriptions, urls, webhooks,
 )
 from portal import control
 from portal.extensions import babel, csrf, db, limiter, migrate
@@ -41,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         configure_sqlite(db.engine, reads_first=_reading_request)
+        metrics.record_conflicts_in(db.engine)  # Stripe's idempotency refusals, for the alert rule job
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -52,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     dashboard.init_app(app)
     subscriptions.init_app(app)
+    billing_details.init_app(app)
     invoices.init_app(app)
     notices.init_app(app)
     api.init_app(app)

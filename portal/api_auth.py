@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from functools import wraps
 
-from flask import current_app, g, request
+from flask import Request, current_app, g, request
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from portal.errors import json_error
 from portal.extensions import csrf, db
 
 TOKEN_PREFIX = "kbp_"
+ACCEPTS_BEARER = "accepts_bearer_token"  # set on the views api_auth_required wraps
 
 
 def hash_token(token: str) -> str:
@@ -33,9 +34,16 @@ def issue_token(session: Session, user: User, name: str) -> str:
     return token
 
 
-def _bearer_user() -> User | None:
+def load_user_from_bearer(request: Request) -> User | None:
+    """Flask-Login's request loader: the user of a valid ``Authorization: Bearer kbp_...`` token.
+
+    Only views marked by ``api_auth_required`` take tokens; pages never do (a browser signs in).
+    Flask-Login asks only when the request carries no signed-in session: a session's user comes
+    first, and is then held to CSRF as a form is.
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    if not getattr(view, ACCEPTS_BEARER, False) or not header.startswith("Bearer "):
         return None
     token = header.removeprefix("Bearer ").strip()
     row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token),
@@ -44,6 +52,7 @@ def _bearer_user() -> User | None:
         return None
     row.last_used_at = clock.now()
     db.session.commit()
+    g.bearer_token = True
     return row.user
 
 
@@ -61,16 +70,15 @@ def api_auth_required(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        user = _bearer_user()
-        if user is None and current_user.is_authenticated:
+        if not current_user.is_authenticated:  # neither a session nor a token (load_user_from_bearer)
+            return json_error(401, "Authentication required")
+        if not g.get("bearer_token"):
             # protect() checks even when CSRF is switched off, so honour the switch as Flask-WTF's own hook does.
             if request.method not in ("GET", "HEAD", "OPTIONS") and current_app.config.get("WTF_CSRF_ENABLED", True):
                 csrf.protect()
-            user = current_user._get_current_object()
-        if user is None:
-            return json_error(401, "Authentication required")
-        g.api_user = user
+        g.api_user = current_user._get_current_object()
         return view(*args, **kwargs)
 
+    setattr(wrapper, ACCEPTS_BEARER, True)
     # Bearer calls carry no cookie, so CSRF does not apply to them; session calls are checked above.
     return csrf.exempt(wrapper)

@@ -12,17 +12,24 @@ from portal.extensions import db
 JSON_PREFIXES = ("/api/", "/webhooks/")
 
 
-def json_error(status: int, message: str, reason: Optional[str] = None, **extra: Any) -> tuple[Response, int]:
+def error_body(status: int, message: str, reason: Optional[str] = None, **extra: Any) -> dict[str, Any]:
     """The one JSON error body: ``{"error": {"code": 409, "message": "...", "reason": "live_subscription"}}``.
 
     ``reason`` is a stable machine-readable word, ``message`` is for people; ``extra`` adds fields
-    (the Gateway API's ``fields`` of an invalid request).
+    (the Gateway API's ``fields`` of an invalid request, its ``decline_code`` or ``reference``).
+    Every JSON error says it this way: the API's, the Gateway API's (also the answers it stores for a
+    replay) and the webhook endpoint's.
     """
     body: dict[str, Any] = {"code": status, "message": message}
     if reason:
         body["reason"] = reason
     body.update(extra)
-    return jsonify(error=body), status
+    return {"error": body}
+
+
+def json_error(status: int, message: str, reason: Optional[str] = None, **extra: Any) -> tuple[Response, int]:
+    """``error_body`` as a Flask response."""
+    return jsonify(error_body(status, message, reason, **extra)), status
 
 
 def wants_json() -> bool:

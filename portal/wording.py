@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 
 from billing.models import App, AppStatus, AppSubscription, KernelPlan
 from billing.states import SubscriptionStatus
-from portal.i18n import date
+from portal.i18n import date, money
 
 # Stripe's statuses by themselves (the admin's status filter); a subscription's state adds its dates.
 STATUS_LABELS = {
@@ -29,6 +29,22 @@ STATUS_LABELS = {
     SubscriptionStatus.INCOMPLETE: _l("Awaiting payment"),
     SubscriptionStatus.INCOMPLETE_EXPIRED: _l("Expired"),
 }
+
+
+# A price's billing interval (Stripe's ``recurring.interval``), as a page says it.
+PER_INTERVAL = {"day": _l("per day"), "week": _l("per week"), "month": _l("per month"), "year": _l("per year")}
+PRICE_PER_INTERVAL = {"day": _l("%(amount)s per day"), "week": _l("%(amount)s per week"),
+                      "month": _l("%(amount)s per month"), "year": _l("%(amount)s per year")}
+
+
+def per_interval(interval: str) -> str:
+    """"per month" for a monthly price, "per year" for a yearly one."""
+    return str(PER_INTERVAL[interval])
+
+
+def price_per_interval(amount: int, currency: str, interval: str) -> str:
+    """"R$ 99,00 per month": an amount charged at each ``interval`` (the plan's, never assumed)."""
+    return str(PRICE_PER_INTERVAL[interval]) % {"amount": money(amount, currency)}
 
 
 @dataclass(frozen=True)
@@ -102,5 +118,5 @@ def current_plan(sub: Optional[AppSubscription]) -> Optional[KernelPlan]:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(subscription_state=subscription_state, next_date=next_date, current_plan=current_plan,
-                             ended_on=ended_on)
-    app.jinja_env.filters.update(plan_name=plan_name, status_label=status_label)
+                             ended_on=ended_on, price_per_interval=price_per_interval)
+    app.jinja_env.filters.update(plan_name=plan_name, status_label=status_label, per_interval=per_interval)

@@ -4,7 +4,8 @@ Starts Redis, the Stripe sandbox, an RQ worker with its scheduler and the web
 server; migrates and seeds the SQLite database on first start; prints the URL and
 the demo logins. Ctrl-C stops everything it started, in reverse order.
 
-Ports can be moved with PORT, REDIS_PORT and SANDBOX_PORT.
+Ports can be moved with PORT, REDIS_PORT and SANDBOX_PORT; the folder of its data and logs with
+PORTAL_INSTANCE_DIR (default ``instance/``; the SQLite database goes there unless DATABASE_URL says otherwise).
 """
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from portal.config import SANDBOX_WEBHOOK_SECRET
 from scripts.services import PYTHON, ROOT, Service, port_is_open, start_redis, start_sandbox, start_web, start_worker
 
-INSTANCE = ROOT / "instance"
+INSTANCE = Path(os.environ.get("PORTAL_INSTANCE_DIR") or ROOT / "instance")
 LOGS = INSTANCE / "logs"
 
 
@@ -72,6 +74,7 @@ def main() -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         env = {
+            "DATABASE_URL": f"sqlite:///{INSTANCE / 'portal.sqlite3'}",
             **os.environ,
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "REDIS_URL": redis.url,

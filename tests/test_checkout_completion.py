@@ -26,7 +26,7 @@ def _open_session(app_id: int, mode: str = "subscription", attempt: str = "a1") 
                                                         price_id=plan.stripe_price_id, app_id=app_id,
                                                         plan_code="pro", attempt=attempt, **urls)
     else:
-        remote = gateway().create_setup_checkout(customer_id=tenant.stripe_customer_id, app_id=app_id,
+        remote = gateway().create_setup_checkout(customer_id=tenant.stripe_customer_id, app_id=app_id, currency="BRL",
                                                  attempt=attempt, **urls)
     local = KernelCheckoutSession(app_id=app_id, stripe_session_id=remote.id, mode=mode, url=remote.url,
                                   plan=plan if mode == "subscription" else None)

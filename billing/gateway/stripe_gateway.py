@@ -91,13 +91,20 @@ class StripeGateway:
     # ------------------------------------------------------------------ customers
 
     def create_customer(self, *, app_id: int, email: Optional[str], name: str,
-                        test_clock: Optional[str] = None, preferred_locales: Sequence[str] = ()) -> Customer:
-        """``preferred_locales`` (Stripe's tags, "pt-BR") set the language of Stripe's invoices, receipts and e-mails."""
+                        test_clock: Optional[str] = None, preferred_locales: Sequence[str] = (),
+                        address: Optional[Mapping[str, Optional[str]]] = None,
+                        tax_id: Optional[tuple[str, str]] = None) -> Customer:
+        """``preferred_locales`` (Stripe's tags, "pt-BR") set the language of Stripe's invoices, receipts and e-mails;
+        ``address`` (Stripe's keys) and ``tax_id`` (``("br_cpf", digits)``) are printed on its invoices."""
         params: dict[str, Any] = {"name": name, "metadata": {"app_id": str(app_id)}}
         if email:
             params["email"] = email
         if preferred_locales:
             params["preferred_locales"] = list(preferred_locales)
+        if address:
+            params["address"] = {key: value or "" for key, value in address.items()}
+        if tax_id:
+            params["tax_id_data"] = [{"type": tax_id[0], "value": tax_id[1]}]
         test_clock = test_clock or self.test_clock
         if test_clock:
             params["test_clock"] = test_clock
@@ -106,6 +113,33 @@ class StripeGateway:
 
     def retrieve_customer(self, customer_id: str) -> Customer:
         return Customer.from_stripe(self._call(self._v1.customers.retrieve, customer_id))
+
+    def update_billing_details(self, customer_id: str, *, name: str, email: Optional[str],
+                               address: Mapping[str, Optional[str]], change: str) -> Customer:
+        """Who the customer's invoices are made out to. ``change`` names this edit (its audit entry), so a retry
+        replays it and a later edit, even back to earlier values, is a new request."""
+        params = {"name": name, "email": email or "", "address": {key: value or "" for key, value in address.items()}}
+        data = self._call(self._v1.customers.update, customer_id, params,
+                          key=f"customer:{customer_id}:update:billing_details:{change}")
+        return Customer.from_stripe(data)
+
+    def list_tax_ids(self, customer_id: str) -> list[tuple[str, str, str]]:
+        """The customer's tax ids as ``(id, type, value)`` (Stripe keeps at most a few per customer)."""
+        data = self._call(self._v1.customers.tax_ids.list, customer_id, {"limit": 100})
+        return [(item["id"], item["type"], item["value"]) for item in data["data"]]
+
+    def add_tax_id(self, customer_id: str, kind: str, value: str, *, change: str) -> str:
+        """Add a tax id (``tax_id_data`` is create-only in Stripe); returns its id."""
+        data = self._call(self._v1.customers.tax_ids.create, customer_id, {"type": kind, "value": value},
+                          key=f"customer:{customer_id}:tax_id:create:{kind}:{value}:{change}")
+        return data["id"]
+
+    def delete_tax_id(self, customer_id: str, tax_id: str) -> None:
+        """Remove a tax id; one already gone is not an error (a retry after a lost answer)."""
+        try:
+            self._call(self._v1.customers.tax_ids.delete, customer_id, tax_id)
+        except NotFound:
+            pass
 
     def set_preferred_locales(self, customer_id: str, preferred_locales: Sequence[str], *, change: str) -> Customer:
         """The languages of Stripe's invoices, receipts and e-mails to the customer. ``change`` names the change
@@ -162,17 +196,20 @@ class StripeGateway:
                           key=f"checkout:subscription:app:{app_id}:price:{price_id}:attempt:{attempt}")
         return CheckoutSession.from_stripe(data)
 
-    def create_setup_checkout(self, *, customer_id: str, app_id: int, success_url: str, cancel_url: str,
-                              attempt: str, submit_message: str | None = None,
+    def create_setup_checkout(self, *, customer_id: str, app_id: int, currency: str, success_url: str,
+                              cancel_url: str, attempt: str, submit_message: str | None = None,
                               locale: Optional[str] = None) -> CheckoutSession:
         """A hosted Checkout page that saves a new card (setup mode), charging nothing by itself.
+
+        ``currency`` is what the card will be charged in (the plan's, or the invoice's): Stripe offers the
+        payment methods that can pay in it.
 
         ``submit_message`` is shown by the save button (Stripe's ``custom_text.submit``): when the card
         is saved to pay an invoice, it says the amount, which a setup page does not show otherwise."""
         params = {
             "mode": "setup",
             "customer": customer_id,
-            "currency": "brl",
+            "currency": currency.lower(),
             "success_url": success_url,
             "cancel_url": cancel_url,
             "client_reference_id": str(app_id),
@@ -357,8 +394,8 @@ class StripeGateway:
 
     def _get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         """A GET read as plain JSON: for list pages, where the SDK's conversion of every object into nested
-        ``StripeObject``s cost about a quarter of a second per page of 100 invoices (minutes for a walk of
-        100,000). Same request, same retries and errors, same values."""
+        ``StripeObject``s is most of a long walk's time (figures in docs/benchmarks.md, "Figures that used to
+        be quoted in the code"). Same request, same retries and errors, same values."""
         with translate_errors():
             response = self._client.raw_request("get", path, **params)
         return response.data
@@ -562,6 +599,19 @@ def pay_invoice_key(invoice_id: str, attempt: str) -> str:
     return f"invoice:{invoice_id}:pay:{attempt}"
 
 
+def webhook_signature_matches(payload: str, header: str, secret: str) -> bool:
+    """Whether ``header`` (``Stripe-Signature``) signs ``payload`` under ``secret``: the SDK's own check.
+
+    No tolerance is passed: the caller (billing/webhooks/signature.py) bounds the timestamp both ways,
+    where the SDK only refuses old ones.
+    """
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, secret)
+    except stripe.SignatureVerificationError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
     """Turn a ``stripe`` exception into the project's own error, keeping code, status and request id."""
@@ -583,7 +633,8 @@ def _translate(error: "stripe.StripeError") -> GatewayError:
         decline = getattr(details, "decline_code", None) if details else None
         return CardDeclined(message, decline_code=decline or common["code"], **common)
     if isinstance(error, stripe.IdempotencyError):
-        metrics.idempotency_conflict()  # a key reused with other parameters: the BillingGatewayIdempotency alert
+        # A key reused with other parameters: the BillingGatewayIdempotency alert (both the portal's rule and Prometheus's).
+        metrics.idempotency_conflict(common["request_id"], message)
         log.error("idempotency-key conflict: %s", message, extra={"event": "gateway.idempotency_conflict",
                                                                  "request_id": common["request_id"]})
         return IdempotencyConflict(message, **common)

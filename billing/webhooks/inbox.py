@@ -44,7 +44,7 @@ class Inbox:
         # A dead pooled connection (a database restart) fails one insert, which is retried once below;
         # pre-pinging every checkout instead would cost a round trip on each delivery.
         # In autocommit there is no transaction to end when a connection goes back to the pool, so the
-        # pool's reset (a rollback call per delivery, a third of the insert's client CPU) is skipped.
+        # pool's reset (a rollback call per delivery; its cost is in docs/benchmarks.md) is skipped.
         fast = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
                              pool_reset_on_return=None, pool_size=engine.pool.size(), max_overflow=10)
         # Its connections live and die with the app's engine (tests dispose it between databases).

@@ -11,7 +11,7 @@ from portal.admin.routes import bp
 from portal.auth.session import superadmin_required
 from portal.control import current_gateway_mode, pause_state, request_actor, requeue
 from portal.extensions import db
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 from portal.request_context import attempt_from, new_attempt
 
 LEDGER_ON_PAGE = 10
@@ -84,8 +84,6 @@ def resume():
     else:
         flash(_("Billing resumed for %(apps)d app(s) first; %(count)d held events queued, oldest first.",
                 apps=len(app_ids), count=queued), "success")
-    if queued < len(held):
-        flash(_("Some held events could not be queued now; the sweeper will queue them within minutes."), "warning")
     return _back()
 
 

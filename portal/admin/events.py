@@ -17,10 +17,10 @@ from jobs.queues import redis_connection
 from portal.admin.routes import bp
 from portal.auth.session import superadmin_required
 from portal.extensions import db
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 from portal.payments import gateway
-from portal.webhooks.routes import DUPLICATES_KEY, REJECTED_KEY
 from portal.webhooks.apply import process_event
+from portal.webhooks.routes import DUPLICATES_KEY, REJECTED_KEY
 
 log = logging.getLogger(__name__)
 PER_PAGE = 50
@@ -105,7 +105,7 @@ def replay_event(event_id: int):
     request_replay(db.session, row, user_id=current_user.id)
     stripe_event_id = row.event_id
     db.session.commit()
-    if not current_app.config["RQ_ASYNC"]:
+    if not current_app.config["RQ_ASYNC"]:  # no worker (tests): applied now, as a worker would
         process_event(stripe_event_id)
     db.session.expire_all()
     current = db.session.get(ProcessedWebhook, event_id)

@@ -16,7 +16,7 @@ from portal.admin.csv_export import csv_response
 from portal.admin.routes import bp
 from portal.auth.session import superadmin_required
 from portal.extensions import db
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 
 PER_PAGE = 50
 INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")

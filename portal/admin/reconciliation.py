@@ -41,7 +41,7 @@ from portal.api_auth import api_auth_required, api_user
 from portal.auth.session import superadmin_required
 from portal.errors import json_error
 from portal.extensions import db
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 from portal.payments import gateway
 from portal.queue import enqueue
 from portal.request_context import request_origin

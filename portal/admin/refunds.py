@@ -21,7 +21,7 @@ from billing.service_keys import SCOPES, ServiceKeyError, create_key, revoke_key
 from portal.admin.routes import PER_PAGE, bp
 from portal.auth.session import superadmin_required
 from portal.extensions import db
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 from portal.payments import gateway
 from portal.request_context import request_origin
 

@@ -22,7 +22,7 @@ from billing.states import SubscriptionStatus
 from billing.subscriptions import MRR_STATUSES, monthly_amount_sql
 from portal.auth.session import superadmin_required
 from portal.extensions import db
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 from portal.request_context import request_origin
 from portal.urls import is_id
 

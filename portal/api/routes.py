@@ -24,7 +24,7 @@ from billing.subscriptions import (
 from portal.api_auth import api_auth_required, api_user
 from portal.errors import json_error
 from portal.extensions import db
-from portal.invoices.pagination import paginate
+from portal.pagination import paginate
 from portal.invoices.routes import invoices_of
 from portal.payments import gateway
 from portal.request_context import attempt_from, new_attempt, origin_for

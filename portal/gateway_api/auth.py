@@ -25,7 +25,11 @@ def caller() -> Caller:
 
 
 def service_key_required(scope: str):
-    """401 without a live key, 403 when the key does not allow ``scope``."""
+    """401 without a live key, 403 when the key does not allow ``scope``.
+
+    Not Flask-Login's request loader (which the JSON API's user tokens use): a service key is an app's,
+    not a person's, so it is no ``current_user``, and which operation it may call is checked per view.
+    """
 
     def decorator(view):
         @wraps(view)

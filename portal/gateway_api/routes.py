@@ -33,7 +33,8 @@ from billing.models import (
 )
 from billing.money import Money
 from portal.extensions import db
-from portal.gateway_api.auth import caller, json_error, service_key_required
+from portal.errors import error_body, json_error
+from portal.gateway_api.auth import caller, service_key_required
 from portal.gateway_api.openapi import document
 from portal.payments import gateway
 from portal.request_context import request_id
@@ -63,14 +64,13 @@ def provider_failure(error: BaseException) -> Answer:
     details = (f"{type(error).__name__}: {getattr(error, 'message', error)} code={getattr(error, 'code', None)} "
                f"http_status={getattr(error, 'http_status', None)} provider_request={getattr(error, 'request_id', None)}")
     log.error("gateway provider failure reference=%s request=%s %s", reference, request_id(), details)
-    return Answer(502, {"error": {"code": 502, "reason": "provider_error", "reference": reference,
-                                  "message": "The payment provider failed; nothing can be assumed done. "
-                                             "Retry with the same idempotency_key, or quote the reference."}})
+    return Answer(502, error_body(502, "The payment provider failed; nothing can be assumed done. Retry with the "
+                                       "same idempotency_key, or quote the reference.", "provider_error",
+                                  reference=reference))
 
 
 def declined(code: Optional[str], message: str) -> Answer:
-    return Answer(402, {"error": {"code": 402, "reason": "card_declined", "decline_code": code or "card_declined",
-                                  "message": message}})
+    return Answer(402, error_body(402, message, "card_declined", decline_code=code or "card_declined"))
 
 
 def _body() -> Fields:
@@ -252,13 +252,13 @@ def capture():
 
     def work() -> Answer:
         if existing is not None:
-            return Answer(400, {"error": {"code": 400, "reason": "already_captured", "message": "Already captured.",
-                                          "fields": {"authorization_id": "This authorization was already captured."}}})
+            return Answer(400, error_body(400, "Already captured.", "already_captured",
+                                          fields={"authorization_id": "This authorization was already captured."}))
         try:
             intent = gateway().capture_payment_intent(intent_id, money or authorized)
         except InvalidRequest as error:
-            return Answer(400, {"error": {"code": 400, "reason": "not_capturable", "message": error.message,
-                                          "fields": {"authorization_id": error.message}}})
+            return Answer(400, error_body(400, error.message, "not_capturable",
+                                          fields={"authorization_id": error.message}))
         captured = GatewayCapture(public_id=api.new_public_id("cap"), app_id=who.app_id, authorization_id=auth_id,
                                   amount=intent.amount_received or (money or authorized).amount,
                                   currency=authorized.currency)

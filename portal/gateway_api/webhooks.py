@@ -18,7 +18,7 @@ from flask import Response, current_app, request
 from billing.db import insert_once
 from billing.models import GatewayWebhookEvent
 from portal.extensions import db
-from portal.gateway_api.auth import json_error
+from portal.errors import json_error
 from portal.gateway_api.routes import bp
 from portal.webhooks.endpoint import receive
 

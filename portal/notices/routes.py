@@ -2,8 +2,9 @@
 
 Paying works in two legs, as Stripe's hosted pages want: Checkout in setup mode
 saves a new card (no card data ever reaches the portal), then, back here, the
-open invoice is paid with that card. Paying ends dunning at once; for an app
-paused after the last retry it also reactivates the app.
+open invoice is paid with that card (``billing.owner_payments``: the views only
+say what happened). Paying ends dunning at once; for an app paused after the last
+retry it also reactivates the app.
 """
 from __future__ import annotations
 
@@ -21,18 +22,17 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from sqlalchemy import select
 
-from billing import audit, charges, clock
-from billing.checkout import complete_checkout
-from billing.dunning import DunningContext, dunning_summary, outstanding_invoice, settle_if_in_dunning
-from billing.errors import CardDeclined, GatewayError, GatewayUnavailable
-from billing.gateway import pay_invoice_key
-from billing.models import ChargeStatus, KernelCheckoutSession
+from billing import clock
+from billing.dunning import DunningContext, dunning_summary, outstanding_invoice
+from billing.errors import CardDeclined, GatewayError
+from billing.models import CheckoutMode, KernelCheckoutSession
 from billing.notifications import owner_notices
+from billing.owner_payments import OwnerPayment, pay_with_saved_card
 from billing.subscriptions import start_payment_method_update
-from billing.sync import sync_invoice
 from portal.extensions import db
 from portal.i18n import money
 from portal.payments import gateway
@@ -67,6 +67,20 @@ def index(app_id: int):
     return render_template("notices/index.html", app=app, notices=notices, invoice=invoice, summary=summary)
 
 
+@bp.errorhandler(GatewayError)
+def _on_gateway_error(error: GatewayError):
+    """Paying fails in two ways, both with nothing charged: the card is declined, or Stripe is away."""
+    db.session.rollback()
+    app_id = request.view_args["app_id"]
+    if isinstance(error, CardDeclined):
+        log.info("owner payment for app %s declined (%s)", app_id, error.decline_code)
+        flash(_("Your card was declined, so nothing was charged. Please try another card."), "error")
+    else:
+        log.exception("owner payment for app %s could not reach Stripe", app_id)
+        flash(str(UNAVAILABLE), "error")
+    return redirect(url_for("notices.pay_open_invoice", app_id=get_app_or_404(app_id).id))
+
+
 @bp.route("/apps/<int:app_id>/pay", methods=["GET", "POST"])
 @login_required
 def pay_open_invoice(app_id: int):
@@ -85,27 +99,30 @@ def pay_open_invoice(app_id: int):
         flash(_("The form expired. Please try again."), "error")
         return render_template("notices/pay.html", app=app, invoice=invoice, summary=summary,
                                attempt=new_attempt()), 400
-    try:
-        # The same setup Checkout as a card update, coming back here to pay; a double submit
-        # replays the same session (the attempt is its idempotency key).
-        local = start_payment_method_update(
-            db.session, gateway(), app, origin=request_origin(), attempt=f"pay:{attempt}",
-            success_url=external_url("notices.pay_complete", app_id=app.id)
-            + "?session_id={CHECKOUT_SESSION_ID}",
-            cancel_url=external_url("notices.pay_open_invoice", app_id=app.id),
-            submit_message=_("%(amount)s will be charged to this card for invoice %(number)s as soon as it is saved.",
-                             amount=money(invoice.amount_remaining, invoice.currency),
-                             number=invoice.number or invoice.stripe_invoice_id),
-            locale=str(get_locale()))
-        url = local.url
-        db.session.commit()
-    except GatewayError:
-        db.session.rollback()
-        log.exception("could not open a setup Checkout for app %s", app.id)
-        flash(str(UNAVAILABLE), "error")
-        return render_template("notices/pay.html", app=app, invoice=invoice, summary=summary,
-                               attempt=new_attempt()), 502
+    # The same setup Checkout as a card update, coming back here to pay; a double submit
+    # replays the same session (the attempt is its idempotency key).
+    local = start_payment_method_update(
+        db.session, gateway(), app, origin=request_origin(), attempt=f"pay:{attempt}", currency=invoice.currency,
+        success_url=external_url("notices.pay_complete", app_id=app.id) + "?session_id={CHECKOUT_SESSION_ID}",
+        cancel_url=external_url("notices.pay_open_invoice", app_id=app.id),
+        submit_message=_("%(amount)s will be charged to this card for invoice %(number)s as soon as it is saved.",
+                         amount=money(invoice.amount_remaining, invoice.currency),
+                         number=invoice.number or invoice.stripe_invoice_id),
+        locale=str(get_locale()))
+    url = local.url
+    db.session.commit()
     return redirect(url, code=303)
+
+
+# What the owner reads once paying with the saved card ended, and where they go next.
+OUTCOMES = {
+    OwnerPayment.CARD_NOT_SAVED: (_l("Your card was not saved, so nothing was charged."), "warning",
+                                  "notices.pay_open_invoice"),
+    OwnerPayment.NOTHING_DUE: (_l("Your card was saved. There is nothing left to pay."), "success", "notices.index"),
+    OwnerPayment.CONFIRMING: (CONFIRMING, "warning", "notices.index"),
+    OwnerPayment.PAID: (_l("Payment received, thank you. Your new card will be used from now on."), "success",
+                        "notices.index"),
+}
 
 
 @bp.get("/apps/<int:app_id>/pay/complete")
@@ -116,73 +133,10 @@ def pay_complete(app_id: int):
     session_id = request.args.get("session_id", "")
     local = db.session.scalar(select(KernelCheckoutSession).where(
         KernelCheckoutSession.stripe_session_id == session_id, KernelCheckoutSession.app_id == app.id,
-        KernelCheckoutSession.mode == "setup"))
+        KernelCheckoutSession.mode == CheckoutMode.SETUP))
     if local is None:
         abort(404)
-    ctx = _context()
-    try:
-        result = complete_checkout(db.session, ctx.gateway, session_id, origin=ctx.origin, app_id=app.id,
-                                   smtp_configured=ctx.smtp_configured)
-        db.session.commit()
-        if not result.is_complete:
-            flash(_("Your card was not saved, so nothing was charged."), "warning")
-            return redirect(url_for("notices.pay_open_invoice", app_id=app.id))
-        invoice = outstanding_invoice(db.session, app.id)
-        if invoice is None:
-            flash(_("Your card was saved. There is nothing left to pay."), "success")
-            return redirect(url_for("notices.index", app_id=app.id))
-        card = (result.remote or ctx.gateway.retrieve_checkout_session(session_id)).setup_payment_method
-        paid, charge = _pay(ctx, app, invoice.stripe_invoice_id, f"owner:{session_id}", card)
-        if paid is None:
-            flash(str(CONFIRMING), "warning")
-            return redirect(url_for("notices.index", app_id=app.id))
-    except CardDeclined as declined:
-        db.session.rollback()
-        log.info("owner payment for app %s declined (%s)", app.id, declined.decline_code)
-        flash(_("Your card was declined, so nothing was charged. Please try another card."), "error")
-        return redirect(url_for("notices.pay_open_invoice", app_id=app.id))
-    except GatewayError:
-        db.session.rollback()
-        log.exception("owner payment for app %s could not reach Stripe", app.id)
-        flash(str(UNAVAILABLE), "error")
-        return redirect(url_for("notices.pay_open_invoice", app_id=app.id))
-    sync_invoice(db.session, paid, observed_at=int(ctx.now.timestamp()), origin=ctx.origin,
-                 refetch=lambda: ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id))
-    audit.record(db.session, action="invoice.paid_by_owner", object_type="kernel_invoice",
-                 object_id=invoice.stripe_invoice_id, app_id=app.id, before={"status": "open"},
-                 after={"status": paid.status, "amount_paid": paid.amount_paid}, origin=ctx.origin)
-    settle_if_in_dunning(db.session, invoice, ctx, paid_by="owner")
-    charges.settle(db.session, charge, ChargeStatus.SUCCEEDED if paid.status == "paid" else ChargeStatus.FAILED,
-                   ctx.origin, invoice=paid)
-    db.session.commit()
-    flash(_("Payment received, thank you. Your new card will be used from now on."), "success")
-    return redirect(url_for("notices.index", app_id=app.id))
-
-
-def _pay(ctx: DunningContext, app, invoice_id: str, attempt: str, card):
-    """Charge the open invoice, the charge recorded (key, who asked) and committed before Stripe is called.
-
-    Returns ``(invoice, charge)``, or ``(None, charge)`` when the answer was lost (or another charge of the
-    app is still in doubt): the owner is told it is being confirmed, never that nothing was charged.
-    A definite refusal is recorded as not charged and raised to the caller.
-    """
-    try:
-        charge, _new = charges.begin(db.session, app_id=app.id, kind=charges.INVOICE_PAYMENT,
-                                     key=pay_invoice_key(invoice_id, attempt), target=invoice_id, origin=ctx.origin,
-                                     details={"attempt": attempt, "payment_method": card})
-    except charges.ChargeInDoubt as doubt:
-        db.session.rollback()
-        return None, doubt.attempt
-    db.session.commit()
-    try:
-        return ctx.gateway.pay_invoice(invoice_id, attempt=attempt, payment_method_id=card), charge
-    except GatewayUnavailable as error:
-        db.session.rollback()
-        charges.mark_unknown(db.session, charge, error, ctx.origin)
-        db.session.commit()
-        return None, charge
-    except GatewayError as error:
-        db.session.rollback()
-        charges.settle(db.session, charge, ChargeStatus.FAILED, ctx.origin, error=error.code or error.message)
-        db.session.commit()
-        raise
+    outcome = pay_with_saved_card(db.session, _context(), app.id, session_id)
+    message, category, endpoint = OUTCOMES[outcome]
+    flash(str(message), category)
+    return redirect(url_for(endpoint, app_id=app.id))

@@ -1,13 +1,13 @@
 """POST /webhooks/kernel/stripe, served as plain WSGI in front of Flask: verify, record, hand off, answer.
 
 Stripe's deliveries are the portal's busiest request, and Flask's request cycle,
-Flask-Limiter and building an RQ job cost four times the endpoint's own work
-(docs/benchmarks.md). So ``StripeWebhookEndpoint`` answers exactly this path
+Flask-Limiter and building an RQ job cost several times the endpoint's own work
+(figures in docs/benchmarks.md). So ``StripeWebhookEndpoint`` answers exactly this path
 before Flask sees it, and ``receive`` does the whole job in one function, in a
 fixed order:
 
 1. size (``Content-Length``, then while reading): 413;
-2. signature on the raw bytes, then the event's shape: 400;
+2. UTF-8 text, the signature on it, then the event's shape: 400;
 3. rate limit per sending address (portal/webhooks/ratelimit.py): 429;
 4. one INSERT into ``processed_webhooks`` (a duplicate fails it: 200, nothing more); 200.
 
@@ -38,6 +38,7 @@ from redis.retry import Retry
 from billing import metrics
 from billing.webhooks.events import Event, MalformedEvent
 from billing.webhooks.signature import SignatureError, verify
+from portal.errors import error_body
 from portal.payments import EXTENSION as GATEWAY
 from portal.webhooks import ratelimit
 from portal.webhooks.apply import process_event
@@ -77,7 +78,7 @@ def _redis(url: str) -> Redis:
     """This thread's client for this path: short timeouts, one retry after a dropped connection.
 
     One connection per thread, held (``single_connection_client``), rather than a shared pool: the
-    pool's checkout and checkin cost a quarter of a command's client CPU, twice per delivery.
+    pool's checkout and checkin cost client CPU on every command, twice per delivery (docs/benchmarks.md).
     """
     clients = getattr(_local, "clients", None)
     if clients is None:
@@ -98,8 +99,7 @@ def rate_limit(app: Flask) -> str:
 
 
 def _error(status: int, message: str, reason: str | None = None, headers: tuple = ()) -> Answer:
-    error = {"code": status, "reason": reason, "message": message} if reason else {"code": status, "message": message}
-    return Answer(status, json.dumps({"error": error}).encode(), headers)
+    return Answer(status, json.dumps(error_body(status, message, reason)).encode(), headers)
 
 
 def _count(connection: Redis, key: str) -> None:
@@ -145,11 +145,11 @@ def receive(app: Flask, environ: dict) -> Answer:
         return _reject(connection, "too_large", f"the body is larger than {limit} bytes", 413)
 
     try:
-        verify(raw, environ.get("HTTP_STRIPE_SIGNATURE"), config["STRIPE_KERNEL_WEBHOOK_SECRETS"])
-        try:
+        try:  # Stripe signs the body's text (its SDK checks it so): bytes that are no text are no event
             payload = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise MalformedEvent("malformed_json", "the body is not valid JSON") from None
+        verify(payload, environ.get("HTTP_STRIPE_SIGNATURE"), config["STRIPE_KERNEL_WEBHOOK_SECRETS"])
         event = Event.parse(payload)
     except (SignatureError, MalformedEvent) as error:
         return _reject(connection, error.reason, str(error))

@@ -3,8 +3,8 @@
 One round trip per delivery (``INCR`` of the current window's key, and ``EXPIRE NX``
 so the key disappears after its window), instead of Flask-Limiter's two checks. The
 two commands travel as one short Lua script (``EVALSHA``) rather than a two-command
-pipeline: the same single round trip, atomic, and a third less client CPU (building a
-redis-py pipeline costs more than the commands in it). The limit is written as
+pipeline: the same single round trip, atomic, and less client CPU (building a redis-py
+pipeline costs more than the commands in it; figures in docs/benchmarks.md). The limit is written as
 Flask-Limiter writes it (``WEBHOOK_RATE_LIMIT``, e.g. "6000 per minute", parsed by the
 same ``limits`` library). The limiter fails open: when Redis cannot be reached the delivery goes on (and the failure is logged),
 because a counter being down is never a reason to refuse a signed event.

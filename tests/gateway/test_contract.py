@@ -68,7 +68,7 @@ def test_same_key_with_other_parameters_is_an_idempotency_conflict(target):
 
 def test_setup_checkout_session(target):
     customer = target.new_customer()
-    session = target.gateway.create_setup_checkout(customer_id=customer.id, app_id=1,
+    session = target.gateway.create_setup_checkout(customer_id=customer.id, app_id=1, currency="BRL",
                                                    success_url="http://portal.test/s",
                                                    cancel_url="http://portal.test/c", attempt=f"{target.run}:s")
     assert session.mode == "setup" and session.status == "open" and session.url

@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from billing import clock
-from billing.dunning import STUCK_CLAIM_AFTER, DunningContext, _charge
+from billing.dunning import STUCK_CLAIM_AFTER, DunningContext, advance_dunning
 from billing.models import AttemptStatus, KernelInvoice, KernelPaymentAttempt
 from billing.audit import Origin
 from jobs.dunning import run_now
@@ -52,18 +52,31 @@ def test_a_retry_claimed_by_a_crashed_run_is_charged_once_later(billing_app, dun
         assert gateway().retrieve_invoice(dunning.invoice_id).attempt_count == attempts_in_stripe
 
 
+class _OwnerPaysFirst:
+    """Stripe as the dunning job reaches it, except that the owner pays the invoice there just before the job's
+    retry charge arrives: after the job read the invoice (open) and claimed the slot."""
+
+    def __init__(self, stripe, customer_id: str):
+        self._stripe, self._customer_id = stripe, customer_id
+
+    def __getattr__(self, name: str):
+        return getattr(self._stripe, name)
+
+    def pay_invoice(self, invoice_id: str, *, attempt: str, payment_method_id=None):
+        if attempt.startswith("dunning-"):
+            good = self._stripe.attach_payment_method(self._customer_id, "pm_card_visa")
+            self._stripe.pay_invoice(invoice_id, attempt="owner", payment_method_id=good.payment_method_id)
+        return self._stripe.pay_invoice(invoice_id, attempt=attempt, payment_method_id=payment_method_id)
+
+
 def test_an_invoice_paid_just_before_the_retry_charges_ends_dunning(billing_app, dunning):
     _announce_first_retry(billing_app, dunning)
     advance_to(billing_app, day(dunning, 3))
     with billing_app.app_context():
-        good = gateway().attach_payment_method(dunning.customer_id, "pm_card_visa")
-        # The owner pays in Stripe after the job read the invoice and claimed the slot (the race _charge handles).
-        gateway().pay_invoice(dunning.invoice_id, attempt="owner", payment_method_id=good.payment_method_id)
         invoice = db.session.scalar(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == dunning.invoice_id))
-        slot = _slot(1)
-        slot.attempted_at = clock.now()
-        ctx = DunningContext(gateway=gateway(), now=clock.now(), origin=Origin(actor="job:dunning"))
-        _charge(db.session, invoice, slot, ctx)
+        racing = _OwnerPaysFirst(gateway(), dunning.customer_id)
+        ctx = DunningContext(gateway=racing, now=clock.now(), origin=Origin(actor="job:dunning"))
+        advance_dunning(db.session, invoice, ctx)
         db.session.commit()
         assert _slot(1).status == AttemptStatus.CANCELED
         invoice = db.session.scalar(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == dunning.invoice_id))

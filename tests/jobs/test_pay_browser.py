@@ -7,7 +7,6 @@ from playwright.sync_api import expect
 from billing.models import App, AppStatus
 from jobs.dunning import run_now
 from portal.extensions import db
-from tests.helpers.browser import SCREENSHOTS, LiveServer
 from tests.flows.browser_steps import fill_card, sign_in_as
 from tests.helpers.data import invoice_row
 from tests.helpers.dunning import advance_to, day
@@ -15,25 +14,9 @@ from tests.helpers.dunning import advance_to, day
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    """As the other browser tests: a Brazilian browser."""
-    return {**browser_context_args, "locale": "pt-BR", "viewport": {"width": 1280, "height": 800}}
-
-
-@pytest.fixture
-def server(billing_app):
-    live = LiveServer(billing_app).start()
-    yield live
-    live.stop()
-
-
-def _shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def test_the_owner_pays_during_dunning_from_the_banner(page, billing_app, dunning, owner, server):
+def test_the_owner_pays_during_dunning_from_the_banner(page, billing_app, dunning, owner, billing_server,
+                                                        screenshot):
+    server = billing_server
     for number in (2, 3):  # the notice, then retry #1 fails
         advance_to(billing_app, day(dunning, number))
         run_now()
@@ -42,12 +25,12 @@ def test_the_owner_pays_during_dunning_from_the_banner(page, billing_app, dunnin
     banner = page.locator(".dunning-banner")
     expect(banner).to_contain_text("O pagamento da fatura")
     expect(banner).to_contain_text("R$\xa099,00")
-    _shot(page, "dunning-banner")
+    screenshot(page, "dunning-banner")
 
     banner.get_by_role("link", name="Pagar agora").click()
     expect(page).to_have_url(f"{server.url}/apps/{dunning.app_id}/pay")
     expect(page.locator(".dunning-attempts [data-attempt='1']")).to_contain_text("Recusada")
-    _shot(page, "dunning-pay")
+    screenshot(page, "dunning-pay")
     page.click("#pay-with-new-card")
     # The card-saving page says what will be charged, not only "save a card".
     expect(page.locator("#submit-message")).to_contain_text("R$\xa099,00")
@@ -59,7 +42,7 @@ def test_the_owner_pays_during_dunning_from_the_banner(page, billing_app, dunnin
         "Pagamento recebido, obrigado. Seu novo cartão será usado daqui em diante.")
     expect(page.locator(".dunning-banner")).to_have_count(0)
     expect(page.locator("[data-kind='dunning.recovered']")).to_have_count(1)
-    _shot(page, "dunning-notices")
+    screenshot(page, "dunning-notices")
 
     invoice = invoice_row(billing_app, dunning.invoice_id)
     assert (invoice.status, invoice.dunning_outcome) == ("paid", "paid")

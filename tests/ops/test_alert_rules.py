@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from billing import audit
 from billing.alert_rules import evaluate
 from billing.models import (
+    GatewayIdempotencyConflict,
     Alert,
     AlertSeverity,
     KernelInvoice,
@@ -133,6 +134,24 @@ def test_billing_gateway_idempotency_two_successful_charges_for_one_invoice(app)
         [alert] = _open("BillingGatewayIdempotency")
         assert "in_twice" in alert.message and alert.severity == AlertSeverity.CRITICAL
         charges[1].amount_refunded = 9900  # the second charge given back in full
+        _run()
+        assert _open("BillingGatewayIdempotency") == []
+
+
+def test_billing_gateway_idempotency_a_key_stripe_refused_in_the_last_15_minutes(app):
+    with app.app_context():
+        now = datetime.now(timezone.utc)
+        refused = GatewayIdempotencyConflict(occurred_at=now - timedelta(minutes=2), request_id="req_conflict1",
+                                             message="Keys for idempotent requests can only be used with the same "
+                                                     "parameters they were first used with.")
+        db.session.add_all([refused, GatewayIdempotencyConflict(occurred_at=now - timedelta(minutes=40),
+                                                                request_id="req_long_ago")])
+        _run()
+        [alert] = _open("BillingGatewayIdempotency")
+        assert alert.severity == AlertSeverity.CRITICAL
+        assert "refused 1 reused idempotency key" in alert.message and "req_conflict1" in alert.message
+        assert alert.details["conflicts_15m"] == 1 and alert.details["invoices"] == []
+        refused.occurred_at = now - timedelta(minutes=16)  # 15 minutes without a refusal
         _run()
         assert _open("BillingGatewayIdempotency") == []
 
