@@ -30,6 +30,8 @@ _OWN_PACKAGES = ("billing", "portal", "jobs", "wsgi")
 def post_fork(server, worker):
     # Forked workers inherit the master's sys.modules: without this, after a reload they would run the
     # billing package the master imported at its start, next to the new release's portal.
+    if server.cfg.preload_app:
+        return  # the app was built in the master from those modules: a second copy would split their state
     for name in [name for name in sys.modules if name.split(".", 1)[0] in _OWN_PACKAGES]:
         del sys.modules[name]
 

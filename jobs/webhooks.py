@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 IDLE = 0.05  # seconds between looks at an empty queue: the latency floor when events trickle in
 # A transaction's length on SQLite, whose single write lock the webhook endpoint waits for: the
 # endpoint's answer must stay within a few milliseconds. PostgreSQL locks rows, not the database.
-BUDGET = {"sqlite": 0.003, "postgresql": 0.05}
+# On PostgreSQL a batch's row locks only stop writers of the same rows (a checkout redirect, another applier),
+# so a batch may last longer: the claim and the commit are then shared by many events.
+BUDGET = {"sqlite": 0.003, "postgresql": 0.2}
 BATCH = {"sqlite": 20, "postgresql": 100}  # events claimed at once (the claim itself holds SQLite's lock)
 FETCHERS = 8  # Stripe calls made at once between two transactions (network waits, not CPU)
 FORGET_AFTER = 120.0  # seconds: answers gathered for an event that another worker applied meanwhile
@@ -77,7 +79,7 @@ class Applier:
                 with correlated(event_id):
                     self.answers[event_id].fetch(stripe, call)
 
-            list(self._pool.map(fetch, done.needs.items()))
+            list(self._pool.map(fetch, [(event_id, call) for event_id, calls in done.needs.items() for call in calls]))
             self._forget(now)
         return len(done.settled) + len(done.needs)
 

@@ -72,9 +72,6 @@ def init_app(app: Flask) -> None:
         queued = requeue(held)
         scope = f"app(s) {', '.join(apps)}" if apps else "every app"
         click.echo(f"Billing resumed for {scope}; {queued} held event(s) queued, oldest first.")
-        if queued < len(held):
-            click.echo(f"  {len(held) - queued} could not be queued now (Redis?); the inbox sweeper will queue them.",
-                       err=True)
 
     @billing_group.command("status")
     def status_command():

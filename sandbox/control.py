@@ -133,7 +133,9 @@ def seed() -> Response:
     price = data.get("price")
     if not price:
         raise InvalidRequest("Missing required field: price.", param="price")
-    return _json(bulk_seed(_box(), request.host_url, count, per, str(price)))
+    test_clock, card = data.get("test_clock"), data.get("card")
+    return _json(bulk_seed(_box(), request.host_url, count, per, str(price),
+                           test_clock=str(test_clock) if test_clock else None, card=str(card) if card else None))
 
 
 @control.get("/stats")

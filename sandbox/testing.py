@@ -156,10 +156,15 @@ class SandboxControl:
             body["status"] = status
         self._call("POST", "/_sandbox/fail", body)
 
-    def bulk_seed(self, subscriptions: int, price: str, invoices_per_subscription: int = 1) -> dict[str, Any]:
-        return self._call("POST", "/_sandbox/bulk_seed", {"subscriptions": subscriptions, "price": price,
-                                                          "invoices_per_subscription": invoices_per_subscription},
-                          timeout=600)
+    def bulk_seed(self, subscriptions: int, price: str, invoices_per_subscription: int = 1,
+                  test_clock: str | None = None, card: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"subscriptions": subscriptions, "price": price,
+                                "invoices_per_subscription": invoices_per_subscription}
+        if test_clock:
+            body["test_clock"] = test_clock
+        if card:
+            body["card"] = card
+        return self._call("POST", "/_sandbox/bulk_seed", body, timeout=600)
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/_sandbox/stats")

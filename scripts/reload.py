@@ -65,7 +65,10 @@ def alive(pid: int) -> bool:
 
 def reload(pid: int, url: str | None, timeout: float, release: Path = ROOT) -> str:
     """Reload gunicorn's master ``pid``; returns what happened, raises RuntimeError when it did not work."""
-    preflight = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=release, env=master_environment(pid),
+    environment = master_environment(pid)
+    # The check serves nothing: it must not leave counter files of its own among the workers' (docs/metrics.md).
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    preflight = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=release, env=environment,
                                capture_output=True, text=True, timeout=120)
     if preflight.returncode != 0:
         raise RuntimeError(f"the release in {release} does not load, nothing was reloaded:\n"

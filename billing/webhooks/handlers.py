@@ -53,6 +53,7 @@ from billing.sync import (
     sync_subscription,
 )
 from billing.webhooks.events import Event
+from billing.webhooks.prefetch import Call
 from billing.webhooks.payments import (
     payment_for,
     payment_from_charge,
@@ -109,6 +110,9 @@ KNOWN_EVENT_TYPES = frozenset({
 })
 
 HANDLERS: dict[str, Handler] = {}
+# The Stripe calls a handler is known to make once it makes one (it is about an object of ours), read from the
+# event alone: fetched together with the first (billing/webhooks/processing.py), not one round after another.
+HINTS: dict[str, Callable[[Event], list[Call]]] = {}
 
 
 def handles(*event_types: str) -> Callable[[Handler], Handler]:
@@ -243,21 +247,42 @@ def _dunning_context(ctx: HandlerContext) -> DunningContext:
 @handles("invoice.paid")
 def invoice_paid(ctx: HandlerContext) -> Handled:
     """Mark the invoice paid and record the payment that paid it in ``kernel_payments``."""
+    remote = Invoice.from_stripe(ctx.object)
+    intents = None
+    if remote.amount_paid > 0 and app_for_customer(ctx.session, remote.customer) is not None:
+        # Stripe first, writes after: an event stopped for a Stripe answer before writing anything is simply
+        # run again, without a savepoint to roll back (billing/webhooks/processing.py).
+        intents = [ctx.gateway.retrieve_payment_intent(i) for i in _payment_intents_of(ctx, remote)]
     result = _sync_invoice(ctx)
     if result.outcome == Outcome.NOT_OURS:
         return Handled.NOT_OURS
     invoice_row: KernelInvoice = result.row
     settle_if_in_dunning(ctx.session, invoice_row, _dunning_context(ctx), paid_by="stripe")
-    remote = Invoice.from_stripe(ctx.object)
     charges.settle_from_invoice(ctx.session, remote, ctx.origin)  # an owner's charge whose answer was lost
     if remote.amount_paid <= 0:
         return Handled.DONE  # a zero-amount invoice (a trial) is paid without any payment
-    for intent_id in _payment_intents_of(ctx, remote):
-        intent = ctx.gateway.retrieve_payment_intent(intent_id)
+    if intents is None:  # ours by its invoice row, not by its customer: asked now
+        intents = [ctx.gateway.retrieve_payment_intent(i) for i in _payment_intents_of(ctx, remote)]
+    for intent in intents:
         if intent.status == "succeeded":
             upsert_payment(ctx.session, invoice_row.app, intent, observed_at=ctx.event.created, origin=ctx.origin,
                            invoice=invoice_row, paid_at=invoice_row.paid_at or ts(ctx.event.created))
     return Handled.DONE
+
+
+def _paid_invoice_hints(event: Event) -> list[Call]:
+    # The PaymentIntents ``invoice_paid`` retrieves (named in the payload since API 2025-03-31), and the
+    # invoice itself, which ``sync_invoice`` asks for when the event is as old as our row: paid in the second
+    # it was finalized, as Stripe charges a renewal.
+    invoice = Invoice.from_stripe(event.object)
+    if invoice.id is None:
+        return []
+    intents = invoice.payment_intent_ids if invoice.amount_paid > 0 else ()
+    return [*(Call.of("retrieve_payment_intent", intent_id) for intent_id in intents),
+            Call.of("retrieve_invoice", invoice.id)]
+
+
+HINTS["invoice.paid"] = _paid_invoice_hints
 
 
 @handles("invoice.payment_failed")

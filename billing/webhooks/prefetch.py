@@ -41,6 +41,11 @@ class Call:
     args: tuple
     kwargs: tuple  # sorted (name, value) pairs
 
+    @classmethod
+    def of(cls, method: str, *args: Any, **kwargs: Any) -> "Call":
+        """The call ``gateway.<method>(*args, **kwargs)`` as a handler makes it."""
+        return cls(method, args, tuple(sorted(kwargs.items())))
+
     @property
     def key(self) -> Hashable:
         return (self.method, _freeze(self.args), _freeze(self.kwargs))
@@ -66,6 +71,9 @@ class Answers:
 
     def __len__(self) -> int:
         return len(self._answers)
+
+    def __contains__(self, call: object) -> bool:
+        return isinstance(call, Call) and call.key in self._answers
 
     def fetch(self, gateway: Any, call: Call) -> None:
         """Make ``call`` now (no transaction may be open) and keep its answer or its error."""
@@ -97,7 +105,7 @@ class Prefetched:
             return value
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._answers.answer(Call(name, args, tuple(sorted(kwargs.items()))))
+            return self._answers.answer(Call.of(name, *args, **kwargs))
 
         return call
 

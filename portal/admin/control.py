@@ -84,8 +84,6 @@ def resume():
     else:
         flash(_("Billing resumed for %(apps)d app(s) first; %(count)d held events queued, oldest first.",
                 apps=len(app_ids), count=queued), "success")
-    if queued < len(held):
-        flash(_("Some held events could not be queued now; the sweeper will queue them within minutes."), "warning")
     return _back()
 
 

@@ -67,3 +67,32 @@ def test_bulk_seed_then_pages(stripe_client, sandbox):
     invoices = stripe_client.v1.invoices.list({"subscription": sub.id}).data
     assert [i.status for i in invoices] == ["paid", "paid"] and invoices[0].amount_paid == 9900
     assert sandbox.stats()["total"] == 4
+
+
+def test_bulk_seed_on_a_clock_with_cards_renews_when_the_clock_moves(stripe_client, sandbox):
+    pro = helpers.price(stripe_client, 9900)
+    clock = sandbox.create_clock()
+    sandbox.bulk_seed(3, pro.id, test_clock=clock, card="visa")
+    subs = stripe_client.v1.subscriptions.list({"test_clock": clock}).data
+    assert len(subs) == 3 and all(s.test_clock == clock and s.default_payment_method for s in subs)
+    method = stripe_client.v1.payment_methods.retrieve(subs[0].default_payment_method)
+    assert method.customer == subs[0].customer and method.card.last4 == "4242"
+    end = subs[0]["items"].data[0].current_period_end
+    sandbox.advance(to=end + 7200, clock_id=clock)  # the renewal, finalized and charged an hour later
+    for sub in subs:
+        renewal = stripe_client.v1.invoices.list({"subscription": sub.id}).data[0]
+        assert renewal.billing_reason == "subscription_cycle" and renewal.status == "paid"
+        assert renewal.amount_paid == 9900
+    kinds = [e.type for e in stripe_client.v1.events.list({"limit": 100}).data]
+    for kind in ("invoice.created", "invoice.finalized", "invoice.paid", "payment_intent.succeeded",
+                 "customer.subscription.updated"):
+        assert kinds.count(kind) == 3, kind
+
+
+def test_bulk_seed_refuses_an_unknown_clock_or_card(stripe_client, sandbox):
+    pro = helpers.price(stripe_client, 9900)
+    with pytest.raises(RuntimeError, match="No such test clock"):
+        sandbox.bulk_seed(1, pro.id, test_clock="clock_missing")
+    with pytest.raises(RuntimeError, match="No such test card"):
+        sandbox.bulk_seed(1, pro.id, card="platinum")
+    assert stripe_client.v1.customers.list().data == []
