@@ -256,6 +256,7 @@ def _seed(owners: int, action_apps: int, sandbox_url: str) -> dict:
                                              subject=f"Notice {n}", body="A notice seeded by the benchmark.",
                                              dedupe_key=f"bench:{tenant.id}:{n}", status=OutboxStatus.SENT))
         acting = User(email="actions@bench.test", name="Actions", role=Role.OWNER, password_hash=password)
+        db.session.add(acting)
         for n in range(action_apps):
             tenant = App(name=f"Action app {n}", slug=f"action-{n}", billing_email=acting.email)
             tenant.owners.append(acting)
