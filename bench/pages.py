@@ -366,6 +366,8 @@ def action_cycle(browser: Browser, app_id: int) -> dict[str, float]:
 
     pause()
     preview = browser.get(f"{billing}/upgrade?plan=enterprise")
+    if preview.status != 200:  # refused: say why (the message is on the page it redirects to)
+        preview = browser.get(_local(preview.location))
     took["upgrade preview"] = preview.ms
     _, fields = form_for(preview.body, "/billing/upgrade")
     took["confirm upgrade"] = browser.post_and_follow(f"{billing}/upgrade", fields).ms
