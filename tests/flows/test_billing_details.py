@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 
 from billing.models import App, AppBillingDetails
 from tests.helpers.clients import signed_in_client, subscribe
@@ -64,6 +65,9 @@ def test_details_saved_before_the_first_checkout_reach_the_new_customer(billing_
     billed = billed[:billed.index("</dd>")]
     assert "Ana Maria Souza" in billed and "CPF 390.533.447-05" in billed and "Avenida Paulista, 1000" in billed
     assert "São Paulo - SP" in billed and "01310-100" in billed and "financeiro@acme.com.br" in billed
+    # The sandbox's hosted invoice prints them too, as Stripe's does.
+    hosted = requests.get(re.search(r'id="hosted-invoice" href="([^"]+)"', invoice).group(1), timeout=10).text
+    assert "CPF 39053344705" in hosted and "Avenida Paulista, 1000" in hosted and "01310-100" in hosted
 
 
 def test_an_edit_replaces_the_customers_tax_id_and_address(billing_app, owner_http, tenant, sandbox):
