@@ -256,6 +256,7 @@ def _seed(owners: int, action_apps: int, sandbox_url: str) -> dict:
                                              subject=f"Notice {n}", body="A notice seeded by the benchmark.",
                                              dedupe_key=f"bench:{tenant.id}:{n}", status=OutboxStatus.SENT))
         acting = User(email="actions@bench.test", name="Actions", role=Role.OWNER, password_hash=password)
+        db.session.add(acting)
         for n in range(action_apps):
             tenant = App(name=f"Action app {n}", slug=f"action-{n}", billing_email=acting.email)
             tenant.owners.append(acting)
@@ -365,6 +366,8 @@ def action_cycle(browser: Browser, app_id: int) -> dict[str, float]:
 
     pause()
     preview = browser.get(f"{billing}/upgrade?plan=enterprise")
+    if preview.status != 200:  # refused: say why (the message is on the page it redirects to)
+        preview = browser.get(_local(preview.location))
     took["upgrade preview"] = preview.ms
     _, fields = form_for(preview.body, "/billing/upgrade")
     took["confirm upgrade"] = browser.post_and_follow(f"{billing}/upgrade", fields).ms

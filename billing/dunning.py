@@ -328,9 +328,10 @@ def _give_up(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> S
             pass  # already canceled in Stripe: the sync below reads what Stripe holds
         sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id, origin=ctx.origin)
     app = invoice.app
+    # Kept in English for the audit trail and the admin; pages say it in the reader's language from the
+    # exhausted invoice (portal/notices: pause_reason).
     pause_app(session, app, ctx, reason=(
-        f"Renewal payment of invoice {_label(invoice)} failed {MAX_RETRIES + 1} times; subscription canceled. / "
-        f"O pagamento da fatura {_label(invoice)} foi recusado {MAX_RETRIES + 1} vezes; assinatura cancelada."),
+        f"Renewal payment of invoice {_label(invoice)} failed {MAX_RETRIES + 1} times; subscription canceled."),
         invoice=invoice)
     audit.raise_alert(
         session, kind="dunning_exhausted", severity=AlertSeverity.CRITICAL, app_id=invoice.app_id,

@@ -157,6 +157,38 @@ class App(Base):
         return any(owner.id == user.id for owner in self.owners)
 
 
+class AppBillingDetails(Base):
+    """Who an app's invoices are made out to: legal name, CPF or CNPJ, Brazilian address.
+
+    The billing e-mail is ``App.billing_email`` (notices go to it too). Sent to the app's Stripe
+    customer (name, address, tax id), which prints them on Stripe's invoices; ``synced_at`` is when
+    Stripe last took these values (None: not yet, e.g. Stripe was down when they were saved).
+    """
+
+    __tablename__ = "app_billing_details"
+    __table_args__ = (
+        CheckConstraint("tax_id_kind IN ('br_cpf', 'br_cnpj')", name="tax_id_kind_known"),
+        CheckConstraint("length(state) = 2", name="state_is_an_uf"),
+        CheckConstraint("length(postal_code) = 8", name="postal_code_is_a_cep"),
+    )
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    legal_name: Mapped[str] = mapped_column(String(200))
+    tax_id_kind: Mapped[str] = mapped_column(String(16))  # Stripe's type: br_cpf or br_cnpj
+    tax_id: Mapped[str] = mapped_column(String(14))  # digits only, check digits verified (billing/tax_ids.py)
+    postal_code: Mapped[str] = mapped_column(String(8))  # CEP, digits only
+    street: Mapped[str] = mapped_column(String(200))
+    number: Mapped[str] = mapped_column(String(20))
+    complement: Mapped[Optional[str]] = mapped_column(String(100))
+    district: Mapped[str] = mapped_column(String(100))  # bairro
+    city: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(2))  # UF
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, onupdate=_utcnow)
+    synced_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    app: Mapped[App] = relationship()
+
+
 class KernelPlan(Base):
     """A plan the kernel sells; ``amount`` is the monthly price in minor units."""
 

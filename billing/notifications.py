@@ -12,6 +12,7 @@ language (``portal/notices/rendering.py``, templates in ``templates/notices/mail
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
@@ -71,6 +72,24 @@ def notify_owners(session: Session, app: App, *, kind: NoticeKind, dedupe_key: s
             status=OutboxStatus.PENDING if smtp_configured else OutboxStatus.STORED), same)
         messages.append(message)
     return messages
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """One notice as the Notices tab shows it: written once per recipient, read once."""
+
+    notice: OutboxMessage  # the first recipient's copy: kind, data, date
+    copies: tuple[OutboxMessage, ...]  # one per recipient, each with its own delivery status
+
+
+def occasions(messages: list[OutboxMessage]) -> list[Occasion]:
+    """``messages`` (newest first) grouped by occasion: the dedupe key without its ``:<recipient>`` suffix."""
+    groups: dict[str, list[OutboxMessage]] = {}
+    for message in messages:
+        key = message.dedupe_key or f"id:{message.id}"
+        occasion = key.removesuffix(f":{message.to_email}")
+        groups.setdefault(occasion, []).append(message)
+    return [Occasion(copies[0], tuple(sorted(copies, key=lambda m: m.to_email))) for copies in groups.values()]
 
 
 def owner_notices(session: Session, app_id: int, limit: Optional[int] = 50) -> list[OutboxMessage]:

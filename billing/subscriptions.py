@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from billing import audit, clock, control, metrics
 from billing.audit import Origin
+from billing.billing_details import stripe_address, stripe_tax_id
 from billing.checkout import complete_checkout
 from billing.customers import preferred_locales, stripe_locale
 from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest, PlanChangeRefused
@@ -40,6 +41,7 @@ from billing.gateway import Invoice, StripeGateway, Subscription
 from billing.models import (
     AlertSeverity,
     App,
+    AppBillingDetails,
     AppSubscription,
     AuditLog,
     CheckoutMode,
@@ -200,8 +202,13 @@ def ensure_customer(session: Session, gateway: StripeGateway, app: App, *, origi
     if app.stripe_customer_id:
         return app.stripe_customer_id
     email = app.billing_email or next((owner.email for owner in app.owners), None)
-    customer = gateway.create_customer(app_id=app.id, email=email, name=app.name,
-                                       preferred_locales=preferred_locales(app))
+    details = session.get(AppBillingDetails, app.id)
+    customer = gateway.create_customer(app_id=app.id, email=email, name=details.legal_name if details else app.name,
+                                       preferred_locales=preferred_locales(app),
+                                       address=stripe_address(details) if details else None,
+                                       tax_id=stripe_tax_id(details))
+    if details is not None:
+        details.synced_at = clock.now()
     app.stripe_customer_id = customer.id
     audit.record(session, action="customer.created", object_type="app", object_id=app.id, app_id=app.id,
                  before={"stripe_customer_id": None}, after={"stripe_customer_id": customer.id},

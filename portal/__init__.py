@@ -11,8 +11,8 @@ from billing import metrics
 from billing.db import configure_sqlite
 from portal.config import ROOT, load_config
 from portal import (
-    acting, admin, api, auth, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs, notices, ops,
-    payments, security, subscriptions, urls, webhooks,
+    acting, admin, api, auth, billing_details, cli, dashboard, errors, gateway_api, i18n, invoices, layout, logs,
+    notices, ops, payments, security, subscriptions, urls, webhooks,
 )
 from portal import control
 from portal.extensions import babel, csrf, db, limiter, migrate
@@ -54,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     dashboard.init_app(app)
     subscriptions.init_app(app)
+    billing_details.init_app(app)
     invoices.init_app(app)
     notices.init_app(app)
     api.init_app(app)

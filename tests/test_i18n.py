@@ -93,3 +93,40 @@ def test_the_language_a_user_reads_in_is_kept_for_their_emails(app, owner, tenan
     assert user_by_email(app, owner.email).locale == "pt_BR"  # the language they signed in with
     browser.post("/language", data={"lang": "en", "next": "/dashboard"})
     assert user_by_email(app, owner.email).locale == "en"  # the switch
+
+
+def test_every_alert_kind_billing_raises_has_a_translated_title_and_sentence():
+    """Admin pages show an alert by its title and sentence (portal/admin/alert_text.py), never its raw kind."""
+    import ast
+
+    from billing.alert_rules import RULES
+    from portal.admin.alert_text import MESSAGES, TITLES
+
+    raised = set(RULES)
+    for path in Path(ROOT, "billing").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "raise_alert":
+                kinds = [k.value.value for k in node.keywords
+                         if k.arg == "kind" and isinstance(k.value, ast.Constant)]
+                raised.update(kinds)
+    assert {"payment_failed", "webhook_failed", "reconciliation_divergence"} <= raised  # the walk found them
+    assert raised - set(TITLES) == set(), "alert kinds without a title in portal/admin/alert_text.py"
+    assert raised - set(MESSAGES) == set(), "alert kinds without a sentence in portal/admin/alert_text.py"
+
+
+def test_alerts_read_in_the_readers_language(app):
+    from billing.models import Alert, AlertSeverity
+    from portal.admin.alert_text import alert_message, alert_title
+
+    alert = Alert(kind="payment_failed", severity=AlertSeverity.CRITICAL, message="Renewal payment failed (raw)",
+                  details={"invoice": "in_1", "attempt": 2, "amount_due": 9900, "currency": "BRL",
+                           "failure_code": "card_declined"})
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert alert_title(alert.kind) == "Renewal payment failed"
+        assert alert_message(alert) == "Retry 2 of invoice in_1 (R$99.00) failed: card_declined."
+    with app.test_request_context(headers={"Accept-Language": "pt-BR"}):
+        assert alert_title(alert.kind) == "Falha no pagamento da renovação"
+        assert alert_message(alert) == "A tentativa 2 da fatura in_1 (R$\xa099,00) falhou: card_declined."
+    old = Alert(kind="payment_failed", severity=AlertSeverity.CRITICAL, message="As it was written", details=None)
+    with app.test_request_context(headers={"Accept-Language": "pt-BR"}):
+        assert alert_message(old) == "As it was written"

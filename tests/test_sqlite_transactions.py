@@ -149,3 +149,4 @@ def test_pages_answer_while_a_writer_holds_the_lock_and_forms_still_take_it(app,
     begins.clear()
     assert owner_client.post("/logout").status_code == 302
     assert begins[0] == "BEGIN IMMEDIATE"
+

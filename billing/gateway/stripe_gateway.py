@@ -91,13 +91,20 @@ class StripeGateway:
     # ------------------------------------------------------------------ customers
 
     def create_customer(self, *, app_id: int, email: Optional[str], name: str,
-                        test_clock: Optional[str] = None, preferred_locales: Sequence[str] = ()) -> Customer:
-        """``preferred_locales`` (Stripe's tags, "pt-BR") set the language of Stripe's invoices, receipts and e-mails."""
+                        test_clock: Optional[str] = None, preferred_locales: Sequence[str] = (),
+                        address: Optional[Mapping[str, Optional[str]]] = None,
+                        tax_id: Optional[tuple[str, str]] = None) -> Customer:
+        """``preferred_locales`` (Stripe's tags, "pt-BR") set the language of Stripe's invoices, receipts and e-mails;
+        ``address`` (Stripe's keys) and ``tax_id`` (``("br_cpf", digits)``) are printed on its invoices."""
         params: dict[str, Any] = {"name": name, "metadata": {"app_id": str(app_id)}}
         if email:
             params["email"] = email
         if preferred_locales:
             params["preferred_locales"] = list(preferred_locales)
+        if address:
+            params["address"] = {key: value or "" for key, value in address.items()}
+        if tax_id:
+            params["tax_id_data"] = [{"type": tax_id[0], "value": tax_id[1]}]
         test_clock = test_clock or self.test_clock
         if test_clock:
             params["test_clock"] = test_clock
@@ -106,6 +113,33 @@ class StripeGateway:
 
     def retrieve_customer(self, customer_id: str) -> Customer:
         return Customer.from_stripe(self._call(self._v1.customers.retrieve, customer_id))
+
+    def update_billing_details(self, customer_id: str, *, name: str, email: Optional[str],
+                               address: Mapping[str, Optional[str]], change: str) -> Customer:
+        """Who the customer's invoices are made out to. ``change`` names this edit (its audit entry), so a retry
+        replays it and a later edit, even back to earlier values, is a new request."""
+        params = {"name": name, "email": email or "", "address": {key: value or "" for key, value in address.items()}}
+        data = self._call(self._v1.customers.update, customer_id, params,
+                          key=f"customer:{customer_id}:update:billing_details:{change}")
+        return Customer.from_stripe(data)
+
+    def list_tax_ids(self, customer_id: str) -> list[tuple[str, str, str]]:
+        """The customer's tax ids as ``(id, type, value)`` (Stripe keeps at most a few per customer)."""
+        data = self._call(self._v1.customers.tax_ids.list, customer_id, {"limit": 100})
+        return [(item["id"], item["type"], item["value"]) for item in data["data"]]
+
+    def add_tax_id(self, customer_id: str, kind: str, value: str, *, change: str) -> str:
+        """Add a tax id (``tax_id_data`` is create-only in Stripe); returns its id."""
+        data = self._call(self._v1.customers.tax_ids.create, customer_id, {"type": kind, "value": value},
+                          key=f"customer:{customer_id}:tax_id:create:{kind}:{value}:{change}")
+        return data["id"]
+
+    def delete_tax_id(self, customer_id: str, tax_id: str) -> None:
+        """Remove a tax id; one already gone is not an error (a retry after a lost answer)."""
+        try:
+            self._call(self._v1.customers.tax_ids.delete, customer_id, tax_id)
+        except NotFound:
+            pass
 
     def set_preferred_locales(self, customer_id: str, preferred_locales: Sequence[str], *, change: str) -> Customer:
         """The languages of Stripe's invoices, receipts and e-mails to the customer. ``change`` names the change

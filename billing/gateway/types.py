@@ -192,6 +192,27 @@ class InvoiceLine:
 
 
 @dataclass(frozen=True)
+class BilledTo:
+    """Who an invoice is made out to, as Stripe copied it from the customer (name, e-mail, address, tax ids)."""
+
+    name: Optional[str]
+    email: Optional[str]
+    address_lines: tuple[str, ...]
+    tax_ids: tuple[tuple[str, str], ...]  # (type, value)
+
+    @classmethod
+    def from_stripe(cls, data: Mapping[str, Any]) -> Optional["BilledTo"]:
+        address = data.get("customer_address") or {}
+        city = " - ".join(part for part in (address.get("city"), address.get("state")) if part)
+        lines = tuple(part for part in (address.get("line1"), address.get("line2"), city,
+                                        address.get("postal_code")) if part)
+        tax_ids = tuple((t.get("type") or "", t.get("value") or "") for t in data.get("customer_tax_ids") or [])
+        if not (data.get("customer_name") or lines or tax_ids):
+            return None
+        return cls(data.get("customer_name"), data.get("customer_email"), lines, tax_ids)
+
+
+@dataclass(frozen=True)
 class Invoice:
     id: Optional[str]  # None for a preview
     number: Optional[str]
@@ -215,6 +236,7 @@ class Invoice:
     livemode: bool = False
     payment_intent_ids: tuple[str, ...] = field(default=())
     default_payment_method: Optional[str] = None
+    billed_to: Optional["BilledTo"] = None
 
     @classmethod
     def from_stripe(cls, data: Mapping[str, Any]) -> "Invoice":
@@ -248,6 +270,7 @@ class Invoice:
                               for p in (data.get("payments") or {}).get("data") or []) if pi
             ),
             default_payment_method=object_id(data.get("default_payment_method")),
+            billed_to=BilledTo.from_stripe(data),
         )
 
     @property

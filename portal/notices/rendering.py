@@ -13,7 +13,7 @@ import re
 from datetime import date, datetime
 from typing import Any, Optional
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from flask_babel import force_locale
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,7 +42,11 @@ def _values(data: dict[str, Any]) -> dict[str, Any]:
 def _plan(code: Optional[str]) -> str:
     if not code:
         return ""
-    return plan_name(db.session.scalar(select(KernelPlan).where(KernelPlan.code == code)))
+    # A page of notices names the same few plans again and again: one read per plan per request (or job).
+    plans = g.setdefault("notice_plans", {})
+    if code not in plans:
+        plans[code] = db.session.scalar(select(KernelPlan).where(KernelPlan.code == code))
+    return plan_name(plans[code])
 
 
 def _tidy(text: str) -> str:

@@ -30,7 +30,7 @@ from billing import clock
 from billing.dunning import DunningContext, dunning_summary, outstanding_invoice
 from billing.errors import CardDeclined, GatewayError
 from billing.models import CheckoutMode, KernelCheckoutSession
-from billing.notifications import owner_notices
+from billing.notifications import occasions, owner_notices
 from billing.owner_payments import OwnerPayment, pay_with_saved_card
 from billing.subscriptions import start_payment_method_update
 from portal.extensions import db
@@ -61,7 +61,7 @@ def _context() -> DunningContext:
 def index(app_id: int):
     """The app's notices (dunning, receipts) and, during dunning, where it stands."""
     app = get_app_or_404(app_id)
-    notices = owner_notices(db.session, app.id, limit=NOTICES_SHOWN)
+    notices = occasions(owner_notices(db.session, app.id, limit=NOTICES_SHOWN))  # once, however many recipients
     invoice = outstanding_invoice(db.session, app.id)
     summary = dunning_summary(db.session, invoice) if invoice else None
     return render_template("notices/index.html", app=app, notices=notices, invoice=invoice, summary=summary)

@@ -145,19 +145,24 @@ def create_customer(ctx: Ctx, params: Params) -> dict[str, Any]:
     return obj
 
 
+def _tax_id(params: Params) -> tuple[str, str]:
+    """One ``type`` and ``value``: a Brazilian CPF or CNPJ, checked by its number of digits."""
+    params.reject_unknown(["type", "value"])
+    kind = params.str("type", required=True)
+    value = params.str("value", required=True)
+    assert kind is not None and value is not None
+    if kind not in TAX_ID_DIGITS:
+        raise not_supported(params.name("type"), f"={kind} (only {', '.join(TAX_ID_DIGITS)})")
+    if sum(ch.isdigit() for ch in value) != TAX_ID_DIGITS[kind] or not set(value) <= set("0123456789./- "):
+        raise InvalidRequest(f"Invalid value for {kind}.", code="tax_id_invalid", param=params.name("value"))
+    return kind, value
+
+
 def _tax_id_data(params: Params) -> list[tuple[str, str]]:
-    """``tax_id_data[i][type|value]``: Brazilian CPF or CNPJ, checked by their number of digits."""
+    """``tax_id_data[i][type|value]`` on create."""
     found = []
     for entry in params.list_of_dicts("tax_id_data"):
-        entry.reject_unknown(["type", "value"])
-        kind = entry.str("type", required=True)
-        value = entry.str("value", required=True)
-        assert kind is not None and value is not None
-        if kind not in TAX_ID_DIGITS:
-            raise not_supported(entry.name("type"), f"={kind} (only {', '.join(TAX_ID_DIGITS)})")
-        if sum(ch.isdigit() for ch in value) != TAX_ID_DIGITS[kind] or not set(value) <= set("0123456789./- "):
-            raise InvalidRequest(f"Invalid value for {kind}.", code="tax_id_invalid", param=entry.name("value"))
-        found.append((kind, value))
+        found.append(_tax_id(entry))
     return found
 
 
@@ -236,6 +241,28 @@ def _tax_ids(ctx: Ctx, customer: dict[str, Any]) -> dict[str, Any]:
     found = list(reversed(ctx.db.find("tax_id", customer=customer["id"])))
     return {"object": "list", "data": found[:10], "has_more": len(found) > 10,
             "url": f"/v1/customers/{customer['id']}/tax_ids"}
+
+
+@route("POST", "/customers/<customer_id>/tax_ids")
+def create_tax_id(ctx: Ctx, params: Params, customer_id: str) -> dict[str, Any]:
+    """Add a tax id to an existing customer (Stripe's way after creation: ``tax_id_data`` is create-only)."""
+    load_live(ctx, customer_id, "customer")
+    kind, value = _tax_id(params)
+    tax_id = build_tax_id(ctx.now, customer=customer_id, kind=kind, value=value)
+    ctx.db.save(tax_id)
+    emit(ctx, "customer.tax_id.created", tax_id)
+    return tax_id
+
+
+@route("DELETE", "/customers/<customer_id>/tax_ids/<tax_id>", params=())
+def delete_tax_id(ctx: Ctx, params: Params, customer_id: str, tax_id: str) -> dict[str, Any]:
+    load_live(ctx, customer_id, "customer")
+    obj = load(ctx, tax_id, "tax_id")
+    if obj["customer"] != customer_id:
+        raise InvalidRequest(f"No such tax_id: '{tax_id}'", code="resource_missing", param="id")
+    ctx.db.delete(tax_id)
+    emit(ctx, "customer.tax_id.deleted", obj)
+    return {"id": tax_id, "object": "tax_id", "deleted": True}
 
 
 @route("GET", "/customers/<customer_id>/tax_ids", params=LIST_PARAMS)

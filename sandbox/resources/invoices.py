@@ -97,6 +97,10 @@ def assemble(ctx: Ctx, *, customer: dict[str, Any], sub: dict[str, Any] | None, 
                         subscription_metadata=sub["metadata"] if sub else None,
                         billing_reason=billing_reason, period_start=period_start, period_end=period_end,
                         default_payment_method=None, base_url=ctx.base_url)
+    # Who the invoice is made out to, as the customer holds it (Stripe copies these until finalization).
+    inv["customer_address"] = customer.get("address")
+    inv["customer_tax_ids"] = [{"type": t["type"], "value": t["value"]}
+                               for t in ctx.db.find("tax_id", customer=customer["id"])]
     for line in lines:
         line["invoice"] = invoice_id
     inv["lines"]["data"] = lines

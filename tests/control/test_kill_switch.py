@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from billing.control import NotPaused, billing_paused, pause_billing, resume_billing
 from billing.models import (
@@ -17,7 +17,7 @@ from billing.models import (
     WebhookStatus,
 )
 from portal.extensions import db
-from tests.helpers.data import audit_actions_of_event, make_app, make_user, webhook_row
+from tests.helpers.data import audit_actions_of_event, count, make_app, make_user, webhook_row
 from tests.helpers.control import OPERATOR, pause, resume
 from tests.webhooks.helpers import OLD_SECRET, SECRET, event, post, subscription
 
@@ -40,11 +40,6 @@ def two_tenants(app, tenant):
                 plan.stripe_price_id = {"pro": "price_pro", "enterprise": "price_ent"}[plan.code]
         db.session.commit()
     return tenant, bravo
-
-
-def _count(app, model, *conditions) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(model).where(*conditions))
 
 
 def test_the_rule_pause_one_app_first_then_all(app, tenant):
@@ -105,27 +100,27 @@ def test_events_are_recorded_but_held_and_resuming_applies_them_in_order_once(ap
     for payload in (created, canceling, bravo_created):
         row = webhook_row(app, payload["id"])
         assert row.status == WebhookStatus.RECEIVED and row.processed_at is None  # recorded, verified, not applied
-    assert _count(app, AppSubscription) == 0
+    assert count(app, AppSubscription) == 0
 
     assert resume(app, [acme.id]) == 2  # Acme's two events, oldest first; Bravo's wait
     with app.app_context():
         sub = db.session.scalar(select(AppSubscription).where(AppSubscription.stripe_subscription_id == "sub_acme"))
         assert sub.cancel_at_period_end is True  # the later event won, whatever the delivery order
     assert webhook_row(app, bravo_created["id"]).status == WebhookStatus.RECEIVED
-    assert _count(app, AppSubscription, AppSubscription.app_id == bravo.id) == 0
+    assert count(app, AppSubscription, AppSubscription.app_id == bravo.id) == 0
 
     assert resume(app) == 1
     assert webhook_row(app, bravo_created["id"]).status == WebhookStatus.PROCESSED
-    assert _count(app, AppSubscription, AppSubscription.app_id == bravo.id) == 1
+    assert count(app, AppSubscription, AppSubscription.app_id == bravo.id) == 1
     for payload in (created, canceling, bravo_created):  # once: one processing each, one audit trail each
         assert webhook_row(app, payload["id"]).attempts == 1
     assert audit_actions_of_event(app, created["id"]).count("subscription.created") == 1
-    assert _count(app, ProcessedWebhook, ProcessedWebhook.status == WebhookStatus.RECEIVED) == 0
+    assert count(app, ProcessedWebhook, ProcessedWebhook.status == WebhookStatus.RECEIVED) == 0
 
 
 def test_owners_actions_are_refused_with_a_clear_message_and_nothing_is_written(app, owner_client, tenant):
     pause(app)
-    audit_before = _count(app, AuditLog)
+    audit_before = count(app, AuditLog)
     for path, data in ((f"/apps/{tenant.id}/billing/checkout", {"plan": "pro", "attempt": "attempt-token-1"}),
                        (f"/apps/{tenant.id}/billing/upgrade", {"plan": "enterprise", "attempt": "attempt-token-2",
                                                                "proration_date": "1800000000"}),
@@ -135,8 +130,8 @@ def test_owners_actions_are_refused_with_a_clear_message_and_nothing_is_written(
         response = owner_client.post(path, data=data, follow_redirects=True)
         assert response.status_code == 200, path
         assert "Billing is paused for maintenance, so nothing was changed or charged" in response.get_data(True), path
-    assert _count(app, KernelCheckoutSession) == 0
-    assert _count(app, AuditLog) == audit_before
+    assert count(app, KernelCheckoutSession) == 0
+    assert count(app, AuditLog) == audit_before
 
     api = owner_client.post(f"/api/v1/apps/{tenant.id}/billing/checkout", json={"plan": "pro"})
     assert api.status_code == 409 and api.get_json()["error"]["reason"] == "billing_paused"

@@ -114,3 +114,15 @@ def test_with_smtp_the_confirmations_wait_to_be_emailed(billing_app, owner_http,
     subscribe(owner_http, tenant.id, "pro")
     owner_http.post(f"/apps/{tenant.id}/billing/cancel")
     assert [n.status for n in notices(billing_app, tenant.id)] == [OutboxStatus.PENDING, OutboxStatus.PENDING]
+
+
+def test_a_notice_to_the_owner_and_the_billing_email_shows_once(billing_app, owner_http, tenant):
+    with short_session(billing_app) as session:
+        from billing.models import App
+
+        session.get(App, tenant.id).billing_email = "financeiro@acme.com.br"
+    subscribe(owner_http, tenant.id, "pro")
+    assert [n.to_email for n in notices(billing_app, tenant.id)] == ["financeiro@acme.com.br", "owner@acme.test"]
+    page = notices_tab(owner_http, tenant.id)
+    assert page.count('data-kind="subscription.subscribed"') == 1  # one occasion, however many recipients
+    assert "To financeiro@acme.com.br" in page and "To owner@acme.test" in page

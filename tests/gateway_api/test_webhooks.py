@@ -6,11 +6,12 @@ import hmac
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from billing.models import GatewayWebhookEvent, ProcessedWebhook
 from billing.webhooks.signature import header_for
 from portal.extensions import db
+from tests.helpers.data import count
 
 STRIPE_SECRET = "whsec_test_gateway_api"
 ACQUIRER_SECRET = "acquirer-secret-1"
@@ -26,11 +27,6 @@ def hook_app(app_config):
 @pytest.fixture
 def hook_client(hook_app, app):
     return app.test_client()
-
-
-def _count(app, model) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(model))
 
 
 def _stripe_event(event_id: str = "evt_gw_1") -> bytes:
@@ -53,7 +49,7 @@ def test_stripe_events_go_through_the_kernel_receive_path(hook_client, app):
 def test_an_unsigned_or_badly_signed_stripe_event_writes_nothing(hook_client, app, headers):
     response = hook_client.post("/billing/webhooks/stripe", data=_stripe_event(), headers=headers)
     assert response.status_code == 400
-    assert _count(app, ProcessedWebhook) == 0
+    assert count(app, ProcessedWebhook) == 0
 
 
 def _sign(body: bytes, secret: str = ACQUIRER_SECRET) -> str:
@@ -78,21 +74,21 @@ def test_a_generic_event_without_a_good_signature_is_a_400_and_writes_nothing(ho
                                             if signature == "SECRET" else signature}
     response = hook_client.post("/billing/webhooks/acquirer", data=raw, headers=headers)
     assert response.status_code == 400
-    assert _count(app, GatewayWebhookEvent) == 0
+    assert count(app, GatewayWebhookEvent) == 0
 
 
 def test_a_signed_body_that_is_not_an_event_is_a_400(hook_client, app):
     raw = b"[1, 2]"
     assert hook_client.post("/billing/webhooks/acquirer", data=raw,
                             headers={"X-Gateway-Signature": _sign(raw)}).status_code == 400
-    assert _count(app, GatewayWebhookEvent) == 0
+    assert count(app, GatewayWebhookEvent) == 0
 
 
 def test_an_unknown_gateway_is_a_404(hook_client, app):
     raw = json.dumps({"id": "x"}).encode()
     response = hook_client.post("/billing/webhooks/paypal", data=raw, headers={"X-Gateway-Signature": _sign(raw)})
     assert response.status_code == 404
-    assert _count(app, GatewayWebhookEvent) == 0
+    assert count(app, GatewayWebhookEvent) == 0
 
 
 def test_the_kernel_stripe_endpoint_stays(hook_client):

@@ -99,6 +99,10 @@ def test_three_failed_retries_cancel_the_subscription_and_pause_the_app(billing_
     # The owner sees why and how to pay; paying reactivates the app.
     page = owner_client.get(f"/apps/{dunning.app_id}").get_data(as_text=True)
     assert "This app is paused because invoice" in page and f"/apps/{dunning.app_id}/pay" in page
+    # Why, in the reader's language only (the stored reason is English, for the audit trail).
+    assert "the renewal payment of invoice" in page and "failed 4 times" in page and "foi recusado" not in page
+    pt = owner_client.get(f"/apps/{dunning.app_id}", headers={"Accept-Language": "pt-BR"}).get_data(as_text=True)
+    assert "o pagamento da renovação da fatura" in pt and "failed 4 times" not in pt
     assert _run_on(billing_app, dunning, 8) == {}  # nothing left to retry
     done = _pay_through_the_portal(owner_client, dunning.app_id)
     assert done.status_code == 302

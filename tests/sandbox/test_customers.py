@@ -40,3 +40,21 @@ def test_bad_tax_ids_are_refused_and_make_nothing(stripe_client):
         stripe_client.v1.customers.update(cus.id, {"tax_id_data": [{"type": "br_cpf", "value": "12345678909"}]})
     assert on_update.value.code == "parameter_unknown"
     assert len(stripe_client.v1.customers.list().data) == 1
+
+
+def test_tax_ids_are_added_and_removed_after_creation(stripe_client):
+    cus = stripe_client.v1.customers.create({"tax_id_data": [{"type": "br_cpf", "value": "39053344705"}]})
+    added = stripe_client.v1.customers.tax_ids.create(cus.id, {"type": "br_cnpj", "value": "11222333000181"})
+    assert (added.object, added.type, added.value, added.customer) == ("tax_id", "br_cnpj", "11222333000181", cus.id)
+    first = stripe_client.v1.customers.tax_ids.list(cus.id).data[-1]
+    gone = stripe_client.v1.customers.tax_ids.delete(cus.id, first.id)
+    assert (gone.id, gone.deleted) == (first.id, True)
+    assert [(t.type, t.value) for t in stripe_client.v1.customers.tax_ids.list(cus.id).data] == [
+        ("br_cnpj", "11222333000181")]
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        stripe_client.v1.customers.tax_ids.delete(cus.id, first.id)
+    assert again.value.http_status == 404
+    with pytest.raises(stripe.InvalidRequestError) as bad:
+        stripe_client.v1.customers.tax_ids.create(cus.id, {"type": "br_cpf", "value": "123"})
+    assert bad.value.code == "tax_id_invalid" and bad.value.param == "value"
+    assert helpers.event_types(stripe_client)[-2:] == ["customer.tax_id.created", "customer.tax_id.deleted"]
