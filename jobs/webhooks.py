@@ -23,7 +23,6 @@ from billing import clock
 from billing.webhooks import processing
 from billing.webhooks.correlation import correlated
 from billing.webhooks.prefetch import Answers
-from jobs.context import in_app_context, portal_app
 from portal.extensions import db
 from portal.payments import gateway
 
@@ -113,8 +112,3 @@ class Applier:
                 pause = min(pause * 2, 10.0)
         self._pool.shutdown(wait=True)
         log.info("event applier stopped")
-
-
-@in_app_context
-def run_applier(should_stop: Callable[[], bool]) -> None:
-    Applier(portal_app()).run(should_stop)

@@ -63,6 +63,7 @@ def test_a_read_does_not_hold_the_write_lock(database, reading_engine):
         with Session(reading_engine) as session:
             session.scalar(select(App.name))
             writer.execute("BEGIN IMMEDIATE")  # raises "database is locked" if the reader held the lock
+            assert writer.in_transaction  # the other connection holds the write lock while the read is open
             writer.execute("ROLLBACK")
     finally:
         writer.close()
