@@ -96,22 +96,30 @@ def compact(path: Optional[str] = None, *, minimum: int = 1) -> int:
 
 
 _folding = False
+_exited: list[int] = []  # workers reaped while a folding was under way, left to that folding's next turn
 
 
 def process_exited(pid: int) -> None:
     """gunicorn's ``child_exit``: forget the worker's live gauges and fold its counters into the archive.
 
     gunicorn calls it from its SIGCHLD handler, so a second worker's exit can interrupt the first one's
-    folding; that nested call leaves the work to the next one rather than wait on the lock its own process holds.
+    folding (a reload stops every worker at once). The nested call cannot wait on the lock its own process
+    holds, so it only notes the pid; the folding under way goes round again until no exit came in meanwhile.
+    A worker still a zombie when a turn looked is alive to it, so dropping the nested call instead would leave
+    that worker's files unfolded until the next exit.
     """
     global _folding
     path = multiproc_dir()
-    if not path or _folding:
+    if not path:
         return
-    _folding = True
-    try:
-        multiprocess.mark_process_dead(pid, path)
-        compact(path)
-    finally:
-        _folding = False
-
+    _exited.append(pid)
+    if _folding:
+        return
+    while _exited:
+        _folding = True
+        try:
+            while _exited:
+                multiprocess.mark_process_dead(_exited.pop(), path)
+            compact(path)
+        finally:
+            _folding = False

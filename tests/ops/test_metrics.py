@@ -135,7 +135,6 @@ def _pids_with_files(path: Path) -> set[str]:
     return {name.stem.split("_", 1)[1] for name in path.glob("*.db")}
 
 
-@pytest.mark.skip(reason="issue #14: after the graceful-worker reload change the old workers' metric files are not folded within 30 s; open, see the closing note")
 def test_counters_add_up_across_gunicorn_workers_and_survive_a_graceful_reload(app, app_config, metrics_dir,
                                                                                tmp_path):
     port = free_port()
@@ -197,6 +196,39 @@ def test_counters_add_up_across_rq_workers_forking_a_horse_per_job(metrics_dir, 
     counted = samples(generate_latest(scrape).decode())
     assert counted[("kernel_billing_webhook_events_applied_total",
                     (("outcome", "processed"), ("type", "test.event")))] == jobs
+
+
+_COUNT_ONE = ("import sys; from prometheus_client import Counter; "
+              "Counter('kernel_billing_test_total', 'one per process').inc(); sys.stdout.write('ok\\n'); "
+              "sys.stdout.flush(); sys.stdin.read()")
+
+
+def test_a_worker_that_exits_while_another_is_being_folded_is_folded_too(metrics_dir, monkeypatch):
+    """A reload stops every worker at once: the second SIGCHLD can arrive while the master is folding the first
+    worker's files, before the second worker was reaped (so that turn took it for alive)."""
+    from billing import metrics_files
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    first, second = [subprocess.Popen([PYTHON, "-c", _COUNT_ONE], env=env, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    for process in (first, second):
+        assert process.stdout.readline() == "ok\n"
+    first.communicate("")  # exits and is reaped
+    real_compact = metrics_files.compact
+
+    def compact_then_the_second_exits(path=None, **kwargs):
+        folded = real_compact(path, **kwargs)
+        if second.poll() is None:  # as gunicorn's SIGCHLD handler would, inside the folding under way
+            second.communicate("")
+            metrics_files.process_exited(second.pid)
+        return folded
+
+    monkeypatch.setattr(metrics_files, "compact", compact_then_the_second_exits)
+    metrics_files.process_exited(first.pid)
+    assert _pids_with_files(metrics_dir) == {"archive"}, "both workers' files folded"
+    scrape = CollectorRegistry()
+    MultiProcessCollector(scrape, str(metrics_dir))
+    assert samples(generate_latest(scrape).decode())[("kernel_billing_test_total", ())] == 2
 
 
 def test_an_idempotency_key_conflict_is_counted(billing_app):
