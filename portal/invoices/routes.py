@@ -81,12 +81,14 @@ def detail(app_id: int, invoice_id: int):
     app = get_app_or_404(app_id)
     invoice = invoice_or_404(app, invoice_id)
     lines, lines_unavailable, billed_to = (), False, None
+    stripe_invoice_id = invoice.stripe_invoice_id
+    db.session.commit()  # the page's reads end before Stripe is asked (portal/payments.py checks it)
     try:
-        remote = gateway().retrieve_invoice(invoice.stripe_invoice_id)
+        remote = gateway().retrieve_invoice(stripe_invoice_id)
         # Who it is made out to as Stripe printed it (copied from the customer until it was finalized).
         lines, billed_to = remote.lines, remote.billed_to
     except GatewayError as error:
-        log.warning("invoice %s lines unavailable: %s", invoice.stripe_invoice_id, error.message)
+        log.warning("invoice %s lines unavailable: %s", stripe_invoice_id, error.message)
         lines_unavailable = True
     return render_template("invoices/detail.html", app=app, invoice=invoice, lines=lines,
                            lines_unavailable=lines_unavailable, billed_to=billed_to)
