@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 from billing import audit
 from billing.audit import Origin
 from billing.db import insert_once
-from billing.metrics import invoices_charged_twice, webhook_backlog, webhook_retry_queue
+from billing.metrics import invoices_charged_twice
+from billing.webhooks.backlog import backlog
 from billing.models import (
     Alert,
     AlertSeverity,
@@ -127,7 +128,8 @@ def _p99(values: list[float]) -> float:
 
 def webhook_lag(session: Session, now: datetime) -> list[Firing]:
     wall = datetime.now(timezone.utc)  # receipt times are wall-clock time, whatever the billing clock says
-    waiting, oldest = webhook_backlog(session, wall)
+    queue = backlog(session, wall)
+    waiting, oldest = queue.waiting, queue.oldest_age or 0.0
     rows = session.execute(select(ProcessedWebhook.received_at, ProcessedWebhook.processed_at)
                            .where(ProcessedWebhook.processed_at > wall - WEBHOOK_P99_WINDOW,
                                   ProcessedWebhook.status == WebhookStatus.PROCESSED)).all()
@@ -144,7 +146,7 @@ def webhook_lag(session: Session, now: datetime) -> list[Firing]:
 
 
 def retry_queue(session: Session, now: datetime) -> list[Firing]:
-    queued = webhook_retry_queue(session)
+    queued = backlog(session).retry_queue
     if queued > RETRY_QUEUE_LIMIT:
         return [Firing("retry_queue", "all", AlertSeverity.WARNING,
                        f"{queued} Stripe events failed and wait for a retry or a replay (limit {RETRY_QUEUE_LIMIT}).",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from billing import audit, control
@@ -487,22 +487,25 @@ def review_paused_app(session: Session, app: App, ctx: DunningContext) -> bool:
 # ---------------------------------------------------------------- what the portal shows
 
 
+# Built once: every app page's banner runs it, and building it costs more than the database running it.
+_FIRST_TRY_MADE = (select(KernelPaymentAttempt.id)
+                   .where(KernelPaymentAttempt.invoice_id == KernelInvoice.id, KernelPaymentAttempt.attempt_number == 0)
+                   .exists())
+_IN_DUNNING = _FIRST_TRY_MADE & (KernelInvoice.dunning_outcome.is_(None)
+                                 | (KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED))
+_OUTSTANDING = (select(KernelInvoice)
+                .where(KernelInvoice.app_id == bindparam("app_id"), KernelInvoice.is_open,
+                       _IN_DUNNING | (KernelInvoice.amount_remaining > 0))
+                .order_by(case((_IN_DUNNING, 0), else_=1), KernelInvoice.id.desc()).limit(1))
+
+
 def outstanding_invoice(session: Session, app_id: int) -> Optional[KernelInvoice]:
-    """The invoice the owner should pay now: one in dunning (or exhausted) first, else any open one."""
-    in_dunning = session.scalar(
-        select(KernelInvoice)
-        .join(KernelPaymentAttempt, (KernelPaymentAttempt.invoice_id == KernelInvoice.id)
-              & (KernelPaymentAttempt.attempt_number == 0))
-        .where(KernelInvoice.app_id == app_id, KernelInvoice.is_open,
-               (KernelInvoice.dunning_outcome.is_(None)) | (KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED))
-        .order_by(KernelInvoice.id.desc()).limit(1))
-    if in_dunning is not None:
-        return in_dunning
-    return session.scalar(
-        select(KernelInvoice)
-        .where(KernelInvoice.app_id == app_id, KernelInvoice.is_open,
-               KernelInvoice.amount_remaining > 0)
-        .order_by(KernelInvoice.id.desc()).limit(1))
+    """The invoice the owner should pay now: one in dunning (or exhausted) first, else any open one.
+
+    One query (every app page's banner asks): the newest open invoice in dunning sorts first, then the newest
+    other open one with something left to pay.
+    """
+    return session.scalar(_OUTSTANDING, {"app_id": app_id})
 
 
 def dunning_summary(session: Session, invoice: KernelInvoice) -> Optional[DunningSummary]:

@@ -49,9 +49,8 @@ from billing.models import (
     KernelPayment,
     KernelPaymentAttempt,
     PaymentOutcome,
-    ProcessedWebhook,
-    WebhookStatus,
 )
+from billing.webhooks.backlog import backlog
 
 log = logging.getLogger(__name__)
 
@@ -117,22 +116,6 @@ def webhook_applied(event_type: str, outcome: str, received_at: Optional[datetim
 
 
 # ---------------------------------------------------------------- figures (read from the database at scrape)
-
-def webhook_backlog(session: Session, now: datetime) -> tuple[int, float]:
-    """(events recorded and not applied yet, age in seconds of the oldest of them)."""
-    count, oldest = session.execute(
-        select(func.count(ProcessedWebhook.id), func.min(ProcessedWebhook.received_at))
-        .where(ProcessedWebhook.status == WebhookStatus.RECEIVED)).one()
-    if oldest is not None and oldest.tzinfo is None:  # min() over SQLite hands back a naive value
-        oldest = oldest.replace(tzinfo=timezone.utc)
-    return int(count), (max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0)
-
-
-def webhook_retry_queue(session: Session) -> int:
-    """Events whose processing failed and that are not applied yet: each waits for RQ's retry or a replay."""
-    return int(session.scalar(select(func.count(ProcessedWebhook.id))
-                              .where(ProcessedWebhook.status == WebhookStatus.FAILED)) or 0)
-
 
 def dunning_queue(session: Session) -> tuple[int, int]:
     """(invoices in dunning, retries still scheduled)."""
@@ -207,13 +190,13 @@ class DatabaseCollector:
 
     def _queues(self, session: Session):
         now = datetime.now(timezone.utc)  # receipt times are wall-clock time
-        count, age = webhook_backlog(session, now)
-        yield GaugeMetricFamily("kernel_billing_webhook_backlog", "Stripe events recorded and not applied yet",
-                                value=count)
+        waiting = backlog(session, now)
+        yield GaugeMetricFamily("kernel_billing_webhook_backlog", "Stripe events waiting to be applied (received, "
+                                "or failed with a retry to come)", value=waiting.waiting)
         yield GaugeMetricFamily("kernel_billing_webhook_oldest_waiting_seconds", "Age of the oldest Stripe event "
-                                "recorded and not applied yet (0 when none waits)", value=age)
+                                "waiting to be applied (0 when none waits)", value=waiting.oldest_age or 0.0)
         yield GaugeMetricFamily("kernel_billing_webhook_retry_queue", "Stripe events that failed and wait for a "
-                                "retry or a replay", value=webhook_retry_queue(session))
+                                "retry or a replay", value=waiting.retry_queue)
         yield GaugeMetricFamily("kernel_billing_invoices_charged_twice", "Invoices charged successfully more than "
                                 "once (not refunded)", value=len(invoices_charged_twice(session)))
         alerts = GaugeMetricFamily("kernel_billing_open_alerts", "Open alerts by kind and severity",

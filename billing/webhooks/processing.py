@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import and_, bindparam, event, func, or_, select, update
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -341,16 +341,3 @@ def request_replay(session: Session, row: ProcessedWebhook, *, user_id: Optional
     audit.record(session, action="webhook.replay_requested", object_type="processed_webhook", object_id=row.event_id,
                  before=before, after={"status": WebhookStatus.RECEIVED.value},
                  origin=Origin(actor="user", actor_user_id=user_id, correlation_id=row.event_id))
-
-
-def backlog(session: Session, now: Optional[datetime] = None) -> tuple[int, Optional[float]]:
-    """How many events wait to be applied (received, or failed with a retry to come) and the oldest's age in s."""
-    waiting = or_(ProcessedWebhook.status == WebhookStatus.RECEIVED,
-                  and_(ProcessedWebhook.status == WebhookStatus.FAILED, ProcessedWebhook.next_attempt_at.is_not(None)))
-    count, oldest = session.execute(select(func.count(ProcessedWebhook.id), func.min(ProcessedWebhook.received_at))
-                                    .where(waiting)).one()
-    if not count or oldest is None:
-        return 0, None
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=timezone.utc)
-    return count, max(0.0, ((now or _now()) - oldest).total_seconds())

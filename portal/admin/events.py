@@ -12,7 +12,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from billing.models import AuditLog, ProcessedWebhook, WebhookStatus
-from billing.webhooks.processing import backlog, request_replay, why_ignored
+from billing.webhooks.backlog import backlog
+from billing.webhooks.processing import request_replay, why_ignored
 from jobs.queues import redis_connection
 from portal.admin.routes import bp
 from portal.auth.session import superadmin_required
@@ -70,12 +71,12 @@ def events():
                                         .group_by(ProcessedWebhook.status)).all())
     stuck = db.session.scalar(select(func.count(ProcessedWebhook.id)).where(
         ProcessedWebhook.status == WebhookStatus.RECEIVED, ProcessedWebhook.received_at < _stuck_before()))
-    waiting, oldest_age = backlog(db.session)
+    queue = backlog(db.session)
     pagination = paginate(query, request.args.get("page", type=int), PER_PAGE)
     return render_template("admin/events.html", pagination=pagination, shown=shown, event_type=event_type,
                            by_status={status.value: count for status, count in by_status.items()}, stuck=stuck,
-                           counters=_counters(), filters=FILTERS, replayable=REPLAYABLE, waiting=waiting,
-                           oldest_age=oldest_age)
+                           counters=_counters(), filters=FILTERS, replayable=REPLAYABLE, waiting=queue.waiting,
+                           oldest_age=queue.oldest_age)
 
 
 @bp.get("/events/<int:event_id>")

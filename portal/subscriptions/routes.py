@@ -24,7 +24,6 @@ from billing import audit
 from billing.actions import owner_action
 from billing.checkout import complete_checkout_outside_transaction
 from billing import charges
-from billing.dunning import outstanding_invoice
 from billing.errors import CardDeclined, ChargeOutcomeUnknown, GatewayError, GatewayUnavailable
 from billing.gateway import upgrade_key
 from billing.models import (
@@ -53,6 +52,7 @@ from billing.subscriptions import (
     upgrade,
 )
 from portal.extensions import db
+from portal.notices.attention import billing_attention
 from portal.i18n import date as format_date
 from portal.i18n import money
 from portal.payments import gateway, smtp_configured
@@ -112,12 +112,15 @@ def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> li
 def billing(app_id: int):
     """The app's plan, its state (trial, renewal, scheduled change, cancellation), card and plan choices."""
     app = get_app_or_404(app_id)
-    live = live_subscription(db.session, app)
     plans = list(db.session.scalars(select(KernelPlan).where(KernelPlan.active).order_by(KernelPlan.rank)))
+    # The page shows the live subscription or, with none, how the last one ended: one read of the app's
+    # subscriptions (newest first) gives both; at most one is live (a partial unique index).
+    live = next((sub for sub in app.subscriptions if sub.is_live), None)
+    attention = billing_attention(app) if live and live.status.in_dunning else None  # the banner's read
     return render_template(
         "subscriptions/billing.html", app=app, sub=live, last=app.current_subscription,
         options=plan_options(plans, live), plan_features=plan_features, attempt=new_attempt(),
-        open_invoice=outstanding_invoice(db.session, app.id) if live and live.status.in_dunning else None)
+        open_invoice=attention["invoice"] if attention else None)
 
 
 def _back(app: App):

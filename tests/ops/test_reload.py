@@ -12,7 +12,9 @@ import shutil
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from scripts.services import PYTHON, ROOT, free_port, http_ok, wait_until
 
@@ -101,24 +103,36 @@ def reload_from(release: Path, pidfile: Path, url: str) -> subprocess.CompletedP
                           cwd=release, capture_output=True, text=True, timeout=180)
 
 
-def test_a_reload_under_load_drops_nothing_and_the_new_release_answers(app, app_config, tmp_path):
-    releases = tmp_path / "releases"
-    releases.mkdir()
-    first, second = make_release(releases, "r1"), make_release(releases, "r2")
+@contextmanager
+def serving(release: Path, app_config, tmp_path: Path, *options: str) -> Iterator[tuple[Path, Path, int, str]]:
+    """gunicorn started from a ``current`` symlink to ``release``, as a deploy runs it; yields the link, the
+    pid file, the port and the URL of /healthz, and stops gunicorn afterwards."""
     current = tmp_path / "current"
-    point(current, first)
+    point(current, release)
     port, pidfile = free_port(), tmp_path / "web.pid"
     url = f"http://127.0.0.1:{port}/healthz"
     env = {**os.environ, "PWD": str(current), "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
            "REDIS_URL": app_config["REDIS_URL"], "RATELIMIT_DISABLED": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [PYTHON, "-m", "gunicorn", "--chdir", str(current), "--pid", str(pidfile), "--bind",
-               f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "wsgi:app"]
+               f"127.0.0.1:{port}", *options, "wsgi:app"]
     with open(tmp_path / "web.log", "ab") as log:
         web = subprocess.Popen(command, cwd=current, env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
         wait_until(lambda: http_ok(url), "gunicorn", process=web, timeout=60)
+        yield current, pidfile, port, url
+        assert web.poll() is None, "gunicorn kept running"
+    finally:
+        web.terminate()
+        web.wait(60)
+
+
+def test_a_reload_under_load_drops_nothing_and_the_new_release_answers(app, app_config, tmp_path):
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    first, second = make_release(releases, "r1"), make_release(releases, "r2")
+    with serving(first, app_config, tmp_path, "--workers", "2", "--threads", "4") as (current, pidfile, port, url):
         with Load(port) as load:
             time.sleep(1.5)
             point(current, second)
@@ -139,10 +153,6 @@ def test_a_reload_under_load_drops_nothing_and_the_new_release_answers(app, app_
         assert releases_seen[0] == "r1"
         assert {release for sent, release in load.served if reloaded_at < sent < switched_back} == {"r2"}
         assert {release for sent, release in load.served if again_at < sent} == {"r1"}
-        assert web.poll() is None
-    finally:
-        web.terminate()
-        web.wait(60)
 
 
 def test_a_release_that_does_not_load_is_not_reloaded(app, app_config, tmp_path):
@@ -151,25 +161,11 @@ def test_a_release_that_does_not_load_is_not_reloaded(app, app_config, tmp_path)
     good, broken = make_release(releases, "good"), make_release(releases, "broken")
     with open(broken / "portal" / "__init__.py", "a") as init:
         init.write("\nraise ImportError('a release missing a dependency')\n")
-    current = tmp_path / "current"
-    point(current, good)
-    port, pidfile = free_port(), tmp_path / "web.pid"
-    url = f"http://127.0.0.1:{port}/healthz"
-    env = {**os.environ, "PWD": str(current), "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
-           "REDIS_URL": app_config["REDIS_URL"], "RATELIMIT_DISABLED": "1"}
-    command = [PYTHON, "-m", "gunicorn", "--chdir", str(current), "--pid", str(pidfile), "--bind",
-               f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"]
-    web = subprocess.Popen(command, cwd=current, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True)
-    try:
-        wait_until(lambda: http_ok(url), "gunicorn", process=web, timeout=60)
+    with serving(good, app_config, tmp_path, "--workers", "1") as (current, pidfile, _, url):
         point(current, broken)
         refused = reload_from(current, pidfile, url)
         assert refused.returncode == 1
         assert "does not load, nothing was reloaded" in refused.stderr
         assert "a release missing a dependency" in refused.stderr
         # gunicorn would have exited on a worker that cannot load the app; it was never told to reload.
-        assert web.poll() is None and http_ok(url)
-    finally:
-        web.terminate()
-        web.wait(60)
+        assert http_ok(url)
