@@ -11,6 +11,12 @@ from billing.db import insert_or_load
 from billing.models import Alert, AlertSeverity, AuditLog
 
 
+# ``session.info`` key: when set (a list), audit entries collect there instead of being added one by one, and
+# the owner of the transaction adds them together before it commits: one INSERT for a whole batch of events
+# (billing/webhooks/processing.py) instead of one per change. They are committed with the changes they describe.
+DEFERRED = "audit_deferred"
+
+
 @dataclass(frozen=True)
 class Origin:
     """Who or what caused a change, for the audit trail."""
@@ -43,7 +49,11 @@ def record(
         after=after,
         correlation_id=origin.correlation_id,
     )
-    session.add(entry)
+    deferred = session.info.get(DEFERRED)
+    if deferred is not None:
+        deferred.append(entry)
+    else:
+        session.add(entry)
     return entry
 
 

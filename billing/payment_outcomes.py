@@ -10,12 +10,12 @@ snapshots all count these rows.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Any, Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.db import insert_once
+from billing.db import insert_unless_present
 from billing.gateway.types import PaymentIntent, ts
 from billing.models import AppSubscription, KernelPlan, PaymentOutcome
 
@@ -33,30 +33,34 @@ def _outcome(intent: PaymentIntent) -> Optional[str]:
     return None  # not an outcome yet: processing, requires_action, requires_capture, ...
 
 
-def _plan_code(session: Session, app_id: int) -> Optional[str]:
-    return session.scalar(select(KernelPlan.code).join(AppSubscription, AppSubscription.plan_id == KernelPlan.id)
-                          .where(AppSubscription.app_id == app_id, AppSubscription.is_live).limit(1))
+def _plan_code(app_id: int) -> Any:
+    """The app's plan when it happened, read by the insert itself."""
+    return (select(KernelPlan.code).join(AppSubscription, AppSubscription.plan_id == KernelPlan.id)
+            .where(AppSubscription.app_id == app_id, AppSubscription.is_live).limit(1).scalar_subquery())
 
 
 def record_attempt(session: Session, app_id: int, intent: PaymentIntent, *, observed_at: int,
-                   correlation_id: Optional[str] = None) -> Optional[PaymentOutcome]:
-    """Record the outcome ``intent`` shows, once per charge; None when it shows none or it was recorded."""
+                   correlation_id: Optional[str] = None) -> bool:
+    """Record the outcome ``intent`` shows, once per charge; False when it shows none or it was recorded.
+
+    One statement: a charge already recorded (by another event about it, or another delivery at
+    the same moment) is left as it is by the unique reference (``ON CONFLICT DO NOTHING``).
+    """
     outcome = _outcome(intent)
     if outcome is None:
-        return None
+        return False
     reference = intent.latest_charge or f"{intent.id}:{outcome}:{observed_at}"
-    if session.scalar(select(PaymentOutcome.id).where(PaymentOutcome.reference == reference)) is not None:
-        return None
-    row = PaymentOutcome(reference=reference, app_id=app_id, stripe_payment_intent_id=intent.id, outcome=outcome,
-                         reason=None if outcome == SUCCEEDED else (intent.last_error_code or "declined"),
-                         plan_code=_plan_code(session, app_id),
-                         amount=intent.amount_received if outcome == SUCCEEDED else intent.amount,
-                         currency=intent.currency, occurred_at=ts(observed_at))
-    if not insert_once(session, row):
-        return None  # the same charge reported by another delivery at the same moment
-    log.info("payment attempt %s: %s (%s)", outcome, intent.id, row.reason or "ok",
-             extra={"event": "payment.attempt", "outcome": outcome, "reason": row.reason, "app_id": app_id,
-                    "payment_intent": intent.id, "charge": intent.latest_charge, "amount": row.amount,
-                    "currency": row.currency, "plan": row.plan_code,
+    reason = None if outcome == SUCCEEDED else (intent.last_error_code or "declined")
+    amount = intent.amount_received if outcome == SUCCEEDED else intent.amount
+    recorded = insert_unless_present(session, PaymentOutcome, {
+        "reference": reference, "app_id": app_id, "stripe_payment_intent_id": intent.id, "outcome": outcome,
+        "reason": reason, "plan_code": _plan_code(app_id), "amount": amount, "currency": intent.currency,
+        "occurred_at": ts(observed_at)}, key="reference", returning=PaymentOutcome.plan_code)
+    if recorded is None:
+        return False  # this charge was recorded already
+    log.info("payment attempt %s: %s (%s)", outcome, intent.id, reason or "ok",
+             extra={"event": "payment.attempt", "outcome": outcome, "reason": reason, "app_id": app_id,
+                    "payment_intent": intent.id, "charge": intent.latest_charge, "amount": amount,
+                    "currency": intent.currency, "plan": recorded.plan_code,
                     "origin_correlation_id": correlation_id})
-    return row
+    return True

@@ -172,6 +172,9 @@ def _pass(session: Session, gateway: Any, answers: dict[str, Answers], *, savepo
     now = _now()
     applied: list[dict[str, Any]] = []
     session.info[WHOLE_OR_NOTHING] = not savepoints  # without savepoints, any error reruns the batch with them
+    audits: list[Any] = []
+    if not savepoints:
+        session.info[audit.DEFERRED] = audits  # inserted together at the end (a rerun with savepoints adds each)
     try:
         rows = claim(session, now, limit, event_ids)
         result.claimed = len(rows)
@@ -188,6 +191,9 @@ def _pass(session: Session, gateway: Any, answers: dict[str, Answers], *, savepo
             if status is not None:
                 result.settled.append((row.event_id, status))
                 result.measured.append((row.type, status.value, row.received_at))
+        if audits:
+            session.add_all(audits)
+            session.flush()
         if applied:
             # The applied events' new statuses in one statement (executemany), in the transaction that holds
             # their handlers' changes: both are committed together or not at all.
@@ -201,6 +207,7 @@ def _pass(session: Session, gateway: Any, answers: dict[str, Answers], *, savepo
         raise
     finally:
         session.info.pop(WHOLE_OR_NOTHING, None)
+        session.info.pop(audit.DEFERRED, None)
     return result
 
 
@@ -218,8 +225,10 @@ def _apply(session: Session, gateway: Any, row: Any, answers: dict[str, Answers]
     known = answers.setdefault(row.event_id, Answers())
     tried_before = row.attempts > 0  # a retry or a replay: a failure alert may be open
     connection = session.connection().info
+    deferred = session.info.get(audit.DEFERRED, ())
     for attempt in (1, 2):
         writes = connection.get("writes", 0)
+        audited = len(deferred)
         try:
             with session.begin_nested() if savepoints else nullcontext():
                 status = _handle(session, Prefetched(gateway, known), row, event, smtp_configured)
@@ -228,8 +237,8 @@ def _apply(session: Session, gateway: Any, row: Any, answers: dict[str, Answers]
                 if not savepoints:
                     session.flush()  # written now: the next event starts with nothing pending
         except StripeNeeded as need:
-            if not savepoints and (connection.get("writes", 0) != writes or session.new or session.dirty
-                                   or session.deleted):
+            if not savepoints and (connection.get("writes", 0) != writes or len(deferred) != audited or session.new
+                                   or session.dirty or session.deleted):
                 raise _Unsafe(f"{event.type} stopped for Stripe after writing") from None
             if len(known) < MAX_STRIPE_CALLS:
                 # With the call it stopped at, the calls its payload says it will make next (the PaymentIntent

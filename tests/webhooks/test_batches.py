@@ -16,7 +16,7 @@ from billing.webhooks.handlers import Handled, HandlerContext
 from portal.payments import gateway
 from tests.helpers.data import audit_actions_of_event as audit_actions, count, webhook_row
 from tests.helpers.webhooks import apply_due
-from tests.webhooks.helpers import event, post, subscription
+from tests.webhooks.helpers import event, invoice, post, subscription
 
 TYPE = "customer.updated"  # a real Stripe type without a handler of ours
 
@@ -143,3 +143,39 @@ def test_an_insert_a_concurrent_writer_made_first_reruns_the_batch_and_is_settle
         assert row.status == WebhookStatus.PROCESSED and row.attempts == 1
     assert audit_actions(app, mid["id"]) == ["customer.noted"]
     assert count(app, PaymentOutcome, PaymentOutcome.reference == "ch_twin") == 1
+
+
+def test_a_batch_inserts_its_audit_entries_together_with_its_changes(backend, app, client, acme):
+    from sqlalchemy import event as sa_event
+
+    from billing.webhooks import processing
+    from portal.extensions import db
+
+    app.config.update(RQ_ASYNC=True)
+    payloads = [event("invoice.created", invoice(invoice_id=f"in_audit{n}", subscription_id=None, status="draft"))
+                for n in range(3)]
+    for payload in payloads:
+        post(client, payload)
+    inserts: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO"):
+            inserts.append(statement.split()[2])
+
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with app.app_context():
+            assert len(processing.apply_pending(db.session, gateway(), {}, budget=60).settled) == 3  # one batch
+            db.session.remove()
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+    assert all(audit_actions(app, p["id"]) == ["invoice.created"] for p in payloads)
+    # After the batch's changes, in the same transaction; on PostgreSQL one statement (psycopg's
+    # insertmanyvalues) where each entry was a round trip of its own.
+    audits = [n for n, table in enumerate(inserts) if table == "audit_logs"]
+    assert inserts.count("kernel_invoices") == 3 and min(audits) > max(
+        n for n, table in enumerate(inserts) if table == "kernel_invoices")
+    if engine.dialect.name == "postgresql":
+        assert len(audits) == 1
