@@ -141,18 +141,22 @@ def insert_once(session: Session, row: Any) -> bool:
     return True
 
 
-def insert_unless_present(session: Session, model: Any, values: dict[str, Any], *, key: str, returning: Any) -> Any:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING returning``: the returned row, or None when a row
-    with the same ``key`` is there (committed before, or by a concurrent writer meanwhile).
+def insert_unless_present(session: Session, statement: Any, params: dict[str, Any]) -> Any:
+    """Run ``statement``, an INSERT that inserts nothing when its row is there (``INSERT ... SELECT ... WHERE
+    NOT EXISTS ... RETURNING``): the returned row, or None when the row was there.
 
-    One statement and no savepoint (nothing is refused), where ``insert_once`` after a look-up
-    costs up to four; for rows nobody reads back in the same transaction.
+    One statement built once (cached by SQLAlchemy, unlike the dialects' ``ON CONFLICT`` inserts, which
+    it compiles anew each time), where a look-up and ``insert_once`` cost up to four round trips. A
+    twin committed between its check and its insert is refused by the unique constraint: in a
+    savepoint, as ``insert_once`` does, or by rerunning a batch run whole-or-nothing.
     """
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    construct = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    return session.execute(construct(model).values(**values).on_conflict_do_nothing(index_elements=[key])
-                           .returning(returning)).first()
+    if session.info.get(WHOLE_OR_NOTHING):
+        return session.execute(statement, params).first()
+    try:
+        with session.begin_nested():
+            return session.execute(statement, params).first()
+    except IntegrityError:
+        return None
 
 
 def insert_or_load(session: Session, row: T, same: Select[tuple[T]]) -> tuple[T, bool]:

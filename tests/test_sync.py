@@ -204,3 +204,25 @@ def test_an_invoice_period_is_the_period_its_lines_pay_for(session):
     })
     row = sync_invoice(session, renewal, observed_at=1, origin=ORIGIN).row
     assert (row.period_start, row.period_end) == (START, END)
+
+
+def test_an_invoice_state_further_along_in_the_same_second_is_applied_without_asking_stripe(session):
+    sync_invoice(session, remote_invoice(status="open"), observed_at=100, origin=ORIGIN)
+    asked = []
+
+    def refetch():
+        asked.append(True)
+        return remote_invoice(status="paid", amount_paid=9900)
+
+    # Finalized and paid in the same second (a renewal): "paid" can only come after "open".
+    result = sync_invoice(session, remote_invoice(status="paid", amount_paid=9900), observed_at=100, origin=ORIGIN,
+                          refetch=refetch)
+    assert not asked and result.row.status == "paid" and result.row.amount_paid == 9900
+    # The same progress in the same second (another copy, or a state we cannot order): Stripe says.
+    result = sync_invoice(session, remote_invoice(status="paid", amount_paid=9900), observed_at=100, origin=ORIGIN,
+                          refetch=refetch)
+    assert asked == [True]
+    # An earlier state in the same second is still never applied.
+    asked.clear()
+    result = sync_invoice(session, remote_invoice(status="open"), observed_at=100, origin=ORIGIN, refetch=refetch)
+    assert result.row.status == "paid"

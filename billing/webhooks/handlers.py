@@ -274,15 +274,15 @@ def invoice_paid(ctx: HandlerContext) -> Handled:
 
 
 def _paid_invoice_hints(event: Event) -> list[Call]:
-    # The PaymentIntents ``invoice_paid`` retrieves (named in the payload since API 2025-03-31), and the
-    # invoice itself, which ``sync_invoice`` asks for when the event is as old as our row: paid in the second
-    # it was finalized, as Stripe charges a renewal.
+    # The PaymentIntents ``invoice_paid`` retrieves (named in the payload since API 2025-03-31). Not the
+    # invoice itself: paid in the second it was finalized (a renewal), the event is further along than our
+    # open row and applied without asking (billing.sync.invoice_ahead); only a tie with a row already paid
+    # or void asks, one round later.
     invoice = Invoice.from_stripe(event.object)
     if invoice.id is None:
         return []
     intents = invoice.payment_intent_ids if invoice.amount_paid > 0 else ()
-    return [*(Call.of("retrieve_payment_intent", intent_id) for intent_id in intents),
-            Call.of("retrieve_invoice", invoice.id)]
+    return [Call.of("retrieve_payment_intent", intent_id) for intent_id in intents]
 
 
 HINTS["invoice.paid"] = _paid_invoice_hints
