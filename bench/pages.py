@@ -1,27 +1,32 @@
 """Owner pages under a small crowd, and the plan actions one owner waits for (issue #16, findings 12 and 13).
 
-    .venv/bin/python -m bench.pages [--users 20] [--seconds 20] [--actions 5] [--workers 2] [--threads 4]
+    .venv/bin/python -m bench.pages [--users 20] [--seconds 20] [--actions 5]
+                                    [--workers N] [--threads N] [--keepalive-requests N]
 
 Starts the README's default stack as ``scripts/run`` does (``scripts/services.py``): Redis, the
 Stripe sandbox (its webhooks pointed at the portal), an RQ worker and gunicorn with
-``start_web``'s settings, on a fresh SQLite file. Seeds ``--users`` owners, each with an app on
-Pro in the sandbox and six paid invoices (the sandbox's ``bulk_seed``, mirrored in our tables,
-not timed) and two notices, and signs every owner in through the login form.
+gunicorn.conf.py's settings (or the flags given), on a fresh SQLite file. Seeds ``--users`` owners,
+each with an app on Pro in the sandbox and six paid invoices (the sandbox's ``bulk_seed``, mirrored
+in our tables, not timed) and two notices, and signs every owner in through the login form.
 
 Then, in one run:
 
 * **baseline**: one user (``/healthz``, then the owner pages one after the other) for a few seconds;
 * **crowd**: ``--users`` signed-in owners at once, each requesting its next page as soon as the
   last one answered (dashboard, billing, invoices, invoice detail, notices, in a loop) for
-  ``--seconds``; per page p50 / p95 / max and pages/s, beside the one-user figures;
+  ``--seconds``; per page p50 / p95 / max and pages/s, beside the one-user figures; each gunicorn
+  worker's share of a core meanwhile, and the CPU a page cost the workers;
+* **floor**: the same number of users on ``/healthz`` (no session, database or template);
 * **actions**: ``--actions`` fresh apps of one more owner go through subscribe -> Checkout,
   back from Checkout, upgrade preview and confirm, schedule and undo a downgrade, cancel and
   resume, alone on the server. Each action is timed as a browser waits for it: the POST, the
   redirect and the page it lands on (the Checkout page, for subscribe). Median and max per action,
   beside the billing page's own load in the same run.
 
-``uptime`` is printed before and after: the machine is shared, so only the side-by-side
-figures of one run compare. The load generator runs on the same cores as the server.
+The users of the baseline, crowd and floor are driven by ``bench.crowd`` (asyncio, raw HTTP/1.1 on
+kept-alive connections, in a process of its own), which prints its own CPU use: a few per cent of a
+core, so the server, not the client, is what is measured. ``uptime`` is printed before and after:
+the machine is shared, so only the side-by-side figures of one run compare.
 """
 from __future__ import annotations
 
