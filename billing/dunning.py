@@ -27,7 +27,7 @@ from billing.audit import Origin
 from billing.clock import business_date, business_day_start
 from billing.db import insert_once, insert_or_load
 from billing.errors import CardDeclined, InvalidRequest, NotFound
-from billing.gateway import Invoice, StripeGateway
+from billing.gateway import Card, Invoice, StripeGateway, Subscription, SubscriptionSchedule
 from billing.models import (
     Alert,
     AlertSeverity,
@@ -41,7 +41,10 @@ from billing.models import (
 )
 from billing.notifications import NoticeKind, iso, notify_owners
 from billing.states import SubscriptionStatus
-from billing.sync import sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription, sync_subscription_from_gateway
+
+# A subscription as ``StripeGateway.retrieve_subscription_in_full`` answers it.
+SubscriptionState = tuple[Subscription, Optional[SubscriptionSchedule], Optional[Card]]
 
 log = logging.getLogger(__name__)
 
@@ -383,18 +386,27 @@ def _close_voided(session: Session, invoice: KernelInvoice, attempts: dict[int, 
     return Step.VOIDED
 
 
-def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str) -> Step:
+def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str,
+                   subscription_state: Optional[SubscriptionState] = None) -> Step:
     """End dunning for an invoice Stripe reports paid; reactivate the subscription and the app. Idempotent.
 
     Called by the dunning job (a retry succeeded, or Stripe says it was paid) and by
     the portal when the owner pays; ``invoice`` must already hold Stripe's paid state.
+    ``subscription_state``: the subscription read from Stripe beforehand (``retrieve_subscription_in_full``),
+    by a caller that asks Stripe with no transaction open; without it, Stripe is asked here.
     """
     if invoice.dunning_outcome == DunningOutcome.PAID:
         return Step.RECOVERED
     _cancel_open_slots(_attempts(session, invoice))
     subscription = invoice.subscription
     if subscription is not None and subscription.status != SubscriptionStatus.CANCELED:
-        sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id, origin=ctx.origin)
+        if subscription_state is not None and subscription_state[0].id == subscription.stripe_subscription_id:
+            remote, schedule, card = subscription_state
+            sync_subscription(session, remote, observed_at=int(ctx.now.timestamp()), origin=ctx.origin,
+                              schedule=schedule, card=card)
+        else:
+            sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id,
+                                           origin=ctx.origin)
     _resolve_alerts(session, invoice, ctx.now)
     _close(session, invoice, ctx, outcome=DunningOutcome.PAID, paid_by=paid_by)
     notify_owners(
@@ -409,7 +421,8 @@ def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext
 # ---------------------------------------------------------------- pausing and resuming an app
 
 
-def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str) -> bool:
+def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str,
+                         subscription_state: Optional[SubscriptionState] = None) -> bool:
     """``settle_invoice`` for an invoice that is (or was, exhausted) in dunning; False for any other invoice.
 
     The ``invoice.paid`` webhook calls it, so a dunning paid in Stripe ends at once
@@ -419,7 +432,7 @@ def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningC
         return False
     if not _attempts(session, invoice).get(0):
         return False
-    settle_invoice(session, invoice, ctx, paid_by=paid_by)
+    settle_invoice(session, invoice, ctx, paid_by=paid_by, subscription_state=subscription_state)
     return True
 
 

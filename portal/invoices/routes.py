@@ -101,6 +101,7 @@ def printed_on(stripe_invoice_id: str) -> tuple[tuple[InvoiceLine, ...], Optiona
     kept: _Finalized = current_app.extensions[FINALIZED]
     printed = kept.get(stripe_invoice_id)
     if printed is None:
+        db.session.commit()  # the page's reads end before Stripe is asked (portal/payments.py checks it)
         remote = gateway().retrieve_invoice(stripe_invoice_id)
         printed = (remote.lines, remote.billed_to)
         if remote.status not in (None, "draft"):

@@ -32,6 +32,7 @@ from billing.errors import CardDeclined, GatewayError
 from billing.models import CheckoutMode, KernelCheckoutSession
 from billing.notifications import occasions, owner_notices
 from billing.owner_payments import OwnerPayment, pay_with_saved_card
+from billing.actions import Refused
 from billing.subscriptions import start_payment_method_update
 from portal.extensions import db
 from portal.i18n import money
@@ -39,7 +40,7 @@ from portal.notices.attention import billing_attention
 from portal.payments import gateway
 from portal.redirects import external_url
 from portal.request_context import is_attempt, new_attempt, request_origin
-from portal.subscriptions.web import CONFIRMING, UNAVAILABLE
+from portal.subscriptions.web import CONFIRMING, UNAVAILABLE, refusal_message
 from portal.tenancy import get_app_or_404
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,14 @@ def index(app_id: int):
     return render_template("notices/index.html", app=app, notices=notices,
                            invoice=attention["invoice"] if attention else None,
                            summary=attention["summary"] if attention else None)
+
+
+@bp.errorhandler(Refused)
+def _on_refused(refused: Refused):
+    """Another action on the app's billing is still waiting for Stripe (or billing is paused): nothing was done."""
+    db.session.rollback()
+    flash(refusal_message(refused), "warning")
+    return redirect(url_for("notices.pay_open_invoice", app_id=get_app_or_404(request.view_args["app_id"]).id))
 
 
 @bp.errorhandler(GatewayError)

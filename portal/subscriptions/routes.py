@@ -21,7 +21,8 @@ from flask_login import login_required
 from sqlalchemy import select
 
 from billing import audit
-from billing.checkout import complete_checkout
+from billing.actions import owner_action
+from billing.checkout import complete_checkout_outside_transaction
 from billing import charges
 from billing.errors import CardDeclined, ChargeOutcomeUnknown, GatewayError, GatewayUnavailable
 from billing.gateway import upgrade_key
@@ -203,8 +204,8 @@ def checkout_success():
     app = get_app_or_404(local.app_id)
     mode, plan_name = local.mode, local.plan.name if local.plan else ""
     try:
-        result = complete_checkout(db.session, gateway(), session_id, origin=request_origin(), app_id=app.id,
-                                   smtp_configured=smtp_configured())
+        result = complete_checkout_outside_transaction(db.session, gateway(), session_id, origin=request_origin(),
+                                                       app_id=app.id, smtp_configured=smtp_configured())
         db.session.commit()
     except GatewayError as error:
         db.session.rollback()
@@ -291,6 +292,13 @@ def upgrade_confirm(app_id: int):
     if proration_date is None:
         abort(400, description="missing proration_date")
     origin = request_origin()
+    # One action on the app's billing at a time, claimed before Stripe hears of it (billing/actions.py): a second
+    # confirmation waits here, then finds the upgrade done.
+    with owner_action(db.session, app.id, "upgrade", origin):
+        return _upgrade(app, plan, attempt, proration_date, origin)
+
+
+def _upgrade(app: App, plan: KernelPlan, attempt: str, proration_date: int, origin):
     live = live_subscription(db.session, app)
     charge = None
     if live is not None and live.plan.stripe_price_id and plan.stripe_price_id:
@@ -306,7 +314,7 @@ def upgrade_confirm(app_id: int):
         flash(refusal_message(error), "info")
         return redirect(url_for("subscriptions.upgrade_preview", app_id=app.id, plan=plan.code))
     except Refused as error:
-        if charge is not None:  # the refusal's own facts (an alert) are committed with it by the handler
+        if charge is not None:  # the refusal's own facts (an alert) are committed with it
             charges.settle(db.session, charge, ChargeStatus.FAILED, origin, error=f"refused: {error.code}")
         raise
     except ChargeOutcomeUnknown as error:
