@@ -21,11 +21,11 @@ import sys
 from billing import metrics_files
 
 worker_class = "scripts.graceful_worker.GracefulThreadWorker"
-# A page is CPU work under one GIL per process (docs/benchmarks.md, Pages): processes, not threads, use the
-# cores, two per core so that one stuck with more connections than its share leaves room to the others. Two
-# threads each, for requests that wait on Stripe (an action). WEB_CONCURRENCY, --workers and --threads override.
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1))
-threads = 2
+# A page is CPU work under one GIL per process (docs/benchmarks.md, Pages): one process per core uses the cores;
+# two per core measured no better here (more CPU a page, the same tail). Threads serve the requests that wait on
+# Stripe (an action) meanwhile. WEB_CONCURRENCY, --workers and --threads override these.
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+threads = 4
 # A kept-alive connection is served by the worker that accepted it, for as long as it lives. Connections opened
 # while the server is idle mostly land on one worker (one served 11,576 requests and the other 808 in a run of
 # 20 browsers), so one core did the work. After this many requests on one connection the answer says

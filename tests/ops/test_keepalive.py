@@ -12,7 +12,6 @@ import pytest
 
 from scripts.services import free_port, start_web
 
-WORKERS_PER_CORE = 2
 KEEPALIVE_REQUESTS = 50  # gunicorn.conf.py's
 
 
@@ -57,5 +56,5 @@ def test_a_kept_alive_connection_is_closed_after_its_share_of_requests(web):
     assert closing == [KEEPALIVE_REQUESTS]
 
 
-def test_the_run_command_starts_two_workers_per_core(web):
-    assert len(_workers(web.process.pid)) == WORKERS_PER_CORE * (os.cpu_count() or 1)
+def test_the_run_command_starts_one_worker_per_core(web):
+    assert len(_workers(web.process.pid)) == (os.cpu_count() or 1)
