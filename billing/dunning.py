@@ -27,7 +27,7 @@ from billing.audit import Origin
 from billing.clock import business_date, business_day_start
 from billing.db import insert_once, insert_or_load
 from billing.errors import CardDeclined, InvalidRequest, NotFound
-from billing.gateway import Card, Invoice, StripeGateway, Subscription, SubscriptionSchedule
+from billing.gateway import Invoice, StripeGateway, SubscriptionState
 from billing.models import (
     Alert,
     AlertSeverity,
@@ -42,9 +42,6 @@ from billing.models import (
 from billing.notifications import NoticeKind, iso, notify_owners
 from billing.states import SubscriptionStatus
 from billing.sync import sync_invoice, sync_subscription, sync_subscription_from_gateway
-
-# A subscription as ``StripeGateway.retrieve_subscription_in_full`` answers it.
-SubscriptionState = tuple[Subscription, Optional[SubscriptionSchedule], Optional[Card]]
 
 log = logging.getLogger(__name__)
 
