@@ -20,6 +20,7 @@ from billing.errors import GatewayError, GatewayUnavailable
 from billing.gateway import Invoice, pay_invoice_key
 from billing.models import ChargeAttempt, ChargeStatus, InvoiceStatus
 from billing.sync import sync_invoice
+from billing.webhooks.prefetch import asked_since
 
 
 class OwnerPayment(enum.Enum):
@@ -51,7 +52,7 @@ def pay_with_saved_card(session: Session, ctx: DunningContext, app_id: int, chec
     if paid is None:
         return OwnerPayment.CONFIRMING
     sync_invoice(session, paid, observed_at=int(ctx.now.timestamp()), origin=ctx.origin,
-                 refetch=lambda: ctx.gateway.retrieve_invoice(stripe_invoice_id))
+                 refetch=lambda since: asked_since(ctx.gateway, since).retrieve_invoice(stripe_invoice_id))
     audit.record(session, action="invoice.paid_by_owner", object_type="kernel_invoice",
                  object_id=stripe_invoice_id, app_id=app_id, before={"status": "open"},
                  after={"status": paid.status, "amount_paid": paid.amount_paid}, origin=ctx.origin)
