@@ -15,6 +15,7 @@ from typing import Optional
 from sqlalchemy.orm import Session
 
 from billing import audit, clock
+from billing.actions import owner_action
 from billing.audit import Origin
 from billing.errors import GatewayError
 from billing.gateway import StripeGateway
@@ -57,25 +58,30 @@ def stripe_tax_id(details: Optional[AppBillingDetails]) -> Optional[tuple[str, s
 
 def save_billing_details(session: Session, gateway: StripeGateway, app: App, given: BillingDetailsInput, *,
                          origin: Origin) -> AppBillingDetails:
-    """Save ``given`` for ``app`` (commits), then send them to its Stripe customer if it has one."""
-    details = session.get(AppBillingDetails, app.id)
-    before = _picture(details, app) if details else None
-    if details is None:
-        details = AppBillingDetails(app_id=app.id)
-        session.add(details)
-    details.legal_name, details.tax_id_kind, details.tax_id = given.legal_name, given.tax_id.kind.value, \
-        given.tax_id.digits
-    details.postal_code, details.street, details.number = given.postal_code, given.street, given.number
-    details.complement, details.district, details.city, details.state = given.complement, given.district, \
-        given.city, given.state
-    app.billing_email = given.email
-    details.synced_at = None
-    entry = audit.record(session, action="billing_details.saved", object_type="app", object_id=app.id,
-                         app_id=app.id, before=before, after=_picture(details, app), origin=origin)
-    session.commit()
-    if app.stripe_customer_id:
-        push_to_stripe(session, gateway, app, details, change=f"audit:{entry.id}")
-    return details
+    """Save ``given`` for ``app`` (commits), then send them to its Stripe customer if it has one.
+
+    Claimed as the app's one billing action in flight (``billing.actions``), so a checkout creating the
+    customer at the same moment sends either the old details or these, never a mix, and ``synced_at`` is
+    true of what Stripe holds."""
+    with owner_action(session, app.id, "billing_details", origin):
+        details = session.get(AppBillingDetails, app.id)
+        before = _picture(details, app) if details else None
+        if details is None:
+            details = AppBillingDetails(app_id=app.id)
+            session.add(details)
+        details.legal_name, details.tax_id_kind, details.tax_id = given.legal_name, given.tax_id.kind.value, \
+            given.tax_id.digits
+        details.postal_code, details.street, details.number = given.postal_code, given.street, given.number
+        details.complement, details.district, details.city, details.state = given.complement, given.district, \
+            given.city, given.state
+        app.billing_email = given.email
+        details.synced_at = None
+        entry = audit.record(session, action="billing_details.saved", object_type="app", object_id=app.id,
+                             app_id=app.id, before=before, after=_picture(details, app), origin=origin)
+        session.commit()
+        if app.stripe_customer_id:
+            push_to_stripe(session, gateway, app, details, change=f"audit:{entry.id}")
+        return details
 
 
 def push_to_stripe(session: Session, gateway: StripeGateway, app: App, details: AppBillingDetails, *,

@@ -33,7 +33,7 @@ from billing.db import insert_once
 from billing.errors import BillingError, CardDeclined, GatewayError, GatewayUnavailable, IdempotencyConflict
 from billing.gateway import Invoice, StripeGateway
 from billing.models import ChargeAttempt, ChargeStatus
-from billing.sync import sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription
 
 log = logging.getLogger(__name__)
 
@@ -134,42 +134,58 @@ def confirm(session: Session, gateway: StripeGateway, row: ChargeAttempt, origin
     """Settle an open attempt by sending the same call with the same idempotency key.
 
     Stripe answers a key it has seen with the stored answer (and charges nothing
-    again); a call that never reached it is made now, as the owner asked. The
-    caller commits. Returns the status, still ``unknown`` while Stripe is away.
+    again); a call that never reached it is made now, as the owner asked. Commits
+    what the session holds before calling Stripe (no transaction stays open across
+    the call), then records the outcome; the caller commits that. Returns the status,
+    still ``unknown`` while Stripe is away.
     """
     if not row.status.is_open or control.billing_paused(session, row.app_id):  # paused: settled after the resume
         return row.status
-    details = row.details or {}
+    row_id, kind, target, details = row.id, row.kind, row.target, dict(row.details or {})
+    session.commit()
+    invoice: Optional[Invoice] = None
+    full = None
+    outcome: tuple[ChargeStatus, Optional[str]] | None = None
+    unknown: Optional[GatewayError] = None
     try:
-        if row.kind == UPGRADE:
-            remote = gateway.retrieve_subscription(row.target)
+        if kind == UPGRADE:
+            remote = gateway.retrieve_subscription(target)
             if remote.price_id not in (details["from_price"], details["to_price"]):
-                settle(session, row, ChargeStatus.FAILED, origin, error="the subscription changed meanwhile")
-                return row.status
-            # The same parameters as the first call (Stripe compares them): the price it changed from; the
-            # item keeps its id through a price change.
-            before = dataclasses.replace(remote, price_id=details["from_price"])
-            updated, invoice = gateway.change_price_now(before, details["to_price"],
-                                                        proration_date=details["proration_date"],
-                                                        attempt=details["attempt"])
-            observed_at = int(clock.now().timestamp())
-            sync_subscription_from_gateway(session, gateway, updated.id, origin=origin, observed_at=observed_at)
+                outcome = (ChargeStatus.FAILED, "the subscription changed meanwhile")
+            else:
+                # The same parameters as the first call (Stripe compares them): the price it changed from; the
+                # item keeps its id through a price change.
+                before = dataclasses.replace(remote, price_id=details["from_price"])
+                updated, invoice = gateway.change_price_now(before, details["to_price"],
+                                                            proration_date=details["proration_date"],
+                                                            attempt=details["attempt"])
+                full = gateway.retrieve_subscription_in_full(updated.id)
         else:
-            invoice = gateway.pay_invoice(row.target, attempt=details["attempt"],
+            invoice = gateway.pay_invoice(target, attempt=details["attempt"],
                                           payment_method_id=details.get("payment_method"))
-            observed_at = int(clock.now().timestamp())
+        if outcome is None:
+            outcome = (ChargeStatus.SUCCEEDED, None)
+    except CardDeclined as declined:
+        outcome = (ChargeStatus.FAILED, f"declined: {declined.decline_code or declined.code}")
+    except GatewayUnavailable as error:
+        unknown = error
+        log.info("charge %s still unconfirmed: %s", details.get("attempt"), error.message)
+    except IdempotencyConflict as error:  # the first request with this key is still being processed by Stripe
+        log.info("charge %s still in flight at Stripe: %s", target, error.message)
+    except GatewayError as error:
+        outcome = (ChargeStatus.FAILED, error.message)
+    row = session.get(ChargeAttempt, row_id, populate_existing=True)
+    if unknown is not None:
+        mark_unknown(session, row, unknown, origin)
+    elif outcome is not None:
+        observed_at = int(clock.now().timestamp())
+        if full is not None:
+            sync_subscription(session, full[0], observed_at=observed_at, origin=origin, schedule=full[1], card=full[2])
         if invoice is not None and invoice.id is not None:
             sync_invoice(session, invoice, observed_at=observed_at, origin=origin)
-        settle(session, row, ChargeStatus.SUCCEEDED, origin, invoice=invoice)
-    except CardDeclined as declined:
-        settle(session, row, ChargeStatus.FAILED, origin, error=f"declined: {declined.decline_code or declined.code}")
-    except GatewayUnavailable as error:
-        mark_unknown(session, row, error, origin)
-        log.info("charge %s still unconfirmed: %s", row.idempotency_key, error.message)
-    except IdempotencyConflict as error:  # the first request with this key is still being processed by Stripe
-        log.info("charge %s still in flight at Stripe: %s", row.idempotency_key, error.message)
-    except GatewayError as error:
-        settle(session, row, ChargeStatus.FAILED, origin, error=error.message)
+        status, error_text = outcome
+        settle(session, row, status, origin, invoice=invoice if status == ChargeStatus.SUCCEEDED else None,
+               error=error_text)
     return row.status
 
 

@@ -1,7 +1,8 @@
 """Finishing a Stripe Checkout Session, from whichever side hears of it first.
 
-The browser's redirect to ``/billing/success`` and the ``checkout.session.completed``
-webhook both call ``complete_checkout``. It never trusts what it is told: it asks
+The browser's redirect to ``/billing/success`` (``complete_checkout_outside_transaction``: Stripe is
+asked with no transaction open) and the ``checkout.session.completed`` webhook both end in
+``complete_checkout``. It never trusts what it is told: it asks
 Stripe for the session, applies it once, and a second call (a reload, the other
 side arriving later, a redelivered event) finds it done and changes nothing.
 """
@@ -17,10 +18,11 @@ from sqlalchemy.orm import Session
 from billing import audit, clock, metrics
 from billing.audit import Origin
 from billing.dunning import DunningContext, resume_if_settled
-from billing.gateway import CheckoutSession, StripeGateway
+from billing.actions import end_transaction
+from billing.gateway import Card, CheckoutSession, Invoice, StripeGateway, Subscription, SubscriptionSchedule
 from billing.models import App, CheckoutMode, CheckoutStatus, KernelCheckoutSession
 from billing.notifications import NoticeKind, iso, notify_owners
-from billing.sync import sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription
 
 log = logging.getLogger(__name__)
 
@@ -36,39 +38,106 @@ class CheckoutResult:
         return self.local is not None and self.local.status == CheckoutStatus.COMPLETE
 
 
+@dataclass(frozen=True)
+class CheckoutFetched:
+    """What Stripe says of a Checkout Session and of what it made, asked before our rows are written."""
+
+    remote: CheckoutSession
+    subscription: Optional[tuple[Subscription, Optional[SubscriptionSchedule], Optional[Card]]] = None
+    first_invoice: Optional[Invoice] = None
+    card: Optional[Card] = None  # setup mode: the saved card, now the default
+    observed_at: int = 0
+
+
+def fetch_checkout(gateway: StripeGateway, stripe_session_id: str, *, mode: str, customer_id: Optional[str],
+                   live_subscription_id: Optional[str]) -> CheckoutFetched:
+    """Ask Stripe how the session ended and read what it made; a saved card is made the default here (keyed by
+    the session, so a second completion replays it). Touches no table: callable with no transaction open."""
+    remote = gateway.retrieve_checkout_session(stripe_session_id)
+    if not remote.is_complete:
+        return CheckoutFetched(remote)
+    if mode == CheckoutMode.SUBSCRIPTION and remote.subscription:
+        full = gateway.retrieve_subscription_in_full(remote.subscription)
+        first = full[0].latest_invoice
+        invoice = gateway.retrieve_invoice(first) if first else None
+        return CheckoutFetched(remote, full, invoice, observed_at=int(clock.now().timestamp()))
+    if mode == CheckoutMode.SETUP and remote.setup_payment_method:
+        customer = remote.customer or customer_id
+        assert customer is not None
+        card = gateway.set_default_payment_method(customer, remote.setup_payment_method,
+                                                  subscription_id=live_subscription_id,
+                                                  change=f"checkout:{stripe_session_id}")
+        full = gateway.retrieve_subscription_in_full(live_subscription_id) if live_subscription_id else None
+        return CheckoutFetched(remote, full, card=card, observed_at=int(clock.now().timestamp()))
+    return CheckoutFetched(remote)
+
+
+def _live_subscription_id(app: App) -> Optional[str]:
+    """The subscription a saved card becomes the default of: the app's latest, while it grants access."""
+    live = app.current_subscription
+    return live.stripe_subscription_id if live and live.status.grants_access else None
+
+
+def complete_checkout_outside_transaction(session: Session, gateway: StripeGateway, stripe_session_id: str, *,
+                                          origin: Origin, app_id: Optional[int] = None,
+                                          smtp_configured: bool = False) -> CheckoutResult:
+    """``complete_checkout`` for an owner's request: our rows are read and the transaction ended before Stripe is
+    asked, then the answer is applied in a short transaction under the session's row lock (which a webhook
+    completing it meanwhile has left COMPLETE: nothing is applied twice). The caller commits."""
+    local = session.scalar(select(KernelCheckoutSession).where(
+        KernelCheckoutSession.stripe_session_id == stripe_session_id))
+    if local is None or (app_id is not None and local.app_id != app_id):
+        return CheckoutResult(None, None)
+    if local.status == CheckoutStatus.COMPLETE:
+        return CheckoutResult(local, None)
+    app = session.get(App, local.app_id)
+    mode, customer_id, live_id = local.mode, app.stripe_customer_id, _live_subscription_id(app)
+    end_transaction(session)
+    fetched = fetch_checkout(gateway, stripe_session_id, mode=mode, customer_id=customer_id,
+                             live_subscription_id=live_id if mode == CheckoutMode.SETUP else None)
+    return complete_checkout(session, gateway, stripe_session_id, origin=origin, app_id=app_id,
+                             smtp_configured=smtp_configured, fetched=fetched)
+
+
 def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_id: str, *, origin: Origin,
-                      app_id: Optional[int] = None, smtp_configured: bool = False) -> CheckoutResult:
+                      app_id: Optional[int] = None, smtp_configured: bool = False,
+                      fetched: Optional[CheckoutFetched] = None) -> CheckoutResult:
     """Apply a completed Checkout Session to our tables; idempotent.
 
     ``app_id`` (from the URL the owner came back to) must match the app the session
-    was opened for, so one tenant cannot complete another's session.
+    was opened for, so one tenant cannot complete another's session. ``fetched``: Stripe's
+    answer read beforehand (``fetch_checkout``); without it, Stripe is asked here.
     """
     local = session.scalar(
         select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == stripe_session_id)
-        .with_for_update()
+        .with_for_update().execution_options(populate_existing=True)
     )
     if local is None or (app_id is not None and local.app_id != app_id):
         return CheckoutResult(None, None)
     if local.status == CheckoutStatus.COMPLETE:
         return CheckoutResult(local, None)
 
-    remote = gateway.retrieve_checkout_session(stripe_session_id)
+    app = session.get(App, local.app_id)
+    if fetched is None:
+        fetched = fetch_checkout(gateway, stripe_session_id, mode=local.mode, customer_id=app.stripe_customer_id,
+                                 live_subscription_id=_live_subscription_id(app))
+    remote = fetched.remote
     if not remote.is_complete:
         if remote.status == "expired":
             local.status = CheckoutStatus.EXPIRED
             metrics.checkout(local.plan.code if local.plan else None, local.mode, "expired")
         return CheckoutResult(local, remote)
 
-    app = session.get(App, local.app_id)
     if app.stripe_customer_id is None and remote.customer:
         app.stripe_customer_id = remote.customer
-    if local.mode == CheckoutMode.SUBSCRIPTION and remote.subscription:
-        result = sync_subscription_from_gateway(session, gateway, remote.subscription, origin=origin)
-        first_invoice = result.remote.latest_invoice if result.remote else None
+    if local.mode == CheckoutMode.SUBSCRIPTION and fetched.subscription is not None:
+        subscription, schedule, card = fetched.subscription
+        result = sync_subscription(session, subscription, observed_at=fetched.observed_at, origin=origin,
+                                   schedule=schedule, card=card)
         invoice = None
-        if result.row is not None and first_invoice:
-            invoice = sync_invoice(session, gateway.retrieve_invoice(first_invoice),
-                                   observed_at=int(clock.now().timestamp()), origin=origin).row
+        if result.row is not None and fetched.first_invoice is not None and fetched.first_invoice.id:
+            invoice = sync_invoice(session, fetched.first_invoice, observed_at=fetched.observed_at,
+                                   origin=origin).row
         if result.row is not None:
             row = result.row
             # Once per subscription, whichever side (redirect or webhook) completes the session.
@@ -78,19 +147,14 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
                                 "currency": invoice.currency if invoice else row.plan.currency,
                                 "invoice": invoice.number if invoice else None, "trial_end_at": iso(row.trial_end),
                                 "renews_at": iso(row.current_period_end)})
-    elif local.mode == CheckoutMode.SETUP and remote.setup_payment_method:
-        live = app.current_subscription
-        live_id = live.stripe_subscription_id if live and live.status.grants_access else None
-        gateway.set_default_payment_method(remote.customer or app.stripe_customer_id, remote.setup_payment_method,
-                                           subscription_id=live_id)
-        synced = sync_subscription_from_gateway(session, gateway, live_id, origin=origin).row if live_id else None
-        if synced is not None and synced.payment_method_id == remote.setup_payment_method:
-            brand, last4 = synced.card_brand, synced.card_last4  # the sync has just read the card
-        else:
-            card = gateway.retrieve_card(remote.setup_payment_method)
-            brand, last4 = card.brand, card.last4
+    elif local.mode == CheckoutMode.SETUP and remote.setup_payment_method and fetched.card is not None:
+        if fetched.subscription is not None:
+            subscription, schedule, card = fetched.subscription
+            sync_subscription(session, subscription, observed_at=fetched.observed_at, origin=origin,
+                              schedule=schedule, card=card)
         notify_owners(session, app, kind=NoticeKind.CARD_CHANGED, smtp_configured=smtp_configured,
-                      dedupe_key=f"checkout:{stripe_session_id}:card_changed", data={"brand": brand, "last4": last4})
+                      dedupe_key=f"checkout:{stripe_session_id}:card_changed",
+                      data={"brand": fetched.card.brand, "last4": fetched.card.last4})
 
     if local.mode == CheckoutMode.SUBSCRIPTION:
         # A paused app that subscribes again runs again at once (see billing.dunning's rule).

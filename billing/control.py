@@ -70,8 +70,12 @@ def _now() -> datetime:
 # ---------------------------------------------------------------- the rule
 
 
+# Built once: every signed-in page asks (the banner).
+_OPEN_PAUSE = select(BillingPause).where(BillingPause.resumed_at.is_(None))
+
+
 def open_pause(session: Session) -> Optional[BillingPause]:
-    return session.scalar(select(BillingPause).where(BillingPause.resumed_at.is_(None)))
+    return session.scalar(_OPEN_PAUSE)
 
 
 def billing_paused(session: Session, app_id: Optional[int]) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from billing import audit, control
@@ -27,7 +27,7 @@ from billing.audit import Origin
 from billing.clock import business_date, business_day_start
 from billing.db import insert_once, insert_or_load
 from billing.errors import CardDeclined, InvalidRequest, NotFound
-from billing.gateway import Invoice, StripeGateway
+from billing.gateway import Card, Invoice, StripeGateway, Subscription, SubscriptionSchedule
 from billing.models import (
     Alert,
     AlertSeverity,
@@ -41,8 +41,11 @@ from billing.models import (
 )
 from billing.notifications import NoticeKind, iso, notify_owners
 from billing.states import SubscriptionStatus
-from billing.sync import sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription, sync_subscription_from_gateway
 from billing.webhooks.prefetch import asked_since
+
+# A subscription as ``StripeGateway.retrieve_subscription_in_full`` answers it.
+SubscriptionState = tuple[Subscription, Optional[SubscriptionSchedule], Optional[Card]]
 
 log = logging.getLogger(__name__)
 
@@ -384,18 +387,27 @@ def _close_voided(session: Session, invoice: KernelInvoice, attempts: dict[int, 
     return Step.VOIDED
 
 
-def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str) -> Step:
+def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str,
+                   subscription_state: Optional[SubscriptionState] = None) -> Step:
     """End dunning for an invoice Stripe reports paid; reactivate the subscription and the app. Idempotent.
 
     Called by the dunning job (a retry succeeded, or Stripe says it was paid) and by
     the portal when the owner pays; ``invoice`` must already hold Stripe's paid state.
+    ``subscription_state``: the subscription read from Stripe beforehand (``retrieve_subscription_in_full``),
+    by a caller that asks Stripe with no transaction open; without it, Stripe is asked here.
     """
     if invoice.dunning_outcome == DunningOutcome.PAID:
         return Step.RECOVERED
     _cancel_open_slots(_attempts(session, invoice))
     subscription = invoice.subscription
     if subscription is not None and subscription.status != SubscriptionStatus.CANCELED:
-        sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id, origin=ctx.origin)
+        if subscription_state is not None and subscription_state[0].id == subscription.stripe_subscription_id:
+            remote, schedule, card = subscription_state
+            sync_subscription(session, remote, observed_at=int(ctx.now.timestamp()), origin=ctx.origin,
+                              schedule=schedule, card=card)
+        else:
+            sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id,
+                                           origin=ctx.origin)
     _resolve_alerts(session, invoice, ctx.now)
     _close(session, invoice, ctx, outcome=DunningOutcome.PAID, paid_by=paid_by)
     notify_owners(
@@ -410,7 +422,8 @@ def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext
 # ---------------------------------------------------------------- pausing and resuming an app
 
 
-def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str) -> bool:
+def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str,
+                         subscription_state: Optional[SubscriptionState] = None) -> bool:
     """``settle_invoice`` for an invoice that is (or was, exhausted) in dunning; False for any other invoice.
 
     The ``invoice.paid`` webhook calls it, so a dunning paid in Stripe ends at once
@@ -420,7 +433,7 @@ def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningC
         return False
     if not _attempts(session, invoice).get(0):
         return False
-    settle_invoice(session, invoice, ctx, paid_by=paid_by)
+    settle_invoice(session, invoice, ctx, paid_by=paid_by, subscription_state=subscription_state)
     return True
 
 
@@ -475,22 +488,25 @@ def review_paused_app(session: Session, app: App, ctx: DunningContext) -> bool:
 # ---------------------------------------------------------------- what the portal shows
 
 
+# Built once: every app page's banner runs it, and building it costs more than the database running it.
+_FIRST_TRY_MADE = (select(KernelPaymentAttempt.id)
+                   .where(KernelPaymentAttempt.invoice_id == KernelInvoice.id, KernelPaymentAttempt.attempt_number == 0)
+                   .exists())
+_IN_DUNNING = _FIRST_TRY_MADE & (KernelInvoice.dunning_outcome.is_(None)
+                                 | (KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED))
+_OUTSTANDING = (select(KernelInvoice)
+                .where(KernelInvoice.app_id == bindparam("app_id"), KernelInvoice.is_open,
+                       _IN_DUNNING | (KernelInvoice.amount_remaining > 0))
+                .order_by(case((_IN_DUNNING, 0), else_=1), KernelInvoice.id.desc()).limit(1))
+
+
 def outstanding_invoice(session: Session, app_id: int) -> Optional[KernelInvoice]:
-    """The invoice the owner should pay now: one in dunning (or exhausted) first, else any open one."""
-    in_dunning = session.scalar(
-        select(KernelInvoice)
-        .join(KernelPaymentAttempt, (KernelPaymentAttempt.invoice_id == KernelInvoice.id)
-              & (KernelPaymentAttempt.attempt_number == 0))
-        .where(KernelInvoice.app_id == app_id, KernelInvoice.is_open,
-               (KernelInvoice.dunning_outcome.is_(None)) | (KernelInvoice.dunning_outcome == DunningOutcome.EXHAUSTED))
-        .order_by(KernelInvoice.id.desc()).limit(1))
-    if in_dunning is not None:
-        return in_dunning
-    return session.scalar(
-        select(KernelInvoice)
-        .where(KernelInvoice.app_id == app_id, KernelInvoice.is_open,
-               KernelInvoice.amount_remaining > 0)
-        .order_by(KernelInvoice.id.desc()).limit(1))
+    """The invoice the owner should pay now: one in dunning (or exhausted) first, else any open one.
+
+    One query (every app page's banner asks): the newest open invoice in dunning sorts first, then the newest
+    other open one with something left to pay.
+    """
+    return session.scalar(_OUTSTANDING, {"app_id": app_id})
 
 
 def dunning_summary(session: Session, invoice: KernelInvoice) -> Optional[DunningSummary]:

@@ -981,6 +981,22 @@ class ChargeAttempt(Base):
     settled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
 
+class OwnerActionClaim(Base):
+    """An owner's action on an app's billing in flight (``billing/actions.py``): claimed and committed before
+    Stripe is called, dropped when the action's result is written. The primary key makes it one at a time per
+    app, as a row lock did, without holding a transaction across Stripe; a claim whose request died is
+    taken over once ``claimed_at`` is older than the lease."""
+
+    __tablename__ = "owner_action_claims"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    action: Mapped[str] = mapped_column(String(32))
+    token: Mapped[str] = mapped_column(String(64))  # its holder's: only the holder drops it
+    claimed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    correlation_id: Mapped[Optional[str]] = mapped_column(String(128))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # ---------------------------------------------------------------- operations: the kill switch and the release ledger
 
 

@@ -14,13 +14,13 @@ from typing import Optional
 from sqlalchemy.orm import Session
 
 from billing import audit, charges
-from billing.checkout import complete_checkout
+from billing.checkout import complete_checkout_outside_transaction
 from billing.dunning import DunningContext, outstanding_invoice, settle_if_in_dunning
 from billing.errors import GatewayError, GatewayUnavailable
 from billing.gateway import Invoice, pay_invoice_key
-from billing.models import ChargeAttempt, ChargeStatus, InvoiceStatus
+from billing.models import ChargeAttempt, ChargeStatus, InvoiceStatus, KernelInvoice
+from billing.states import SubscriptionStatus
 from billing.sync import sync_invoice
-from billing.webhooks.prefetch import asked_since
 
 
 class OwnerPayment(enum.Enum):
@@ -38,25 +38,33 @@ def pay_with_saved_card(session: Session, ctx: DunningContext, app_id: int, chec
 
     Raises ``CardDeclined`` (the charge recorded as failed) and other ``GatewayError``: nothing was charged.
     """
-    result = complete_checkout(session, ctx.gateway, checkout_session_id, origin=ctx.origin, app_id=app_id,
-                               smtp_configured=ctx.smtp_configured)
+    result = complete_checkout_outside_transaction(session, ctx.gateway, checkout_session_id, origin=ctx.origin,
+                                                   app_id=app_id, smtp_configured=ctx.smtp_configured)
     session.commit()
     if not result.is_complete:
         return OwnerPayment.CARD_NOT_SAVED
     invoice = outstanding_invoice(session, app_id)
     if invoice is None:
         return OwnerPayment.NOTHING_DUE
-    card = (result.remote or ctx.gateway.retrieve_checkout_session(checkout_session_id)).setup_payment_method
-    stripe_invoice_id = invoice.stripe_invoice_id
+    stripe_invoice_id, invoice_row_id = invoice.stripe_invoice_id, invoice.id
+    subscription = invoice.subscription
+    subscription_id = (subscription.stripe_subscription_id
+                       if subscription is not None and subscription.status != SubscriptionStatus.CANCELED else None)
+    card = result.remote.setup_payment_method if result.remote else None
+    session.commit()  # nothing stays open while Stripe is called
+    if card is None:
+        card = ctx.gateway.retrieve_checkout_session(checkout_session_id).setup_payment_method
     paid, charge = _charge(session, ctx, app_id, stripe_invoice_id, f"owner:{checkout_session_id}", card)
     if paid is None:
         return OwnerPayment.CONFIRMING
-    sync_invoice(session, paid, observed_at=int(ctx.now.timestamp()), origin=ctx.origin,
-                 refetch=lambda since: asked_since(ctx.gateway, since).retrieve_invoice(stripe_invoice_id))
+    # What ending dunning writes about the subscription, read now rather than inside the transaction below.
+    state = ctx.gateway.retrieve_subscription_in_full(subscription_id) if subscription_id else None
+    sync_invoice(session, paid, observed_at=int(ctx.now.timestamp()), origin=ctx.origin)
     audit.record(session, action="invoice.paid_by_owner", object_type="kernel_invoice",
                  object_id=stripe_invoice_id, app_id=app_id, before={"status": "open"},
                  after={"status": paid.status, "amount_paid": paid.amount_paid}, origin=ctx.origin)
-    settle_if_in_dunning(session, invoice, ctx, paid_by="owner")
+    invoice = session.get(KernelInvoice, invoice_row_id)
+    settle_if_in_dunning(session, invoice, ctx, paid_by="owner", subscription_state=state)
     charges.settle(session, charge, ChargeStatus.SUCCEEDED if paid.status == InvoiceStatus.PAID else ChargeStatus.FAILED,
                    ctx.origin, invoice=paid)
     session.commit()

@@ -5,20 +5,24 @@ then calls Stripe through the gateway, then brings our rows up to date through
 ``billing.sync`` so the page shows the truth at once instead of waiting for the
 webhook, and writes an audit row naming the action.
 
-Transactions belong to the caller:
+No transaction stays open while Stripe is called (``billing/actions.py``): each action
+claims the app (``owner_action``, committed at once), checks the rules in a short
+transaction, ends it, calls Stripe, and writes the result in another short transaction
+with the claim's release. The actions that claim commit themselves:
 
-* on success, commit;
-* on ``Refused``, commit too: a refusal writes nothing except facts worth keeping
-  (the alert of a proration mismatch, a checkout found already paid);
-* on a ``GatewayError`` (declined card, Stripe unavailable), roll back: nothing
-  local is half-written, and every Stripe call that creates or charges carries an
-  idempotency key, so trying again is safe.
+* on success, the result;
+* on ``Refused``, the facts a refusal keeps (the alert of a proration mismatch, a
+  checkout found already paid) and nothing else;
+* on a ``GatewayError`` (declined card, Stripe unavailable), nothing: the claim is
+  released, and every Stripe write carries an idempotency key, so trying again is safe.
+
+``upgrade`` is claimed by its caller, which records the charge first (``billing.charges``).
 
 Double submits: a checkout's ``attempt`` (a token rendered into the form) is its
 idempotency key, so two clicks open one session; opening a session expires the
-app's other open ones, so two tabs can never both pay. Plan changes lock the
-subscription row and re-check it, so the second of two confirmations finds the
-change already made.
+app's other open ones, so two tabs can never both pay. A second confirmation of a
+plan change waits on the claim and re-checks our rows, so it finds the change
+already made.
 """
 from __future__ import annotations
 
@@ -32,12 +36,13 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from billing import audit, clock, control, metrics
+from billing.actions import Refused, end_transaction, owner_action
 from billing.audit import Origin
 from billing.billing_details import stripe_address, stripe_tax_id
-from billing.checkout import complete_checkout
+from billing.checkout import complete_checkout, fetch_checkout
 from billing.customers import preferred_locales, stripe_locale
-from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest, PlanChangeRefused
-from billing.gateway import Invoice, StripeGateway, Subscription
+from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest
+from billing.gateway import Card, Invoice, StripeGateway, Subscription, SubscriptionSchedule
 from billing.models import (
     AlertSeverity,
     App,
@@ -55,7 +60,7 @@ from billing.notifications import NoticeKind, iso, notify_owners
 from billing.plans import paid_plans
 from billing.proration import ProrationError, prorate
 from billing.states import SubscriptionStatus
-from billing.sync import sync_invoice, sync_subscription_from_gateway
+from billing.sync import sync_invoice, sync_subscription
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +70,6 @@ PREVIEW_VALID_FOR = timedelta(minutes=15)
 # The portal's clock follows the gateway's in whole seconds; a preview stamped a
 # moment "ahead" of a later reading is clock resolution, not a forged date.
 CLOCK_TOLERANCE = timedelta(seconds=5)
-
-
-class Refused(PlanChangeRefused):
-    """The rules refuse this action; ``code`` says which rule (the portal turns it into a message)."""
-
-    def __init__(self, code: str, message: str, **details):
-        super().__init__(message)
-        self.code = code
-        self.details = details
 
 
 class ProrationMismatch(Refused):
@@ -197,23 +193,34 @@ def _require(row: Optional[AppSubscription], plan: KernelPlan, *allowed: PlanAct
 # ---------------------------------------------------------------- checkout
 
 
-def ensure_customer(session: Session, gateway: StripeGateway, app: App, *, origin: Origin) -> str:
-    """The app's Stripe customer id, creating the customer on first use (idempotent per app in Stripe)."""
+def _customer_to_create(session: Session, app: App) -> Optional[dict[str, Any]]:
+    """What creating the app's Stripe customer sends (its idempotency key is named by it), or None when it has one."""
     if app.stripe_customer_id:
-        return app.stripe_customer_id
+        return None
     email = app.billing_email or next((owner.email for owner in app.owners), None)
     details = session.get(AppBillingDetails, app.id)
-    customer = gateway.create_customer(app_id=app.id, email=email, name=details.legal_name if details else app.name,
-                                       preferred_locales=preferred_locales(app),
-                                       address=stripe_address(details) if details else None,
-                                       tax_id=stripe_tax_id(details))
+    return {"app_id": app.id, "email": email, "name": details.legal_name if details else app.name,
+            "preferred_locales": preferred_locales(app),
+            "address": stripe_address(details) if details else None, "tax_id": stripe_tax_id(details)}
+
+
+def _record_customer(session: Session, app_id: int, customer_id: str, origin: Origin) -> None:
+    """Keep the customer just made in Stripe (with the billing details it was sent, when saved)."""
+    app = session.get(App, app_id, populate_existing=True)
+    if app is None or app.stripe_customer_id:
+        return
+    details = session.get(AppBillingDetails, app_id)
     if details is not None:
         details.synced_at = clock.now()
-    app.stripe_customer_id = customer.id
-    audit.record(session, action="customer.created", object_type="app", object_id=app.id, app_id=app.id,
-                 before={"stripe_customer_id": None}, after={"stripe_customer_id": customer.id},
-                 origin=origin)
-    return customer.id
+    app.stripe_customer_id = customer_id
+    audit.record(session, action="customer.created", object_type="app", object_id=app_id, app_id=app_id,
+                 before={"stripe_customer_id": None}, after={"stripe_customer_id": customer_id}, origin=origin)
+
+
+def _open_subscription_sessions(session: Session, app_id: int) -> list[str]:
+    return list(session.scalars(select(KernelCheckoutSession.stripe_session_id).where(
+        KernelCheckoutSession.app_id == app_id, KernelCheckoutSession.mode == CheckoutMode.SUBSCRIPTION,
+        KernelCheckoutSession.status == CheckoutStatus.OPEN)))
 
 
 def start_subscription_checkout(session: Session, gateway: StripeGateway, app: App, plan: KernelPlan, *,
@@ -221,62 +228,78 @@ def start_subscription_checkout(session: Session, gateway: StripeGateway, app: A
                                 attempt: str, locale: Optional[str] = None) -> KernelCheckoutSession:
     """Open a Checkout Session that subscribes ``app`` to ``plan``; returns our record (its ``url`` is Stripe's page).
 
-    ``success_url`` should carry ``{CHECKOUT_SESSION_ID}`` for Stripe to fill in.
+    ``success_url`` should carry ``{CHECKOUT_SESSION_ID}`` for Stripe to fill in. One
+    checkout at a time per app (``owner_action``); the app's other open sessions are
+    expired, so only the newest can be paid. Commits.
     """
-    control.refuse_if_paused(session, app.id)
-    if plan_change(None, plan).action != PlanAction.SUBSCRIBE:
-        raise Refused("plan_unavailable", f"plan {plan.code} cannot be bought")
-    # One checkout at a time per app: a FOR UPDATE on an app with no subscription row would lock nothing.
-    session.scalar(select(App.id).where(App.id == app.id).with_for_update())
-    current = live_subscription(session, app)
-    if current is not None:
-        raise Refused("live_subscription", f"app {app.id} already has subscription {current.stripe_subscription_id}")
+    app_id = app.id
+    with owner_action(session, app_id, "checkout", origin):
+        control.refuse_if_paused(session, app_id)
+        if plan_change(None, plan).action != PlanAction.SUBSCRIBE:
+            raise Refused("plan_unavailable", f"plan {plan.code} cannot be bought")
+        current = live_subscription(session, app)
+        if current is not None:
+            raise Refused("live_subscription", f"app {app_id} already has subscription {current.stripe_subscription_id}")
+        new_customer, customer_id = _customer_to_create(session, app), app.stripe_customer_id
+        plan_id, price_id, plan_code, trial_days = plan.id, plan.stripe_price_id, plan.code, plan.trial_days or 0
+        others = _open_subscription_sessions(session, app_id)
+        end_transaction(session)
 
-    customer_id = ensure_customer(session, gateway, app, origin=origin)
-    remote = gateway.create_subscription_checkout(
-        customer_id=customer_id, price_id=plan.stripe_price_id, app_id=app.id, plan_code=plan.code,
-        success_url=success_url, cancel_url=cancel_url, attempt=attempt, trial_days=plan.trial_days or 0,
-        locale=stripe_locale(locale))
-    local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
-    if local is not None:  # the same attempt again (a double click): Stripe replayed the first session
-        return local
-    local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SUBSCRIPTION, plan_id=plan.id,
-                                  url=remote.url, created_by_id=origin.actor_user_id, status=CheckoutStatus.OPEN)
-    session.add(local)
-    session.flush()
-    _expire_other_sessions(session, gateway, app, keep=local, origin=origin)
-    audit.record(session, action="checkout.subscription.opened", object_type="checkout_session",
-                 object_id=remote.id, app_id=app.id, before=None,
-                 after={"plan": plan.code, "trial_days": plan.trial_days or 0}, origin=origin)
-    metrics.checkout(plan.code, "subscription", "started")
-    return local
+        if new_customer is not None:
+            customer_id = gateway.create_customer(**new_customer).id
+        assert customer_id is not None and price_id is not None
+        remote = gateway.create_subscription_checkout(
+            customer_id=customer_id, price_id=price_id, app_id=app_id, plan_code=plan_code,
+            success_url=success_url, cancel_url=cancel_url, attempt=attempt, trial_days=trial_days,
+            locale=stripe_locale(locale))
+        expired, paid = _expire_others(gateway, [other for other in others if other != remote.id])
+        paid_checkout = None
+        if paid is not None:
+            # Paid in another tab a moment ago: that one is completed and this new one expired instead.
+            paid_checkout = fetch_checkout(gateway, paid, mode=CheckoutMode.SUBSCRIPTION, customer_id=customer_id,
+                                           live_subscription_id=None)
+            gateway.expire_checkout_session(remote.id)
 
-
-def _expire_other_sessions(session: Session, gateway: StripeGateway, app: App, *, keep: KernelCheckoutSession,
-                           origin: Origin) -> None:
-    """Expire the app's other open subscription sessions, so only the newest one can be paid.
-
-    Expiring comes after creating: if an older session turns out to be paid
-    already (paid in another tab a moment ago), it is completed here, the new one
-    is expired instead and the checkout refused: the app has its subscription.
-    """
-    others = session.scalars(select(KernelCheckoutSession).where(
-        KernelCheckoutSession.app_id == app.id, KernelCheckoutSession.mode == CheckoutMode.SUBSCRIPTION,
-        KernelCheckoutSession.status == CheckoutStatus.OPEN, KernelCheckoutSession.id != keep.id)).all()
-    for other in others:
-        try:
-            gateway.expire_checkout_session(other.stripe_session_id)
+        if new_customer is not None:
+            _record_customer(session, app_id, customer_id, origin)
+        local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
+        if local is not None:  # the same attempt again (a double click): Stripe replayed the first session
+            return local
+        local = KernelCheckoutSession(app_id=app_id, stripe_session_id=remote.id, mode=CheckoutMode.SUBSCRIPTION,
+                                      plan_id=plan_id, url=remote.url, created_by_id=origin.actor_user_id,
+                                      status=CheckoutStatus.OPEN)
+        session.add(local)
+        session.flush()
+        for other in session.scalars(select(KernelCheckoutSession).where(
+                KernelCheckoutSession.stripe_session_id.in_(expired),
+                KernelCheckoutSession.status == CheckoutStatus.OPEN)):
             _mark_expired(session, other, origin)
+        audit.record(session, action="checkout.subscription.opened", object_type="checkout_session",
+                     object_id=remote.id, app_id=app_id, before=None,
+                     after={"plan": plan_code, "trial_days": trial_days}, origin=origin)
+        metrics.checkout(plan_code, "subscription", "started")
+        if paid is not None:
+            complete_checkout(session, gateway, paid, origin=origin, app_id=app_id, fetched=paid_checkout)
+            _mark_expired(session, local, origin)
+            raise Refused("live_subscription", f"checkout {paid} was already paid")
+        return local
+
+
+def _expire_others(gateway: StripeGateway, session_ids: list[str]) -> tuple[list[str], Optional[str]]:
+    """Expire these open sessions in Stripe; returns those now expired, and one found paid already (then stops)."""
+    expired: list[str] = []
+    for session_id in session_ids:
+        try:
+            gateway.expire_checkout_session(session_id)
+            expired.append(session_id)
             continue
         except InvalidRequest:
-            remote = gateway.retrieve_checkout_session(other.stripe_session_id)
+            remote = gateway.retrieve_checkout_session(session_id)
         if remote.status == "expired":
-            _mark_expired(session, other, origin)
+            expired.append(session_id)
         elif remote.is_complete:
-            complete_checkout(session, gateway, other.stripe_session_id, origin=origin, app_id=app.id)
-            gateway.expire_checkout_session(keep.stripe_session_id)
-            _mark_expired(session, keep, origin)
-            raise Refused("live_subscription", f"checkout {other.stripe_session_id} was already paid")
+            return expired, session_id
+    return expired, None
 
 
 def _mark_expired(session: Session, local: KernelCheckoutSession, origin: Origin) -> None:
@@ -298,27 +321,37 @@ def start_payment_method_update(session: Session, gateway: StripeGateway, app: A
                                 success_url: str, cancel_url: str, attempt: str, currency: str | None = None,
                                 submit_message: str | None = None,
                                 locale: Optional[str] = None) -> KernelCheckoutSession:
-    """Open a Checkout Session in setup mode: the owner saves a new card, nothing is charged.
+    """Open a Checkout Session in setup mode: the owner saves a new card, nothing is charged. Commits.
 
     The card is set up for ``currency`` (an open invoice's), by default the currency the app is billed in.
     ``complete_checkout`` makes the saved card the default of the customer and of the
     live subscription when the owner comes back.
     """
-    control.refuse_if_paused(session, app.id)
-    customer_id = ensure_customer(session, gateway, app, origin=origin)
-    remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app.id,
-                                           currency=currency or billing_currency(session, app),
-                                           success_url=success_url, cancel_url=cancel_url, attempt=attempt,
-                                           submit_message=submit_message, locale=stripe_locale(locale))
-    local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
-    if local is None:
-        local = KernelCheckoutSession(app_id=app.id, stripe_session_id=remote.id, mode=CheckoutMode.SETUP, url=remote.url,
-                                      created_by_id=origin.actor_user_id, status=CheckoutStatus.OPEN)
-        session.add(local)
-        audit.record(session, action="checkout.setup.opened", object_type="checkout_session", object_id=remote.id,
-                     app_id=app.id, before=None, after={"mode": "setup"}, origin=origin)
-        metrics.checkout(None, "setup", "started")
-    return local
+    app_id = app.id
+    with owner_action(session, app_id, "card", origin):
+        control.refuse_if_paused(session, app_id)
+        new_customer, customer_id = _customer_to_create(session, app), app.stripe_customer_id
+        currency = currency or billing_currency(session, app)
+        end_transaction(session)
+
+        if new_customer is not None:
+            customer_id = gateway.create_customer(**new_customer).id
+        assert customer_id is not None
+        remote = gateway.create_setup_checkout(customer_id=customer_id, app_id=app_id, currency=currency,
+                                               success_url=success_url, cancel_url=cancel_url, attempt=attempt,
+                                               submit_message=submit_message, locale=stripe_locale(locale))
+
+        if new_customer is not None:
+            _record_customer(session, app_id, customer_id, origin)
+        local = session.scalar(select(KernelCheckoutSession).where(KernelCheckoutSession.stripe_session_id == remote.id))
+        if local is None:
+            local = KernelCheckoutSession(app_id=app_id, stripe_session_id=remote.id, mode=CheckoutMode.SETUP,
+                                          url=remote.url, created_by_id=origin.actor_user_id, status=CheckoutStatus.OPEN)
+            session.add(local)
+            audit.record(session, action="checkout.setup.opened", object_type="checkout_session", object_id=remote.id,
+                         app_id=app_id, before=None, after={"mode": "setup"}, origin=origin)
+            metrics.checkout(None, "setup", "started")
+        return local
 
 
 # ---------------------------------------------------------------- upgrade
@@ -350,69 +383,106 @@ class UpgradeResult:
     charged: Money
 
 
+@dataclass(frozen=True)
+class _Change:
+    """What a plan change needs to know of our rows, read before the transaction ends (Stripe is asked after)."""
+
+    app_id: int
+    subscription_id: str
+    from_plan: KernelPlan  # for the page: loaded again when read
+    to_plan: KernelPlan
+    from_code: str
+    to_code: str
+    from_price_id: Optional[str]
+    to_price_id: str
+    from_price: Money
+    to_price: Money
+
+    @classmethod
+    def of(cls, row: AppSubscription, to_plan: KernelPlan) -> "_Change":
+        assert to_plan.stripe_price_id is not None
+        return cls(app_id=row.app_id, subscription_id=row.stripe_subscription_id, from_plan=row.plan, to_plan=to_plan,
+                   from_code=row.plan.code, to_code=to_plan.code, from_price_id=row.plan.stripe_price_id,
+                   to_price_id=to_plan.stripe_price_id, from_price=row.plan.price, to_price=to_plan.price)
+
+
 def preview_upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *,
                     at: Optional[datetime] = None) -> UpgradePreview:
-    """The exact amount an upgrade to ``to_plan`` charges now, checked against the gateway's preview."""
+    """The exact amount an upgrade to ``to_plan`` charges now, checked against the gateway's preview.
+
+    Ends the session's transaction before asking Stripe; a mismatch's alert is written after (the caller commits)."""
     control.refuse_if_paused(session, app.id)
     row, _ = _require(live_subscription(session, app), to_plan, PlanAction.UPGRADE, otherwise="not_an_upgrade")
+    change = _Change.of(row, to_plan)
+    end_transaction(session)
     if at is None:
         clock.refresh()
         at = clock.now()
-    remote = gateway.retrieve_subscription(row.stripe_subscription_id)
-    _check_remote_plan(row, remote)
-    return _verified_preview(session, gateway, app, row, remote, to_plan, int(at.timestamp()))
+    remote = gateway.retrieve_subscription(change.subscription_id)
+    _check_remote_plan(change, remote)
+    return _verified_preview(session, gateway, change, remote, int(at.timestamp()))
 
 
 def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *, proration_date: int,
             attempt: str, origin: Origin, smtp_configured: bool = False) -> UpgradeResult:
     """Switch to a higher plan now: the proration of the preview at ``proration_date`` is invoiced and charged.
 
-    Runs under the subscription's row lock and re-checks the plan, so a second
-    confirmation (another tab, a double click) finds the upgrade done and stops.
-    A declined card raises ``CardDeclined`` and changes nothing, in Stripe
+    The caller holds the app's claim (``billing.actions.owner_action``) and has recorded the charge, so
+    a second confirmation (another tab, a double click) runs after this one and finds the upgrade done.
+    The rules are checked, the transaction ended, Stripe asked and charged, then the result written
+    (the caller commits). A declined card raises ``CardDeclined`` and changes nothing, in Stripe
     (``error_if_incomplete``) or here.
     """
     control.refuse_if_paused(session, app.id)
-    row, _ = _require(live_subscription(session, app, lock=True), to_plan, PlanAction.UPGRADE,
-                      otherwise="not_an_upgrade")
+    row, _ = _require(live_subscription(session, app), to_plan, PlanAction.UPGRADE, otherwise="not_an_upgrade")
+    change = _Change.of(row, to_plan)
+    end_transaction(session)
     clock.refresh()
     now = clock.now()
-    remote = gateway.retrieve_subscription(row.stripe_subscription_id)
-    _check_remote_plan(row, remote)
+    remote = gateway.retrieve_subscription(change.subscription_id)
+    _check_remote_plan(change, remote)
     _check_proration_date(proration_date, now, remote)
-    preview = _verified_preview(session, gateway, app, row, remote, to_plan, proration_date)
-
-    from_plan = row.plan
+    preview = _verified_preview(session, gateway, change, remote, proration_date)
     try:
-        updated, invoice = gateway.change_price_now(remote, to_plan.stripe_price_id, proration_date=proration_date,
+        updated, invoice = gateway.change_price_now(remote, change.to_price_id, proration_date=proration_date,
                                                     attempt=attempt)
     except GatewayUnavailable as error:
         # The charging request may have reached Stripe: from here on, "nothing was charged" is not known.
         raise ChargeOutcomeUnknown(error.message, code=error.code, http_status=error.http_status,
                                    request_id=error.request_id) from error
+    full = gateway.retrieve_subscription_in_full(updated.id)
+
     observed_at = int(now.timestamp())
-    sync_subscription_from_gateway(session, gateway, updated.id, origin=origin, observed_at=observed_at)
+    row = _apply(session, full, observed_at, origin)
     invoice_row = _sync_invoice(session, invoice, observed_at, origin)
     charged = Money(invoice.amount_paid if invoice else 0, preview.amount_due.currency)
     audit.record(session, action="subscription.upgraded", object_type="app_subscription",
-                 object_id=row.stripe_subscription_id, app_id=app.id,
-                 before={"plan": from_plan.code},
-                 after={"plan": to_plan.code, "charged": charged.amount, "currency": charged.currency,
+                 object_id=change.subscription_id, app_id=change.app_id,
+                 before={"plan": change.from_code},
+                 after={"plan": change.to_code, "charged": charged.amount, "currency": charged.currency,
                         "invoice": invoice.id if invoice else None, "proration_date": proration_date},
                  origin=origin)
-    notify_owners(session, app, kind=NoticeKind.UPGRADED, smtp_configured=smtp_configured,
-                  data={"from_plan": from_plan.code, "plan": to_plan.code, "amount": charged.amount,
+    notify_owners(session, row.app, kind=NoticeKind.UPGRADED, smtp_configured=smtp_configured,
+                  data={"from_plan": change.from_code, "plan": change.to_code, "amount": charged.amount,
                         "currency": charged.currency, "invoice": invoice_row.number if invoice_row else None,
                         "renews_at": iso(row.current_period_end)},
-                  dedupe_key=f"subscription:{row.stripe_subscription_id}:upgraded:{to_plan.code}:{proration_date}")
-    log.info("app %s upgraded %s -> %s, charged %s", app.id, from_plan.code, to_plan.code, charged)
+                  dedupe_key=f"subscription:{change.subscription_id}:upgraded:{change.to_code}:{proration_date}")
+    log.info("app %s upgraded %s -> %s, charged %s", change.app_id, change.from_code, change.to_code, charged)
     return UpgradeResult(row, invoice_row, charged)
 
 
-def _check_remote_plan(row: AppSubscription, remote: Subscription) -> None:
+def _apply(session: Session, full: tuple[Subscription, Optional[SubscriptionSchedule], Optional[Card]],
+           observed_at: int, origin: Origin) -> AppSubscription:
+    """Write what Stripe answered after a change (its watermark keeps it from undoing a newer event); our row."""
+    remote, schedule, card = full
+    result = sync_subscription(session, remote, observed_at=observed_at, origin=origin, schedule=schedule, card=card)
+    return result.row
+
+
+def _check_remote_plan(change: _Change, remote: Subscription) -> None:
     # Our row may lag behind Stripe (a change made elsewhere, a webhook not yet processed).
-    if remote.price_id != row.plan.stripe_price_id:
-        raise Refused("changed_meanwhile", f"Stripe has {remote.price_id}, we have {row.plan.stripe_price_id}")
+    if remote.price_id != change.from_price_id:
+        raise Refused("changed_meanwhile", f"Stripe has {remote.price_id}, we have {change.from_price_id}")
 
 
 def _check_proration_date(proration_date: int, now: datetime, remote: Subscription) -> None:
@@ -426,41 +496,40 @@ def _check_proration_date(proration_date: int, now: datetime, remote: Subscripti
         raise StalePreview("stale_preview", "the preview belongs to another billing period")
 
 
-def _verified_preview(session: Session, gateway: StripeGateway, app: App, row: AppSubscription,
-                      remote: Subscription, to_plan: KernelPlan, proration_date: int) -> UpgradePreview:
+def _verified_preview(session: Session, gateway: StripeGateway, change: _Change, remote: Subscription,
+                      proration_date: int) -> UpgradePreview:
     """Our proration and the gateway's preview for the same ``proration_date``; refused if they differ by a centavo."""
     at = datetime.fromtimestamp(proration_date, tz=timezone.utc)
     trialing = remote.status == SubscriptionStatus.TRIALING
     if remote.current_period_start is None or remote.current_period_end is None:
         raise Refused("not_changeable", f"Stripe reports no current period for {remote.id}")
     try:
-        local = prorate(row.plan.price, to_plan.price, remote.current_period_start, remote.current_period_end, at)
+        local = prorate(change.from_price, change.to_price, remote.current_period_start, remote.current_period_end, at)
     except ProrationError as error:
         raise StalePreview("stale_preview", str(error)) from error
     expected_credit, expected_charge = local.credit, local.charge
     if trialing:  # Stripe prorates nothing during a trial: the trial simply continues on the new plan
-        expected_credit = expected_charge = Money(0, to_plan.currency)
-    preview = gateway.preview_price_change(remote, to_plan.stripe_price_id, proration_date)
+        expected_credit = expected_charge = Money(0, change.to_price.currency)
+    preview = gateway.preview_price_change(remote, change.to_price_id, proration_date)
     expected = (expected_credit + expected_charge).amount
-    if preview.proration_total != expected or preview.currency != to_plan.currency:
-        _raise_mismatch(session, app, row, to_plan, proration_date, expected, preview)
+    if preview.proration_total != expected or preview.currency != change.to_price.currency:
+        _raise_mismatch(session, change, proration_date, expected, preview)
     return UpgradePreview(
-        from_plan=row.plan, to_plan=to_plan, credit=expected_credit, charge=expected_charge,
-        amount_due=Money(preview.amount_due, preview.currency), next_amount=to_plan.price,
+        from_plan=change.from_plan, to_plan=change.to_plan, credit=expected_credit, charge=expected_charge,
+        amount_due=Money(preview.amount_due, preview.currency), next_amount=change.to_price,
         next_renewal=remote.current_period_end, proration_date=proration_date, trialing=trialing)
 
 
-def _raise_mismatch(session: Session, app: App, row: AppSubscription, to_plan: KernelPlan, proration_date: int,
-                    expected: int, preview: Invoice) -> None:
-    details = {"subscription": row.stripe_subscription_id, "from": row.plan.code, "to": to_plan.code,
+def _raise_mismatch(session: Session, change: _Change, proration_date: int, expected: int, preview: Invoice) -> None:
+    details = {"subscription": change.subscription_id, "from": change.from_code, "to": change.to_code,
                "proration_date": proration_date, "expected": expected, "gateway": preview.proration_total,
                "currency": preview.currency}
     audit.raise_alert(
-        session, kind="proration_mismatch", severity=AlertSeverity.CRITICAL, app_id=app.id,
-        message=(f"Upgrade {row.plan.code} -> {to_plan.code} refused: our proration says {expected}, "
+        session, kind="proration_mismatch", severity=AlertSeverity.CRITICAL, app_id=change.app_id,
+        message=(f"Upgrade {change.from_code} -> {change.to_code} refused: our proration says {expected}, "
                  f"Stripe's preview says {preview.proration_total} ({preview.currency} minor units)."),
-        details=details, dedupe_key=f"proration_mismatch:{row.stripe_subscription_id}:{to_plan.code}:{proration_date}")
-    log.error("proration mismatch for app %s: %s", app.id, details)
+        details=details, dedupe_key=f"proration_mismatch:{change.subscription_id}:{change.to_code}:{proration_date}")
+    log.error("proration mismatch for app %s: %s", change.app_id, details)
     raise ProrationMismatch("proration_mismatch", "our proration and the gateway's preview disagree", **details)
 
 
@@ -476,39 +545,51 @@ def _sync_invoice(session: Session, invoice: Optional[Invoice], observed_at: int
 
 def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelPlan, *, attempt: str,
                        origin: Origin, smtp_configured: bool = False) -> AppSubscription:
-    """Switch to a lower paid plan at the end of the period; the current plan stays until then."""
-    control.refuse_if_paused(session, app.id)
-    row, action = _require(live_subscription(session, app, lock=True), to_plan, PlanAction.DOWNGRADE,
-                           PlanAction.SCHEDULED, otherwise="not_a_downgrade")
-    if action == PlanAction.SCHEDULED:
-        return row  # a second click: already scheduled
-    before = _plan_picture(row)
-    remote = gateway.retrieve_subscription(row.stripe_subscription_id)
-    _check_remote_plan(row, remote)
-    gateway.schedule_price_change(remote, to_plan.stripe_price_id, attempt=attempt)
-    sync_subscription_from_gateway(session, gateway, remote.id, origin=origin)
-    entry = _record(session, row, "subscription.downgrade_scheduled", before, origin)
-    _tell_owners(session, row, NoticeKind.DOWNGRADE_SCHEDULED, entry, smtp_configured,
-                 from_plan=row.plan.code, plan=to_plan.code, change_at=iso(row.scheduled_change_at))
-    return row
+    """Switch to a lower paid plan at the end of the period; the current plan stays until then. Commits."""
+    app_id = app.id
+    with owner_action(session, app_id, "downgrade", origin):
+        control.refuse_if_paused(session, app_id)
+        row, action = _require(live_subscription(session, app), to_plan, PlanAction.DOWNGRADE,
+                               PlanAction.SCHEDULED, otherwise="not_a_downgrade")
+        if action == PlanAction.SCHEDULED:
+            return row  # a second click: already scheduled
+        change, before = _Change.of(row, to_plan), _plan_picture(row)
+        end_transaction(session)
+
+        remote = gateway.retrieve_subscription(change.subscription_id)
+        _check_remote_plan(change, remote)
+        gateway.schedule_price_change(remote, change.to_price_id, attempt=attempt)
+        full = gateway.retrieve_subscription_in_full(change.subscription_id)
+
+        row = _apply(session, full, int(clock.now().timestamp()), origin)
+        entry = _record(session, row, "subscription.downgrade_scheduled", before, origin)
+        _tell_owners(session, row, NoticeKind.DOWNGRADE_SCHEDULED, entry, smtp_configured,
+                     from_plan=change.from_code, plan=change.to_code, change_at=iso(row.scheduled_change_at))
+        return row
 
 
 def undo_downgrade(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
                    smtp_configured: bool = False) -> bool:
-    """Drop the scheduled downgrade (release the schedule); returns False when none was scheduled."""
-    control.refuse_if_paused(session, app.id)
-    row = live_subscription(session, app, lock=True)
-    if row is None:
-        raise Refused("no_subscription", f"app {app.id} has no live subscription")
-    if not row.stripe_schedule_id:
-        return False
-    before = _plan_picture(row)
-    _release(gateway, row.stripe_schedule_id)
-    sync_subscription_from_gateway(session, gateway, row.stripe_subscription_id, origin=origin)
-    entry = _record(session, row, "subscription.downgrade_undone", before, origin)
-    _tell_owners(session, row, NoticeKind.DOWNGRADE_UNDONE, entry, smtp_configured, plan=row.plan.code,
-                 dropped_plan=before["scheduled_plan"], renews_at=iso(row.current_period_end))
-    return True
+    """Drop the scheduled downgrade (release the schedule); returns False when none was scheduled. Commits."""
+    app_id = app.id
+    with owner_action(session, app_id, "undo_downgrade", origin):
+        control.refuse_if_paused(session, app_id)
+        row = live_subscription(session, app)
+        if row is None:
+            raise Refused("no_subscription", f"app {app_id} has no live subscription")
+        if not row.stripe_schedule_id:
+            return False
+        subscription_id, schedule_id, before = row.stripe_subscription_id, row.stripe_schedule_id, _plan_picture(row)
+        end_transaction(session)
+
+        _release(gateway, schedule_id)
+        full = gateway.retrieve_subscription_in_full(subscription_id)
+
+        row = _apply(session, full, int(clock.now().timestamp()), origin)
+        entry = _record(session, row, "subscription.downgrade_undone", before, origin)
+        _tell_owners(session, row, NoticeKind.DOWNGRADE_UNDONE, entry, smtp_configured, plan=row.plan.code,
+                     dropped_plan=before["scheduled_plan"], renews_at=iso(row.current_period_end))
+        return True
 
 
 def _release(gateway: StripeGateway, schedule_id: str) -> None:
@@ -526,44 +607,56 @@ def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, 
                          smtp_configured: bool = False) -> bool:
     """End the subscription when the paid period ends (access kept until then); False when already ending.
 
-    A scheduled downgrade is dropped first: the subscription ends instead.
+    A scheduled downgrade is dropped first: the subscription ends instead. Commits.
     """
-    control.refuse_if_paused(session, app.id)
-    row = live_subscription(session, app, lock=True)
-    if row is None or row.status == SubscriptionStatus.INCOMPLETE:
-        raise Refused("no_subscription", f"app {app.id} has no subscription to cancel")
-    if row.cancel_at_period_end:
-        return False
-    before = _plan_picture(row)
-    if row.stripe_schedule_id:
-        _release(gateway, row.stripe_schedule_id)
-    gateway.set_cancel_at_period_end(row.stripe_subscription_id, True)
-    sync_subscription_from_gateway(session, gateway, row.stripe_subscription_id, origin=origin)
-    entry = _record(session, row, "subscription.cancel_scheduled", before, origin)
-    _tell_owners(session, row, NoticeKind.CANCELED, entry, smtp_configured, plan=row.plan.code,
-                 ends_at=iso(row.current_period_end))
-    return True
+    app_id = app.id
+    with owner_action(session, app_id, "cancel", origin) as claim:
+        control.refuse_if_paused(session, app_id)
+        row = live_subscription(session, app)
+        if row is None or row.status == SubscriptionStatus.INCOMPLETE:
+            raise Refused("no_subscription", f"app {app_id} has no subscription to cancel")
+        if row.cancel_at_period_end:
+            return False
+        subscription_id, schedule_id, before = row.stripe_subscription_id, row.stripe_schedule_id, _plan_picture(row)
+        end_transaction(session)
+
+        if schedule_id:
+            _release(gateway, schedule_id)
+        gateway.set_cancel_at_period_end(subscription_id, True, change=f"claim:{claim}")
+        full = gateway.retrieve_subscription_in_full(subscription_id)
+
+        row = _apply(session, full, int(clock.now().timestamp()), origin)
+        entry = _record(session, row, "subscription.cancel_scheduled", before, origin)
+        _tell_owners(session, row, NoticeKind.CANCELED, entry, smtp_configured, plan=row.plan.code,
+                     ends_at=iso(row.current_period_end))
+        return True
 
 
 def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin,
            smtp_configured: bool = False) -> bool:
-    """Undo a cancellation before the period ends; False when nothing was being canceled."""
-    control.refuse_if_paused(session, app.id)
-    row = live_subscription(session, app, lock=True)
-    if row is None:
-        raise Refused("no_subscription", f"app {app.id} has no live subscription")
-    if not row.cancel_at_period_end:
-        return False
-    clock.refresh()
-    if row.current_period_end is not None and clock.now() >= row.current_period_end:
-        raise Refused("period_over", "the period has ended; subscribe again")
-    before = _plan_picture(row)
-    gateway.set_cancel_at_period_end(row.stripe_subscription_id, False)
-    sync_subscription_from_gateway(session, gateway, row.stripe_subscription_id, origin=origin)
-    entry = _record(session, row, "subscription.resumed", before, origin)
-    _tell_owners(session, row, NoticeKind.RESUMED, entry, smtp_configured, plan=row.plan.code,
-                 renews_at=iso(row.current_period_end))
-    return True
+    """Undo a cancellation before the period ends; False when nothing was being canceled. Commits."""
+    app_id = app.id
+    with owner_action(session, app_id, "resume", origin) as claim:
+        control.refuse_if_paused(session, app_id)
+        row = live_subscription(session, app)
+        if row is None:
+            raise Refused("no_subscription", f"app {app_id} has no live subscription")
+        if not row.cancel_at_period_end:
+            return False
+        subscription_id, period_end, before = row.stripe_subscription_id, row.current_period_end, _plan_picture(row)
+        end_transaction(session)
+        clock.refresh()
+        if period_end is not None and clock.now() >= period_end:
+            raise Refused("period_over", "the period has ended; subscribe again")
+
+        gateway.set_cancel_at_period_end(subscription_id, False, change=f"claim:{claim}")
+        full = gateway.retrieve_subscription_in_full(subscription_id)
+
+        row = _apply(session, full, int(clock.now().timestamp()), origin)
+        entry = _record(session, row, "subscription.resumed", before, origin)
+        _tell_owners(session, row, NoticeKind.RESUMED, entry, smtp_configured, plan=row.plan.code,
+                     renews_at=iso(row.current_period_end))
+        return True
 
 
 # ---------------------------------------------------------------- helpers

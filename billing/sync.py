@@ -158,9 +158,10 @@ def sync_subscription(
     if remote is None:
         return SyncResult(Outcome.STALE, row)
 
-    app = row.app if row is not None else app_for_customer(session, remote.customer)
-    if app is None:
+    app = None if row is not None else app_for_customer(session, remote.customer)  # a known row says its app_id
+    if row is None and app is None:
         return SyncResult(Outcome.NOT_OURS)
+    app_id = row.app_id if row is not None else app.id
     plan = plan_by_price(session, remote.price_id) if remote.price_id else None
     if plan is None:
         raise UnknownPrice(remote.price_id)
@@ -179,7 +180,7 @@ def sync_subscription(
 
     if before is None or before.get("status") != target_status.value:
         log.info("subscription %s: %s -> %s", remote.id, before and before.get("status"), target_status.value,
-                 extra={"event": "subscription.status_changed", "subscription": remote.id, "app_id": app.id,
+                 extra={"event": "subscription.status_changed", "subscription": remote.id, "app_id": app_id,
                         "from": before and before.get("status"), "to": target_status.value, "actor": origin.actor})
     row.status = target_status
     row.plan, row.plan_id = plan, plan.id  # the id too: the audit snapshot is taken before any flush
@@ -202,7 +203,7 @@ def sync_subscription(
     _changed(row)
     session.flush()
     audit.record(session, action=f"subscription.{outcome.value}", object_type="app_subscription",
-                 object_id=remote.id, app_id=app.id, before=before, after=after, origin=origin)
+                 object_id=remote.id, app_id=app_id, before=before, after=after, origin=origin)
     return SyncResult(outcome, row, remote)
 
 
@@ -258,11 +259,14 @@ def sync_invoice(
         log.info("ignoring an earlier state of %s (%s, holding %s)", remote.id, remote.status, row.status)
         return SyncResult(Outcome.STALE, row)
 
-    app = row.app if row is not None else app_for_customer(session, remote.customer)
-    if app is None:
-        return SyncResult(Outcome.NOT_OURS)
+    app = None
+    if row is None:
+        app = app_for_customer(session, remote.customer)
+        if app is None:
+            return SyncResult(Outcome.NOT_OURS)
+    # An invoice's subscription never changes in Stripe: looked up until the row is linked, not on every event.
     subscription = None
-    if remote.subscription:
+    if remote.subscription and (row is None or row.subscription_id is None):
         subscription = session.scalar(
             select(AppSubscription).where(AppSubscription.stripe_subscription_id == remote.subscription))
 
@@ -276,8 +280,8 @@ def sync_invoice(
     else:
         before = snapshot(row, INVOICE_FIELDS)
         outcome = Outcome.UPDATED
-
-    row.subscription = subscription or row.subscription
+    if subscription is not None:
+        row.subscription = subscription
     row.number = remote.number
     row.status = remote.status or row.status
     row.billing_reason = remote.billing_reason
@@ -300,7 +304,7 @@ def sync_invoice(
     _changed(row)
     session.flush()
     audit.record(session, action=f"invoice.{outcome.value}", object_type="kernel_invoice", object_id=remote.id,
-                 app_id=app.id, before=before, after=after, origin=origin)
+                 app_id=row.app_id, before=before, after=after, origin=origin)
     return SyncResult(outcome, row, remote)
 
 

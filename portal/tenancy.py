@@ -28,8 +28,9 @@ def visible_apps(user: User) -> Select:
 def get_app_or_404(app_id: int, user: Optional[User] = None) -> App:
     """The app, when ``user`` (default: the signed-in one; the API passes its token's) may see it; else a 404."""
     viewer = user if user is not None else current_user
-    app = db.session.get(App, app_id) if is_id(app_id) else None
-    if app is None or not (viewer.is_superadmin or app.is_owned_by(viewer)):
+    # The app and the right to see it in one read (visible_apps' rule), rather than loading its owners to check.
+    app = db.session.scalar(visible_apps(viewer).where(App.id == app_id)) if is_id(app_id) else None
+    if app is None:
         abort(404)
     refuse_changes_when_read_only(app)
     return app

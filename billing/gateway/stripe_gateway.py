@@ -8,6 +8,8 @@ charge carries an idempotency key derived from the action, Stripe's errors becom
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
@@ -73,6 +75,10 @@ class StripeGateway:
         # A test clock (test mode only) that new customers are created on and that "now" follows.
         self.test_clock = test_clock
         self._v1 = self._client.v1
+        # Run before every request to Stripe: the portal sets it to refuse a call made while an owner
+        # action's database transaction is open (portal/payments.py). ``now()`` is exempt: it reads a
+        # test clock (test mode only), and the billing clock asks it from anywhere.
+        self.before_request: Optional[Callable[[], None]] = None
 
     @classmethod
     def for_stripe(cls, api_key: str, **kwargs) -> "StripeGateway":
@@ -108,7 +114,7 @@ class StripeGateway:
         test_clock = test_clock or self.test_clock
         if test_clock:
             params["test_clock"] = test_clock
-        data = self._call(self._v1.customers.create, params, key=f"customer:create:app:{app_id}")
+        data = self._call(self._v1.customers.create, params, key=customer_create_key(app_id, params))
         return Customer.from_stripe(data)
 
     def retrieve_customer(self, customer_id: str) -> Customer:
@@ -149,13 +155,20 @@ class StripeGateway:
         return Customer.from_stripe(data)
 
     def set_default_payment_method(self, customer_id: str, payment_method_id: str,
-                                   subscription_id: Optional[str] = None) -> Card:
-        """Make ``payment_method_id`` the card future invoices of the customer (and subscription) charge."""
+                                   subscription_id: Optional[str] = None, *, change: Optional[str] = None) -> Card:
+        """Make ``payment_method_id`` the card future invoices of the customer (and subscription) charge.
+
+        ``change`` names the occasion (the Checkout Session that saved the card): a retry replays it, and making
+        an earlier card the default again later is a new request."""
+        suffix = f":{change}" if change else ""
         self._call(self._v1.customers.update, customer_id,
-                   {"invoice_settings": {"default_payment_method": payment_method_id}})
+                   {"invoice_settings": {"default_payment_method": payment_method_id}},
+                   key=f"customer:{customer_id}:default_payment_method:{payment_method_id}{suffix}" if change else None)
         if subscription_id:
             self._call(self._v1.subscriptions.update, subscription_id,
-                       {"default_payment_method": payment_method_id})
+                       {"default_payment_method": payment_method_id},
+                       key=(f"subscription:{subscription_id}:default_payment_method:{payment_method_id}{suffix}"
+                            if change else None))
         return self.retrieve_card(payment_method_id)
 
     def attach_payment_method(self, customer_id: str, payment_method_id: str) -> Card:
@@ -229,8 +242,10 @@ class StripeGateway:
         return CheckoutSession.from_stripe(data)
 
     def expire_checkout_session(self, session_id: str) -> CheckoutSession:
-        """Close an open Checkout Session so it can no longer be paid (a newer one replaces it)."""
-        return CheckoutSession.from_stripe(self._call(self._v1.checkout.sessions.expire, session_id))
+        """Close an open Checkout Session so it can no longer be paid (a newer one replaces it); a session
+        expires once, so its id names the request."""
+        return CheckoutSession.from_stripe(self._call(self._v1.checkout.sessions.expire, session_id,
+                                                      key=f"checkout_session:{session_id}:expire"))
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -330,19 +345,25 @@ class StripeGateway:
                                                                                    "interval_count": 1}},
             ],
         }
-        data = self._call(self._v1.subscription_schedules.update, schedule_id, params)
+        data = self._call(self._v1.subscription_schedules.update, schedule_id, params,
+                          key=f"schedule:{schedule_id}:update:{subscription.price_id}->{new_price_id}:period:{period}")
         return SubscriptionSchedule.from_stripe(data)
 
     def release_schedule(self, schedule_id: str) -> None:
-        """Undo a scheduled downgrade: the subscription stays on its current price."""
-        self._call(self._v1.subscription_schedules.release, schedule_id)
+        """Undo a scheduled downgrade: the subscription stays on its current price. A schedule is released once."""
+        self._call(self._v1.subscription_schedules.release, schedule_id, key=f"schedule:{schedule_id}:release")
 
     def retrieve_schedule(self, schedule_id: str) -> SubscriptionSchedule:
         return SubscriptionSchedule.from_stripe(self._call(self._v1.subscription_schedules.retrieve, schedule_id))
 
-    def set_cancel_at_period_end(self, subscription_id: str, cancel: bool) -> Subscription:
-        """Cancel at the end of the paid period (access kept until then), or resume before it ends."""
-        data = self._call(self._v1.subscriptions.update, subscription_id, {"cancel_at_period_end": cancel})
+    def set_cancel_at_period_end(self, subscription_id: str, cancel: bool, *,
+                                 change: Optional[str] = None) -> Subscription:
+        """Cancel at the end of the paid period (access kept until then), or resume before it ends.
+
+        ``change`` names the occasion (the owner action's claim): cancel, resume and cancel again are three
+        requests, while a retry of one replays it."""
+        key = f"subscription:{subscription_id}:cancel_at_period_end:{str(cancel).lower()}:{change}" if change else None
+        data = self._call(self._v1.subscriptions.update, subscription_id, {"cancel_at_period_end": cancel}, key=key)
         return Subscription.from_stripe(data)
 
     def cancel_now(self, subscription_id: str) -> Subscription:
@@ -396,6 +417,8 @@ class StripeGateway:
         """A GET read as plain JSON: for list pages, where the SDK's conversion of every object into nested
         ``StripeObject``s is most of a long walk's time (figures in docs/benchmarks.md, "Figures that used to
         be quoted in the code"). Same request, same retries and errors, same values."""
+        if self.before_request is not None:
+            self.before_request()
         with translate_errors():
             response = self._client.raw_request("get", path, **params)
         return response.data
@@ -566,6 +589,8 @@ class StripeGateway:
     # ------------------------------------------------------------------ plumbing
 
     def _call(self, method: Callable, *args: Any, key: Optional[str] = None) -> dict[str, Any]:
+        if self.before_request is not None:
+            self.before_request()
         options = {"idempotency_key": key} if key else None
         with translate_errors():
             result = method(*args, options=options) if options else method(*args)
@@ -588,6 +613,14 @@ class StripeGateway:
             if not page.has_more:
                 return
             cursor = page.next_cursor
+
+
+def customer_create_key(app_id: int, params: Mapping[str, Any]) -> str:
+    """The key of creating an app's customer, named by what is sent: a retry with the same values replays the
+    first answer, while one whose values changed meanwhile (billing details saved, an owner's language) is a
+    new request instead of a refused reuse of the key (Stripe compares the parameters)."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"customer:create:app:{app_id}:{digest}"
 
 
 def upgrade_key(subscription_id: str, from_price: str, to_price: str, attempt: str) -> str:

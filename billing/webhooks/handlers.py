@@ -252,7 +252,10 @@ def invoice_paid(ctx: HandlerContext) -> Handled:
     """Mark the invoice paid and record the payment that paid it in ``kernel_payments``."""
     remote = Invoice.from_stripe(ctx.object)
     intents = None
-    if remote.amount_paid > 0 and app_for_customer(ctx.session, remote.customer) is not None:
+    # Held in a variable: the session's identity map keeps objects weakly, and the payment below reads
+    # ``invoice_row.app`` from it instead of asking the database again.
+    app = app_for_customer(ctx.session, remote.customer) if remote.amount_paid > 0 else None
+    if app is not None:
         # Stripe first, writes after: an event stopped for a Stripe answer before writing anything is simply
         # run again, without a savepoint to roll back (billing/webhooks/processing.py).
         intents = [ctx.gateway.retrieve_payment_intent(i) for i in _payment_intents_of(ctx, remote)]
@@ -337,10 +340,11 @@ def _app_of(ctx: HandlerContext, customer: Any, payment: Optional[KernelPayment]
 def payment_intent_succeeded(ctx: HandlerContext) -> Handled:
     """Record (or complete) the payment in ``kernel_payments``."""
     intent = PaymentIntent.from_stripe(ctx.object)
-    app = _app_of(ctx, intent.customer, payment_for(ctx.session, intent.id))
+    existing = payment_for(ctx.session, intent.id)
+    app = _app_of(ctx, intent.customer, existing)
     if app is None:
         return Handled.NOT_OURS
-    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin)
+    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin, existing=existing)
     return Handled.DONE
 
 
@@ -348,10 +352,11 @@ def payment_intent_succeeded(ctx: HandlerContext) -> Handled:
 def payment_intent_failed(ctx: HandlerContext) -> Handled:
     """Record the failed attempt and alert the superadmins, once per PaymentIntent."""
     intent = PaymentIntent.from_stripe(ctx.object)
-    app = _app_of(ctx, intent.customer, payment_for(ctx.session, intent.id))
+    existing = payment_for(ctx.session, intent.id)
+    app = _app_of(ctx, intent.customer, existing)
     if app is None:
         return Handled.NOT_OURS
-    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin)
+    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin, existing=existing)
     audit.raise_alert(
         ctx.session, kind="payment_intent_failed", severity=AlertSeverity.WARNING, app_id=app.id,
         message=f"A payment of {app.name} failed ({intent.last_error_code or 'declined'}).",

@@ -5,12 +5,14 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
+from billing.actions import Refused
 from billing.billing_details import save_billing_details
 from billing.models import AppBillingDetails
 from portal.billing_details.forms import BillingDetailsForm
 from portal.extensions import db
 from portal.payments import gateway
 from portal.request_context import request_origin
+from portal.subscriptions.web import refusal_message
 from portal.tenancy import get_app_or_404
 
 bp = Blueprint("billing_details", __name__)
@@ -24,7 +26,11 @@ def edit(app_id: int):
     details = db.session.get(AppBillingDetails, app.id)
     form = BillingDetailsForm()
     if form.validate_on_submit():
-        saved = save_billing_details(db.session, gateway(), app, form.values(), origin=request_origin())
+        try:
+            saved = save_billing_details(db.session, gateway(), app, form.values(), origin=request_origin())
+        except Refused as refused:  # another billing action of the app still waiting for Stripe
+            flash(refusal_message(refused), "warning")
+            return render_template("billing_details/edit.html", app=app, form=form, details=details), 409
         if app.stripe_customer_id and saved.synced_at is None:
             flash(_("Your billing details were saved. Stripe could not be reached, so they will appear on "
                     "invoices after you save them again."), "warning")

@@ -1,6 +1,9 @@
 """Dashboard views."""
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
+from sqlalchemy.orm import joinedload, selectinload
+
+from billing.models import App, AppSubscription
 
 from portal.extensions import db
 from portal.tenancy import get_app_or_404, visible_apps
@@ -20,7 +23,12 @@ def home():
 @login_required
 def index():
     """List the apps the signed-in user may see, with plan and status."""
-    apps = db.session.scalars(visible_apps(current_user)).all()
+    # Each row shows its plan and state: read with the apps, not one lazy load per row (and its owners for a
+    # superadmin, the only one shown them).
+    query = visible_apps(current_user).options(joinedload(App.subscriptions).joinedload(AppSubscription.plan))
+    if current_user.is_superadmin:
+        query = query.options(selectinload(App.owners))
+    apps = db.session.scalars(query).unique().all()
     return render_template("dashboard/index.html", apps=apps)
 
 

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
+from typing import Optional
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import Select, select
 
 from billing.errors import GatewayError
-from billing.gateway.types import InvoiceLine
+from billing.gateway.types import BilledTo, InvoiceLine
 from billing.models import App, KernelInvoice, KernelPlan
 from portal.extensions import db
 from portal.i18n import date, money
@@ -65,6 +68,54 @@ def line_description(line: InvoiceLine) -> str:
     return _("%(plan)s plan, %(price)s a month", plan=name, price=money(plan.amount, plan.currency))
 
 
+# How many finalized invoices' lines each process keeps (a few hundred bytes each).
+FINALIZED_KEPT = 2048
+
+
+class _Finalized:
+    """What Stripe printed on finalized invoices, newest used last: a finalized invoice never changes (its lines,
+    and the customer's details it copied), so its page asks Stripe once per process rather than on every view.
+    A draft's lines still change: it is asked each time."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._kept: OrderedDict[str, tuple[tuple[InvoiceLine, ...], Optional[BilledTo]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, invoice_id: str):
+        with self._lock:
+            if invoice_id in self._kept:
+                self._kept.move_to_end(invoice_id)
+                return self._kept[invoice_id]
+        return None
+
+    def keep(self, invoice_id: str, printed) -> None:
+        with self._lock:
+            self._kept[invoice_id] = printed
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+
+def printed_on(stripe_invoice_id: str) -> tuple[tuple[InvoiceLine, ...], Optional[BilledTo]]:
+    """An invoice's lines and who it is billed to, as Stripe has them (``GatewayError`` when Stripe is away)."""
+    kept: _Finalized = current_app.extensions[FINALIZED]
+    printed = kept.get(stripe_invoice_id)
+    if printed is None:
+        db.session.commit()  # the page's reads end before Stripe is asked (portal/payments.py checks it)
+        remote = gateway().retrieve_invoice(stripe_invoice_id)
+        printed = (remote.lines, remote.billed_to)
+        if remote.status not in (None, "draft"):
+            kept.keep(stripe_invoice_id, printed)
+    return printed
+
+
+FINALIZED = "kbp_finalized_invoices"
+
+
+def finalized_invoices() -> _Finalized:
+    return _Finalized(FINALIZED_KEPT)
+
+
 @bp.get("/apps/<int:app_id>/invoices")
 @login_required
 def index(app_id: int):
@@ -82,9 +133,8 @@ def detail(app_id: int, invoice_id: int):
     invoice = invoice_or_404(app, invoice_id)
     lines, lines_unavailable, billed_to = (), False, None
     try:
-        remote = gateway().retrieve_invoice(invoice.stripe_invoice_id)
         # Who it is made out to as Stripe printed it (copied from the customer until it was finalized).
-        lines, billed_to = remote.lines, remote.billed_to
+        lines, billed_to = printed_on(invoice.stripe_invoice_id)
     except GatewayError as error:
         log.warning("invoice %s lines unavailable: %s", invoice.stripe_invoice_id, error.message)
         lines_unavailable = True

@@ -1,40 +1,9 @@
 """Owner notices (the outbox), readable by the app's owners and superadmins, and paying during dunning."""
-from flask import Flask, g
-from flask_babel import gettext as _
+from flask import Flask
 
-from billing.dunning import MAX_RETRIES, dunning_summary, outstanding_invoice
-from billing.models import DunningOutcome
-from portal.extensions import db
 from portal.notices import rendering
+from portal.notices.attention import billing_attention, pause_reason
 from portal.notices.routes import bp
-
-
-def billing_attention(app):
-    """For the app pages' banner: the invoice to pay and its dunning, or None when all is paid.
-
-    The banner and the billing page both ask while one page renders: read once per request.
-    """
-    known = g.setdefault("billing_attention", {})
-    if app.id not in known:
-        known[app.id] = _attention(app)
-    return known[app.id]
-
-
-def _attention(app):
-    invoice = outstanding_invoice(db.session, app.id)
-    if invoice is None:
-        return None
-    return {"invoice": invoice, "summary": dunning_summary(db.session, invoice)}
-
-
-def pause_reason(app) -> str:
-    """Why a paused app is paused, in the reader's language: dunning's reason is said from its unpaid invoice."""
-    attention = billing_attention(app)  # the banner's read, not another one
-    invoice = attention["invoice"] if attention else None
-    if invoice is not None and invoice.dunning_outcome == DunningOutcome.EXHAUSTED:
-        return _("the renewal payment of invoice %(invoice)s failed %(count)s times and the subscription was "
-                 "canceled", invoice=invoice.number or invoice.stripe_invoice_id, count=MAX_RETRIES + 1)
-    return app.paused_reason or _("billing problem")
 
 
 def init_app(app: Flask) -> None:

@@ -27,18 +27,20 @@ from flask_login import login_required
 from sqlalchemy import select
 
 from billing import clock
-from billing.dunning import DunningContext, dunning_summary, outstanding_invoice
+from billing.dunning import DunningContext
 from billing.errors import CardDeclined, GatewayError
 from billing.models import CheckoutMode, KernelCheckoutSession
 from billing.notifications import occasions, owner_notices
 from billing.owner_payments import OwnerPayment, pay_with_saved_card
+from billing.actions import Refused
 from billing.subscriptions import start_payment_method_update
 from portal.extensions import db
 from portal.i18n import money
+from portal.notices.attention import billing_attention
 from portal.payments import gateway
 from portal.redirects import external_url
 from portal.request_context import is_attempt, new_attempt, request_origin
-from portal.subscriptions.web import CONFIRMING, UNAVAILABLE
+from portal.subscriptions.web import CONFIRMING, UNAVAILABLE, refusal_message
 from portal.tenancy import get_app_or_404
 
 log = logging.getLogger(__name__)
@@ -62,9 +64,18 @@ def index(app_id: int):
     """The app's notices (dunning, receipts) and, during dunning, where it stands."""
     app = get_app_or_404(app_id)
     notices = occasions(owner_notices(db.session, app.id, limit=NOTICES_SHOWN))  # once, however many recipients
-    invoice = outstanding_invoice(db.session, app.id)
-    summary = dunning_summary(db.session, invoice) if invoice else None
-    return render_template("notices/index.html", app=app, notices=notices, invoice=invoice, summary=summary)
+    attention = billing_attention(app)  # what the banner above shows too: read once
+    return render_template("notices/index.html", app=app, notices=notices,
+                           invoice=attention["invoice"] if attention else None,
+                           summary=attention["summary"] if attention else None)
+
+
+@bp.errorhandler(Refused)
+def _on_refused(refused: Refused):
+    """Another action on the app's billing is still waiting for Stripe (or billing is paused): nothing was done."""
+    db.session.rollback()
+    flash(refusal_message(refused), "warning")
+    return redirect(url_for("notices.pay_open_invoice", app_id=get_app_or_404(request.view_args["app_id"]).id))
 
 
 @bp.errorhandler(GatewayError)
@@ -86,8 +97,9 @@ def _on_gateway_error(error: GatewayError):
 def pay_open_invoice(app_id: int):
     """Pay the app's open invoice with a new card (Checkout in setup mode), ending dunning."""
     app = get_app_or_404(app_id)
-    invoice = outstanding_invoice(db.session, app.id)
-    summary = dunning_summary(db.session, invoice) if invoice else None
+    attention = billing_attention(app)  # the banner's read
+    invoice = attention["invoice"] if attention else None
+    summary = attention["summary"] if attention else None
     if request.method == "GET":
         return render_template("notices/pay.html", app=app, invoice=invoice, summary=summary,
                                attempt=new_attempt())

@@ -21,9 +21,9 @@ from flask_login import login_required
 from sqlalchemy import select
 
 from billing import audit
-from billing.checkout import complete_checkout
+from billing.actions import owner_action
+from billing.checkout import complete_checkout_outside_transaction
 from billing import charges
-from billing.dunning import outstanding_invoice
 from billing.errors import CardDeclined, ChargeOutcomeUnknown, GatewayError, GatewayUnavailable
 from billing.gateway import upgrade_key
 from billing.models import (
@@ -52,6 +52,7 @@ from billing.subscriptions import (
     upgrade,
 )
 from portal.extensions import db
+from portal.notices.attention import billing_attention
 from portal.i18n import date as format_date
 from portal.i18n import money
 from portal.payments import gateway, smtp_configured
@@ -111,12 +112,15 @@ def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> li
 def billing(app_id: int):
     """The app's plan, its state (trial, renewal, scheduled change, cancellation), card and plan choices."""
     app = get_app_or_404(app_id)
-    live = live_subscription(db.session, app)
     plans = list(db.session.scalars(select(KernelPlan).where(KernelPlan.active).order_by(KernelPlan.rank)))
+    # The page shows the live subscription or, with none, how the last one ended: one read of the app's
+    # subscriptions (newest first) gives both; at most one is live (a partial unique index).
+    live = next((sub for sub in app.subscriptions if sub.is_live), None)
+    attention = billing_attention(app) if live and live.status.in_dunning else None  # the banner's read
     return render_template(
         "subscriptions/billing.html", app=app, sub=live, last=app.current_subscription,
         options=plan_options(plans, live), plan_features=plan_features, attempt=new_attempt(),
-        open_invoice=outstanding_invoice(db.session, app.id) if live and live.status.in_dunning else None)
+        open_invoice=attention["invoice"] if attention else None)
 
 
 def _back(app: App):
@@ -200,8 +204,8 @@ def checkout_success():
     app = get_app_or_404(local.app_id)
     mode, plan_name = local.mode, local.plan.name if local.plan else ""
     try:
-        result = complete_checkout(db.session, gateway(), session_id, origin=request_origin(), app_id=app.id,
-                                   smtp_configured=smtp_configured())
+        result = complete_checkout_outside_transaction(db.session, gateway(), session_id, origin=request_origin(),
+                                                       app_id=app.id, smtp_configured=smtp_configured())
         db.session.commit()
     except GatewayError as error:
         db.session.rollback()
@@ -288,6 +292,13 @@ def upgrade_confirm(app_id: int):
     if proration_date is None:
         abort(400, description="missing proration_date")
     origin = request_origin()
+    # One action on the app's billing at a time, claimed before Stripe hears of it (billing/actions.py): a second
+    # confirmation waits here, then finds the upgrade done.
+    with owner_action(db.session, app.id, "upgrade", origin):
+        return _upgrade(app, plan, attempt, proration_date, origin)
+
+
+def _upgrade(app: App, plan: KernelPlan, attempt: str, proration_date: int, origin):
     live = live_subscription(db.session, app)
     charge = None
     if live is not None and live.plan.stripe_price_id and plan.stripe_price_id:
@@ -303,7 +314,7 @@ def upgrade_confirm(app_id: int):
         flash(refusal_message(error), "info")
         return redirect(url_for("subscriptions.upgrade_preview", app_id=app.id, plan=plan.code))
     except Refused as error:
-        if charge is not None:  # the refusal's own facts (an alert) are committed with it by the handler
+        if charge is not None:  # the refusal's own facts (an alert) are committed with it
             charges.settle(db.session, charge, ChargeStatus.FAILED, origin, error=f"refused: {error.code}")
         raise
     except ChargeOutcomeUnknown as error:

@@ -28,6 +28,8 @@ REFUSALS = {
     "proration_mismatch": _l("We could not confirm the exact price of this change, so nothing was changed. "
                              "Our team has been alerted."),
     "period_over": _l("The billing period has already ended. Subscribe again to continue."),
+    "action_in_progress": _l("Another change to this app's billing is still in progress. Please wait a moment "
+                             "and try again."),
 }
 
 

@@ -132,3 +132,24 @@ def test_portuguese_form(billing_app, owner_http, tenant):
     page = owner_http.get(f"/apps/{tenant.id}/billing/details", headers={"Accept-Language": "pt-BR"})
     text = page.get_data(as_text=True)
     assert "Dados de cobrança" in text and "CPF ou CNPJ" in text and "Bairro" in text
+
+
+def test_a_checkout_after_a_lost_customer_create_and_an_edit_of_the_details(billing_app, owner_http, tenant, sandbox):
+    """The first checkout's customer create reached Stripe but its answer was lost (the app kept no customer);
+    the owner then saved billing details and tried again within the key's 24 hours. The retry sends other
+    values, so it must not reuse the first request's key, which Stripe refuses with other parameters."""
+    from billing.models import GatewayIdempotencyConflict
+    from billing.subscriptions import _customer_to_create
+    from portal.extensions import db
+    from portal.payments import gateway
+
+    with billing_app.app_context():
+        lost = _customer_to_create(db.session, db.session.get(App, tenant.id))
+        db.session.commit()
+        assert lost is not None
+        gateway().create_customer(**lost)  # reached Stripe; its answer never came back
+    save(owner_http, tenant.id)
+    subscribe(owner_http, tenant.id, "pro")
+    customer, tax_ids = stripe_customer(sandbox, customer_of(billing_app, tenant.id))
+    assert customer["name"] == "Ana Maria Souza" and tax_ids == [("br_cpf", "39053344705")]
+    assert count(billing_app, GatewayIdempotencyConflict) == 0

@@ -80,3 +80,87 @@ def test_simultaneous_checkouts_leave_one_payable_session(backend, billing_app, 
     assert answers[0].headers["Location"] == answers[1].headers["Location"]
     assert count(billing_app, KernelCheckoutSession) == 2
     assert count(billing_app, KernelCheckoutSession, KernelCheckoutSession.status == CheckoutStatus.OPEN) == 1
+
+
+def _stripe_windows(monkeypatch, pause: float = 0.15):
+    """Per request thread, when its first and last request to Stripe went out; each request is slowed by
+    ``pause`` so that two actions running side by side would overlap."""
+    import time
+
+    from billing.gateway import StripeGateway
+
+    windows: dict[int, list[float]] = {}
+    real = StripeGateway._call
+
+    def timed(self, method, *args, key=None):
+        span = windows.setdefault(threading.get_ident(), [])
+        span.append(time.monotonic())
+        time.sleep(pause)
+        try:
+            return real(self, method, *args, key=key)
+        finally:
+            span.append(time.monotonic())
+
+    monkeypatch.setattr(StripeGateway, "_call", timed)
+    return windows
+
+
+def test_two_actions_at_the_same_moment_take_turns_on_the_claim(backend, billing_app, owner, tenant, monkeypatch):
+    """Cancel in one tab, a card change in another: the claim lets one action call Stripe at a time (as the row
+    lock did, without a transaction open), and both go through."""
+    from billing.models import CheckoutMode, KernelCheckoutSession, OwnerActionClaim
+
+    tabs = [signed_in_client(billing_app, owner) for _ in range(2)]
+    subscribe(tabs[0], tenant.id, "pro")
+    windows = _stripe_windows(monkeypatch)
+    answers = _at_once(
+        lambda: tabs[0].post(f"/apps/{tenant.id}/billing/cancel", follow_redirects=True),
+        lambda: tabs[1].post(f"/apps/{tenant.id}/billing/payment-method", data={"attempt": "card-change-01"}))
+
+    spans = sorted((min(times), max(times)) for times in windows.values() if times)
+    assert len(spans) == 2 and spans[0][1] <= spans[1][0], spans  # one after the other, never side by side
+    assert "Your subscription is canceled." in answers[0].get_data(as_text=True)
+    assert answers[1].status_code == 303
+    assert subscription_of(billing_app, tenant.id).cancel_at_period_end
+    assert count(billing_app, KernelCheckoutSession, KernelCheckoutSession.mode == CheckoutMode.SETUP) == 1
+    assert count(billing_app, OwnerActionClaim) == 0
+
+
+def test_a_claim_left_by_a_dead_request_expires(backend, billing_app, owner_http, tenant):
+    """A request that died between its claim and its result (a killed worker) leaves the claim: after the lease
+    the next action takes it over, checks our rows again and goes through."""
+    from datetime import datetime, timezone
+
+    from billing.actions import LEASE
+    from billing.models import OwnerActionClaim
+    from tests.helpers.data import short_session
+
+    subscribe(owner_http, tenant.id, "pro")
+    with short_session(billing_app) as session:
+        session.add(OwnerActionClaim(app_id=tenant.id, action="cancel", token="dead-request",
+                                     claimed_at=datetime.now(timezone.utc) - LEASE - LEASE / 4))
+    page = owner_http.post(f"/apps/{tenant.id}/billing/cancel", follow_redirects=True).get_data(as_text=True)
+    assert "Your subscription is canceled." in page
+    assert subscription_of(billing_app, tenant.id).cancel_at_period_end
+    assert count(billing_app, OwnerActionClaim) == 0
+
+
+def test_a_claim_still_held_refuses_after_the_wait_and_changes_nothing(backend, billing_app, owner_http, tenant,
+                                                                         sandbox, monkeypatch):
+    from datetime import datetime, timezone
+
+    from billing import actions
+    from billing.models import OwnerActionClaim
+    from tests.helpers.data import short_session
+
+    subscribe(owner_http, tenant.id, "pro")
+    monkeypatch.setattr(actions, "WAIT_SECONDS", 0.3)
+    with short_session(billing_app) as session:
+        session.add(OwnerActionClaim(app_id=tenant.id, action="downgrade", token="another-tab",
+                                     claimed_at=datetime.now(timezone.utc)))
+    sandbox.clear_stats()
+    page = owner_http.post(f"/apps/{tenant.id}/billing/cancel", follow_redirects=True).get_data(as_text=True)
+    assert "billing is still in progress. Please wait a moment and try again." in page
+    assert not subscription_of(billing_app, tenant.id).cancel_at_period_end
+    assert not any(path.startswith("POST") for path in sandbox.stats()["by_endpoint"])
+    assert count(billing_app, OwnerActionClaim) == 1  # the other tab's, left alone

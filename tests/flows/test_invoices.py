@@ -87,3 +87,16 @@ def test_a_superadmin_reads_any_tenants_invoices(app, superadmin_client, tenant)
     add_invoices(app, tenant.id, 1)
     page = superadmin_client.get(f"/apps/{tenant.id}/invoices")
     assert page.status_code == 200 and 'data-invoice="ACME-0001"' in page.get_data(as_text=True)
+
+
+def test_a_finalized_invoices_lines_are_asked_of_stripe_once(billing_app, owner_http, tenant, sandbox):
+    """Stripe never changes a finalized invoice: its page keeps the lines it read (Stripe away later or not)."""
+    subscribe(owner_http, tenant.id)
+    with short_session(billing_app) as session:
+        invoice_id = session.scalar(select(KernelInvoice.id))
+    first = owner_http.get(f"/apps/{tenant.id}/invoices/{invoice_id}").get_data(as_text=True)
+    assert 'id="invoice-lines"' in first
+    sandbox.fail(count=20, status=503)
+    again = owner_http.get(f"/apps/{tenant.id}/invoices/{invoice_id}").get_data(as_text=True)
+    assert 'id="lines-unavailable"' not in again
+    assert again[again.index('id="invoice-lines"'):] == first[first.index('id="invoice-lines"'):]

@@ -272,8 +272,8 @@ def test_an_expired_checkout_session_cannot_be_paid(target):
     expired = target.gateway.expire_checkout_session(session.id)
     assert expired.status == "expired" and not expired.is_complete
     assert target.gateway.retrieve_checkout_session(session.id).status == "expired"
-    with pytest.raises(InvalidRequest):
-        target.gateway.expire_checkout_session(session.id)
+    # Expiring carries a key named by the session: a retry (an answer lost) replays "expired" instead of failing.
+    assert target.gateway.expire_checkout_session(session.id).status == "expired"
 
 
 def test_a_downgrade_can_be_scheduled_again_after_it_was_undone(target):
