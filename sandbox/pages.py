@@ -13,9 +13,8 @@ from typing import Any
 from flask import Blueprint, Response, redirect, render_template, request
 
 from . import cards
-from .clock import human_date, iso_date
-from .locales import ENGLISH, checkout_locale, text
-from .locales import human_date as localized_date
+from .clock import iso_date
+from .locales import ENGLISH, checkout_locale, customer_locale, human_date, text
 from .errors import CardError, StripeError
 from .money import format_amount, format_price
 from .pdf import invoice_pdf
@@ -134,7 +133,7 @@ def _summary(ctx, session: dict[str, Any], locale: str = ENGLISH) -> dict[str, A
         sub_data = extra.get("subscription_data") or {}
         days = sub_data.get("trial_period_days")
         if sub_data.get("trial_end"):
-            trial_label = text("trial_until", locale, date=localized_date(sub_data["trial_end"], locale), price=label)
+            trial_label = text("trial_until", locale, date=human_date(sub_data["trial_end"], locale), price=label)
             price_label = text("days_free", locale, days=days) if days else text("free_trial", locale)
         elif days:
             price_label = text("days_free", locale, days=days)
@@ -314,7 +313,10 @@ def checkout_authenticate(session_id: str) -> Response:
 def _render_invoice(ctx, inv: dict[str, Any], *, form: dict[str, str] | None = None,
                     errors: dict[str, str] | None = None, error: str | None = None, message: str | None = None,
                     status: int = 200) -> Response:
+    """``message``: a key of ``locales.TEXTS``; ``error``: a card error already in the page's language."""
     currency = inv["currency"]
+    # Stripe writes a hosted invoice in its customer's preferred language.
+    locale = customer_locale(ctx.db.get(inv["customer"]) if inv.get("customer") else None)
     lines = []
     for line in inv["lines"]["data"]:
         period = line.get("period") or {}
@@ -323,13 +325,14 @@ def _render_invoice(ctx, inv: dict[str, Any], *, form: dict[str, str] | None = N
                       if period.get("start") else ""})
     html = render_template(
         "invoice.html", invoice=inv, lines=lines, form=form or {"cardExpiry": "", "billingName": ""},
-        errors=errors or {}, error=error, message=message, action=f"/invoice/{inv['id']}",
-        pdf_url=f"/invoice/{inv['id']}/pdf", created=human_date(inv["created"]),
-        paid_at=human_date(inv["status_transitions"]["paid_at"] or inv["created"]),
+        action=f"/invoice/{inv['id']}",
+        pdf_url=f"/invoice/{inv['id']}/pdf", created=human_date(inv["created"], locale),
+        paid_at=human_date(inv["status_transitions"]["paid_at"] or inv["created"], locale),
         subtotal=format_amount(inv["subtotal"], currency), amount_due=format_amount(inv["amount_due"], currency),
         amount_paid=format_amount(inv["amount_paid"], currency),
         amount_remaining=format_amount(inv["amount_remaining"], currency),
-        starting_balance=format_amount(inv["starting_balance"], currency) if inv["starting_balance"] else None)
+        starting_balance=format_amount(inv["starting_balance"], currency) if inv["starting_balance"] else None,
+        message=text(message, locale) if message else None, error=error, errors=errors or {}, **_translator(locale))
     return Response(html, status=status, mimetype="text/html")
 
 
@@ -345,8 +348,7 @@ def invoice_page(invoice_id: str) -> Response:
         inv = _load_invoice(ctx, invoice_id)
         if inv is None:
             return _not_found("invoice")
-        message = "Payment received. Thank you!" if request.args.get("paid") else None
-        return _render_invoice(ctx, inv, message=message)
+        return _render_invoice(ctx, inv, message="payment_received" if request.args.get("paid") else None)
 
 
 @pages.post("/invoice/<invoice_id>")
@@ -359,10 +361,11 @@ def invoice_pay(invoice_id: str) -> Response:
             return _not_found("invoice")
         if inv["status"] not in ("open", "uncollectible"):
             return _render_invoice(ctx, inv, status=409)
-        form, errors, details = _read_card_form(ctx.now, need_email=False)
+        locale = customer_locale(ctx.db.get(inv["customer"]) if inv.get("customer") else None)
+        form, errors, details = _read_card_form(ctx.now, need_email=False, locale=locale)
         if details is None:
-            message = errors.pop("_card", None)
-            return _render_invoice(ctx, inv, form=form, errors=errors, error=message, status=402 if message else 400)
+            declined = errors.pop("_card", None)
+            return _render_invoice(ctx, inv, form=form, errors=errors, error=declined, status=402 if declined else 400)
     error: StripeError | None = None
     try:
         with box.unit_of_work(request.host_url, subjects=[invoice_id]) as ctx:
@@ -378,7 +381,8 @@ def invoice_pay(invoice_id: str) -> Response:
     if error is None:
         return redirect(f"/invoice/{invoice_id}?paid=1", code=303)
     with box.reading(request.host_url, subjects=[invoice_id]) as ctx:
-        return _render_invoice(ctx, _load_invoice(ctx, invoice_id), form=form, error=error.message, status=402)
+        return _render_invoice(ctx, _load_invoice(ctx, invoice_id), form=form, status=402,
+                               error=_card_message(error, locale) if isinstance(error, CardError) else error.message)
 
 
 @pages.get("/invoice/<invoice_id>/pdf")
