@@ -158,6 +158,48 @@ def run_peer(events: int) -> dict[int, tuple[float, float, float]]:
     return found
 
 
+def customer_of(body: bytes) -> str | None:
+    import json
+
+    return json.loads(body)["data"]["object"].get("customer")
+
+
+def run_peer_realistic(sandbox, clock: str, workdir: Path, logs: Path, apps: int) -> dict[int, dict]:
+    """dj-stripe against the same sandbox with the same five event types about the same sandbox objects:
+    {senders: figures}. Two groups of ``apps`` apps: one month of their renewals to warm it up (dj-stripe
+    then holds their customers, subscriptions, price, product and cards, as the portal's tables hold its
+    apps), and the next month's measured, the first group from 1 sender, the second from 4."""
+    from bench import peer as djstripe
+
+    if not djstripe.available():
+        print(f"(no peer scripts at {djstripe.PEER}: skipped)")
+        return {}
+    warm = renewals.month(sandbox, clock)
+    customers = sorted({c for c in map(customer_of, warm) if c})
+    groups = {1: set(customers[:apps]), 4: set(customers[apps:2 * apps])}
+    chosen = groups[1] | groups[4]
+    print(f"Running the dj-stripe peer against the sandbox (warm-up: a month of {len(chosen)} apps) ...", flush=True)
+    server = djstripe.start(sandbox.url, workdir, free_port(), logs / "djstripe.log")
+    found: dict[int, dict] = {}
+    try:
+        warming = [body for body in warm if customer_of(body) in chosen]
+        warmed = server.send(warming, 4)
+        print(f"  warm-up: {len(warming)} events, {warmed.rate:.0f}/s, {warmed.errors} errors", flush=True)
+        measured = renewals.month(sandbox, clock)
+        for senders, group in groups.items():
+            bodies = [body for body in measured if customer_of(body) in group]
+            sent = server.send(bodies, senders)
+            stored = server.stored(bodies)
+            found[senders] = {"rate": sent.rate, "p50": sent.percentile(0.5), "p99": sent.percentile(0.99),
+                              "events": len(bodies), "errors": sent.errors, **stored}
+            print(f"  dj-stripe, {senders} sender(s), {len(bodies)} realistic events: {sent.rate:.0f}/s"
+                  f" (p50 {sent.percentile(0.5):.0f} ms, p99 {sent.percentile(0.99):.0f} ms), {sent.errors} errors,"
+                  f" {stored['stored']} stored, {stored['failed']} failed", flush=True)
+    finally:
+        server.stop()
+    return found
+
+
 def customers_first(bodies: list[bytes], count: int) -> list[bytes]:
     """About ``count`` of ``bodies``: every event of as many customers as fit, in the original order (a steady
     trickle of whole renewals, not the first minutes of every one)."""
@@ -188,7 +230,13 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--steady-rate", type=float, default=50.0)
     parser.add_argument("--steady-seconds", type=float, default=20.0)
-    parser.add_argument("--peer", action="store_true", help="run the dj-stripe peer in the same run")
+    parser.add_argument("--peer", action="store_true",
+                        help="run the dj-stripe peer in the same run: with --realistic against the same sandbox and"
+                             " event types, otherwise (or with --peer-localstripe too) invoice.finalized from"
+                             " localstripe as its own scripts do")
+    parser.add_argument("--peer-apps", type=int, default=300, help="apps per sender count for the realistic peer")
+    parser.add_argument("--peer-localstripe", action="store_true",
+                        help="also the peer's own run (invoice.finalized re-fetched from localstripe)")
     parser.add_argument("--backlog", action="store_true",
                         help="send the burst before the workers start: applied/s is then the workers' own rate")
     args = parser.parse_args()
@@ -294,7 +342,9 @@ def main() -> int:
         acks.sort()
         for worker in workers:
             worker.stop()
-        peer = run_peer(2000) if args.peer else {}
+        like = run_peer_realistic(sandbox, seeded.clock, workdir, logs, args.peer_apps) \
+            if args.peer and sandbox is not None else {}
+        peer = run_peer(2000) if (args.peer and sandbox is None) or args.peer_localstripe else {}
     finally:
         for service in reversed(services):
             service.stop()
@@ -319,13 +369,23 @@ def main() -> int:
           f" receive->applied p50 {calm['p50']:.0f} ms, p99 {calm['p99']:.0f} ms, max {calm['max']:.0f} ms,"
           f" over 5 s: {calm['over_5s']}; acknowledgement p50 {acks[len(acks) // 2]:.1f} ms,"
           f" p99 {acks[int(0.99 * (len(acks) - 1))]:.1f} ms; lost {calm['lost']}, doubled {calm['doubled']}")
+    ours = max(row["rate"] for row in rows)
+    if like:
+        print("\ndj-stripe 2.11 peer, same run, against the same sandbox (the same five event types about the"
+              " same sandbox objects, each re-fetched and synced in the request; gunicorn 2 x 4, SQLite WAL):")
+        for senders, found in sorted(like.items()):
+            print(f"  {senders} sender(s): {found['events']} events, {found['rate']:.0f} applied/s (p50"
+                  f" {found['p50']:.0f} ms, p99 {found['p99']:.0f} ms), errors {found['errors']},"
+                  f" failed {found['failed']}, stored {found['stored']}")
+        best = max(found["rate"] for found in like.values())
+        print(f"Portal (realistic, best of {counts}) / peer (best, same events), applied events/s:"
+              f" {ours / best:.1f}x")
     if peer:
         print("\ndj-stripe 2.11 peer, same run (invoice.finalized re-fetched from localstripe and applied in the"
               " request, gunicorn 2 x 4, SQLite WAL):")
         for senders, (rate, p50, p99) in sorted(peer.items()):
             print(f"  {senders} sender(s): {rate:.0f} applied/s (p50 {p50:.0f} ms, p99 {p99:.0f} ms)")
         best = max(rate for rate, _, _ in peer.values())
-        ours = max(row["rate"] for row in rows)
         print(f"Portal ({kind}, best of {counts}) / peer (best), applied events/s: {ours / best:.1f}x")
     return 0
 

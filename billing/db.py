@@ -117,6 +117,12 @@ def _locks_or_writes(statement: str, context: Any) -> bool:
 
 T = TypeVar("T")
 
+# ``session.info`` flag: the session's transaction is rolled back as a whole on any error and run again with a
+# savepoint around each piece of work (billing/webhooks/processing.py's batches). A refused insert then needs no
+# savepoint of its own: the IntegrityError rolls the batch back, and the run with savepoints settles the race
+# below as usual. A savepoint is two round trips; a realistic event inserted up to two rows this way.
+WHOLE_OR_NOTHING = "whole_or_nothing"
+
 
 def insert_once(session: Session, row: Any) -> bool:
     """Insert ``row`` in a savepoint; False when a unique constraint says a concurrent writer got there first.
@@ -124,6 +130,9 @@ def insert_once(session: Session, row: Any) -> bool:
     The savepoint keeps the caller's transaction usable after the refusal, and the
     constraint, not a check beforehand, is what decides who wins the race.
     """
+    if session.info.get(WHOLE_OR_NOTHING):
+        session.add(row)  # a refusal fails the whole transaction, which is run again with savepoints
+        return True
     try:
         with session.begin_nested():
             session.add(row)
@@ -134,6 +143,9 @@ def insert_once(session: Session, row: Any) -> bool:
 
 def insert_or_load(session: Session, row: T, same: Select[tuple[T]]) -> tuple[T, bool]:
     """``row`` inserted (True), or the row a concurrent writer inserted first, found by ``same`` (False)."""
+    if session.info.get(WHOLE_OR_NOTHING):
+        session.add(row)  # as in insert_once
+        return row, True
     try:
         with session.begin_nested():
             session.add(row)

@@ -42,6 +42,7 @@ from billing.models import (
 from billing.notifications import NoticeKind, iso, notify_owners
 from billing.states import SubscriptionStatus
 from billing.sync import sync_invoice, sync_subscription, sync_subscription_from_gateway
+from billing.webhooks.prefetch import asked_since
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContex
 def _refresh_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> Invoice:
     remote = ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id)
     sync_invoice(session, remote, observed_at=_unix(ctx.now), origin=ctx.origin,
-                 refetch=lambda: ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id))
+                 refetch=lambda since: asked_since(ctx.gateway, since).retrieve_invoice(invoice.stripe_invoice_id))
     return remote
 
 

@@ -22,6 +22,7 @@ from flask import Flask
 from billing import clock
 from billing.webhooks import processing
 from billing.webhooks.correlation import correlated
+from billing.webhooks.inbox import Turn
 from billing.webhooks.prefetch import Answers
 from portal.extensions import db
 from portal.payments import gateway
@@ -49,6 +50,8 @@ class Applier:
         self._born: dict[str, float] = {}
         with app.app_context():
             dialect = db.engine.dialect.name
+            # SQLite: deliveries waiting for the write lock go first (billing/webhooks/inbox.py, Turn).
+            self._turn = Turn.for_engine(db.engine)
         self.budget = float(app.config.get("WEBHOOK_BATCH_SECONDS") or BUDGET.get(dialect, 0.05))
         self.batch = int(app.config.get("WEBHOOK_BATCH_SIZE") or BATCH.get(dialect, 100))
         self.retry_intervals = tuple(app.config.get("WEBHOOK_RETRY_INTERVALS", processing.RETRY_INTERVALS))
@@ -58,11 +61,14 @@ class Applier:
     def step(self) -> int:
         """One transaction's worth of events, then the Stripe calls they wait for; returns events settled + waiting."""
         clock.now()  # a clock that follows the sandbox re-reads it here, not inside the transaction
+        if self._turn is not None:
+            self._turn.let_waiting_in()
         with self.app.app_context():
             try:
                 done = processing.apply_pending(db.session, gateway(), self.answers, limit=self.batch, budget=self.budget,
                                                 smtp_configured=self.smtp_configured,
-                                                retry_intervals=self.retry_intervals)
+                                                retry_intervals=self.retry_intervals,
+                                                someone_waits=self._turn.someone_waits if self._turn else None)
                 stripe = gateway()
             finally:
                 db.session.remove()

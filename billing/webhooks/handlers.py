@@ -53,7 +53,7 @@ from billing.sync import (
     sync_subscription,
 )
 from billing.webhooks.events import Event
-from billing.webhooks.prefetch import Call
+from billing.webhooks.prefetch import Call, asked_since
 from billing.webhooks.payments import (
     payment_for,
     payment_from_charge,
@@ -160,7 +160,7 @@ def _apply_subscription(ctx: HandlerContext, remote: Subscription, row: Optional
     method = remote.default_payment_method
     if method and (row is None or row.payment_method_id != method or row.card_last4 is None):
         card = ctx.gateway.retrieve_card(method)
-    refetch = (lambda: ctx.gateway.retrieve_subscription(remote.id)) if ask_on_tie else None
+    refetch = (lambda since: asked_since(ctx.gateway, since).retrieve_subscription(remote.id)) if ask_on_tie else None
     return sync_subscription(ctx.session, remote, observed_at=ctx.event.created, origin=ctx.origin,
                              refetch=refetch, schedule=schedule, card=card)
 
@@ -184,10 +184,13 @@ def _catch_up(ctx: HandlerContext, row: AppSubscription, target: SubscriptionSta
 
 def apply_stripe_subscription(ctx: HandlerContext, subscription_id: str) -> SyncResult:
     """Fetch the subscription from Stripe and apply that (the freshest truth) at this event's time."""
-    truth = ctx.gateway.retrieve_subscription(subscription_id)
     row = _subscription_row(ctx.session, subscription_id)
     if row is not None and ctx.event.created < row.stripe_watermark:
         return SyncResult(Outcome.STALE, row)
+    # Applied at the event's time, which may be our row's second: the truth must be asked after the row last
+    # changed, or an answer asked just before the owner's same-second cancel would undo it (billing.sync).
+    truth = asked_since(ctx.gateway, row.stripe_synced_ns if row is not None else None).retrieve_subscription(
+        subscription_id)
     if row is not None and not can_transition(row.status, SubscriptionStatus(truth.status)):
         log.info("%s: catching %s up from %s to Stripe's %s", ctx.event.type, subscription_id, row.status,
                  truth.status)
@@ -225,7 +228,7 @@ def _sync_invoice(ctx: HandlerContext) -> SyncResult:
     if remote.id is None:
         return SyncResult(Outcome.NOT_OURS)
     return sync_invoice(ctx.session, remote, observed_at=ctx.event.created, origin=ctx.origin,
-                        refetch=lambda: ctx.gateway.retrieve_invoice(remote.id))
+                        refetch=lambda since: asked_since(ctx.gateway, since).retrieve_invoice(remote.id))
 
 
 @handles("invoice.created", "invoice.finalized", "invoice.updated", "invoice.voided", "invoice.marked_uncollectible")
@@ -249,7 +252,10 @@ def invoice_paid(ctx: HandlerContext) -> Handled:
     """Mark the invoice paid and record the payment that paid it in ``kernel_payments``."""
     remote = Invoice.from_stripe(ctx.object)
     intents = None
-    if remote.amount_paid > 0 and app_for_customer(ctx.session, remote.customer) is not None:
+    # Held in a variable: the session's identity map keeps objects weakly, and the payment below reads
+    # ``invoice_row.app`` from it instead of asking the database again.
+    app = app_for_customer(ctx.session, remote.customer) if remote.amount_paid > 0 else None
+    if app is not None:
         # Stripe first, writes after: an event stopped for a Stripe answer before writing anything is simply
         # run again, without a savepoint to roll back (billing/webhooks/processing.py).
         intents = [ctx.gateway.retrieve_payment_intent(i) for i in _payment_intents_of(ctx, remote)]
@@ -334,10 +340,11 @@ def _app_of(ctx: HandlerContext, customer: Any, payment: Optional[KernelPayment]
 def payment_intent_succeeded(ctx: HandlerContext) -> Handled:
     """Record (or complete) the payment in ``kernel_payments``."""
     intent = PaymentIntent.from_stripe(ctx.object)
-    app = _app_of(ctx, intent.customer, payment_for(ctx.session, intent.id))
+    existing = payment_for(ctx.session, intent.id)
+    app = _app_of(ctx, intent.customer, existing)
     if app is None:
         return Handled.NOT_OURS
-    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin)
+    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin, existing=existing)
     return Handled.DONE
 
 
@@ -345,10 +352,11 @@ def payment_intent_succeeded(ctx: HandlerContext) -> Handled:
 def payment_intent_failed(ctx: HandlerContext) -> Handled:
     """Record the failed attempt and alert the superadmins, once per PaymentIntent."""
     intent = PaymentIntent.from_stripe(ctx.object)
-    app = _app_of(ctx, intent.customer, payment_for(ctx.session, intent.id))
+    existing = payment_for(ctx.session, intent.id)
+    app = _app_of(ctx, intent.customer, existing)
     if app is None:
         return Handled.NOT_OURS
-    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin)
+    upsert_payment(ctx.session, app, intent, observed_at=ctx.event.created, origin=ctx.origin, existing=existing)
     audit.raise_alert(
         ctx.session, kind="payment_intent_failed", severity=AlertSeverity.WARNING, app_id=app.id,
         message=f"A payment of {app.name} failed ({intent.last_error_code or 'declined'}).",

@@ -29,12 +29,18 @@ def payment_for(session: Session, payment_intent_id: str) -> Optional[KernelPaym
     return session.scalar(select(KernelPayment).where(KernelPayment.stripe_payment_intent_id == payment_intent_id))
 
 
+_UNREAD: Any = object()
+
+
 def upsert_payment(session: Session, app: App, intent: PaymentIntent, *, observed_at: int, origin: Origin,
-                   invoice: Optional[KernelInvoice] = None, paid_at: Optional[datetime] = None) -> KernelPayment:
-    """Record what Stripe says about ``intent``; never moves a payment backwards."""
+                   invoice: Optional[KernelInvoice] = None, paid_at: Optional[datetime] = None,
+                   existing: Optional[KernelPayment] = _UNREAD) -> KernelPayment:
+    """Record what Stripe says about ``intent``; never moves a payment backwards.
+
+    ``existing``: the caller's ``payment_for(session, intent.id)`` in this transaction, not read again."""
     succeeded = intent.status == SUCCEEDED
     amount = intent.amount_received if succeeded and intent.amount_received else intent.amount
-    row = payment_for(session, intent.id)
+    row = payment_for(session, intent.id) if existing is _UNREAD else existing
     before = None
     if row is None:
         # Another worker may insert the same PaymentIntent meanwhile: then theirs is updated.

@@ -36,7 +36,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.engine import Engine
@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 
 from billing import audit, control, metrics
 from billing.audit import Origin
+from billing.db import WHOLE_OR_NOTHING
 from billing.models import Alert, AlertSeverity, ProcessedWebhook, WebhookStatus
 from billing.redaction import redact
 from billing.sync import UnknownPrice
@@ -139,16 +140,18 @@ def claim(session: Session, now: datetime, limit: int, event_ids: Optional[Seque
 
 def apply_pending(session: Session, gateway: Any, answers: dict[str, Answers], *, limit: int = 100,
                   budget: float = 0.05, smtp_configured: bool = False, event_ids: Optional[Sequence[str]] = None,
-                  retry_intervals: Sequence[int] = RETRY_INTERVALS) -> Pass:
+                  retry_intervals: Sequence[int] = RETRY_INTERVALS,
+                  someone_waits: Optional[Callable[[], bool]] = None) -> Pass:
     """Apply due events in one transaction of at most about ``budget`` seconds; the caller then makes
-    ``Pass.needs`` (with no transaction open) into ``answers`` and calls again.
+    ``Pass.needs`` (with no transaction open) into ``answers`` and calls again. ``someone_waits``: asked
+    between events, True ends the transaction there (a delivery waits for SQLite's write lock).
 
     This is the single entry point where Stripe's events change our tables. While billing is
     paused (``billing.control.holds_event``) an event stays ``received`` and is applied after the
     resume, in order, once.
     """
     options = dict(limit=limit, budget=budget, smtp_configured=smtp_configured, event_ids=event_ids,
-                   retry_intervals=retry_intervals)
+                   retry_intervals=retry_intervals, someone_waits=someone_waits)
     try:
         result = _pass(session, gateway, answers, savepoints=False, **options)
     except _Unsafe as unsafe:
@@ -163,11 +166,12 @@ def apply_pending(session: Session, gateway: Any, answers: dict[str, Answers], *
 
 def _pass(session: Session, gateway: Any, answers: dict[str, Answers], *, savepoints: bool, limit: int,
           budget: float, smtp_configured: bool, event_ids: Optional[Sequence[str]],
-          retry_intervals: Sequence[int]) -> Pass:
+          retry_intervals: Sequence[int], someone_waits: Optional[Callable[[], bool]]) -> Pass:
     started = time.monotonic()
     result = Pass()
     now = _now()
     applied: list[dict[str, Any]] = []
+    session.info[WHOLE_OR_NOTHING] = not savepoints  # without savepoints, any error reruns the batch with them
     try:
         rows = claim(session, now, limit, event_ids)
         result.claimed = len(rows)
@@ -175,7 +179,8 @@ def _pass(session: Session, gateway: Any, answers: dict[str, Answers], *, savepo
         # One read for the whole batch: while no pause is open (the common case) no event is held.
         paused = bool(rows) and control.open_pause(session) is not None
         for row in rows:
-            if (result.settled or result.needs) and time.monotonic() - started > budget:
+            if (result.settled or result.needs) and (time.monotonic() - started > budget
+                                                     or (someone_waits is not None and someone_waits())):
                 break  # the rest stay due: a short transaction matters more than a large batch
             with correlated(row.event_id):
                 status = _apply(session, gateway, row, answers, result, smtp_configured, retry_intervals, now,
@@ -194,6 +199,8 @@ def _pass(session: Session, gateway: Any, answers: dict[str, Answers], *, savepo
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.info.pop(WHOLE_OR_NOTHING, None)
     return result
 
 

@@ -107,3 +107,39 @@ def test_a_failing_event_is_recorded_and_its_batch_applied_once(app, client, acm
         settled = webhook_row(app, payload["id"])
         assert settled.status == WebhookStatus.PROCESSED and settled.attempts == 1
     assert len(audit_actions(app, last["id"])) == len(set(audit_actions(app, last["id"]))) > 0
+
+
+def test_an_insert_a_concurrent_writer_made_first_reruns_the_batch_and_is_settled_by_its_savepoint(
+        app, client, acme, middle):
+    # The batch runs without savepoints, so insert_once takes none either: the twin's row makes the
+    # batch fail as a whole, and the run with savepoints finds the twin as insert_once always did.
+    from billing.db import insert_once
+    from billing.models import PaymentOutcome
+    from datetime import datetime, timezone
+
+    def outcome(app_id: int) -> PaymentOutcome:
+        return PaymentOutcome(reference="ch_twin", app_id=app_id, stripe_payment_intent_id="pi_twin",
+                              outcome="succeeded", amount=100, currency="BRL",
+                              occurred_at=datetime(2027, 1, 1, tzinfo=timezone.utc))
+
+    with app.app_context():
+        from portal.extensions import db
+        db.session.add(outcome(acme.id))  # the twin, committed by "another worker"
+        db.session.commit()
+    seen: list[bool] = []
+
+    def inserts_the_same(ctx: HandlerContext) -> Handled:
+        seen.append(insert_once(ctx.session, outcome(acme.id)))
+        _audit(ctx, "customer.noted")
+        return Handled.DONE
+
+    middle(inserts_the_same)
+    first, mid, last = _batch(app, client)
+    apply_due(app)
+
+    assert seen == [True, False]  # first without a savepoint (refused at the flush), then with one
+    for payload in (first, mid, last):
+        row = webhook_row(app, payload["id"])
+        assert row.status == WebhookStatus.PROCESSED and row.attempts == 1
+    assert audit_actions(app, mid["id"]) == ["customer.noted"]
+    assert count(app, PaymentOutcome, PaymentOutcome.reference == "ch_twin") == 1
