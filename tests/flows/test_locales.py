@@ -94,3 +94,33 @@ def test_invoice_lines_read_in_the_readers_language(billing_app, owner, tenant, 
     assert "R$ 99,00" not in pages["en"].replace("\xa0", " ")  # one money format in English
     assert "Tempo não utilizado do Pro após" in pt and "Tempo restante do Enterprise após" in pt
     assert "Plano Pro, R$\xa099,00 por mês" in pt and "Unused time" not in pt
+
+
+def test_stripe_writes_a_pt_br_customer_s_lines_in_portuguese_and_our_pages_still_say_them_in_the_reader_s(
+        billing_app, owner, tenant, sandbox):
+    """The sandbox, like Stripe, writes proration lines in the customer's preferred language (pt-BR here); our
+    invoice page says our plans' lines itself, so an owner reading in English reads them in English."""
+    from tests.flows.test_plan_changes import halfway_through_the_period, preview_form, start_of_a_thirty_day_month
+    from tests.helpers.clients import subscribe
+
+    brazilian = browser_in(billing_app, "pt-BR")
+    AuthActions(brazilian).login(owner.email)
+    start_of_a_thirty_day_month(billing_app, sandbox)
+    subscribe(brazilian, tenant.id, "pro")
+    halfway_through_the_period(billing_app, sandbox, tenant.id)
+    _, form = preview_form(brazilian, tenant.id)
+    brazilian.post(f"/apps/{tenant.id}/billing/upgrade", data=form)
+
+    customer_id = customer_of(billing_app, tenant.id)
+    assert customer(sandbox, customer_id)["preferred_locales"] == ["pt-BR"]
+    written = [line.description for invoice in make_client(sandbox.url).v1.invoices.list({"customer": customer_id})
+               for line in invoice.lines.data]
+    assert any(text.startswith("Tempo não utilizado de Kernel Pro após") for text in written), written
+    assert any(text.startswith("Tempo restante de Kernel Enterprise após") for text in written), written
+
+    listing = brazilian.get(f"/apps/{tenant.id}/invoices").get_data(as_text=True)
+    ids = sorted(set(re.findall(rf"/apps/{tenant.id}/invoices/(\d+)", listing)), key=int)
+    brazilian.post("/language", data={"lang": "en", "next": "/dashboard"})
+    english = "".join(brazilian.get(f"/apps/{tenant.id}/invoices/{i}").get_data(as_text=True) for i in ids)
+    assert "Unused time on Pro after" in english and "Remaining time on Enterprise after" in english
+    assert "Tempo" not in english

@@ -116,3 +116,23 @@ def test_one_off_invoice(stripe_client):
     assert paid.status == "paid" and paid.amount_paid == 17500
     draft_to_delete = stripe_client.v1.invoices.create({"customer": cus.id, "currency": "brl"})
     assert stripe_client.v1.invoices.delete(draft_to_delete.id).deleted is True
+
+
+def test_the_hosted_invoice_page_speaks_the_customer_s_preferred_language(stripe_client, open_invoice):
+    """Stripe writes a hosted invoice in its customer's ``preferred_locales``; English for the others."""
+    stripe_client.v1.customers.update(open_invoice.customer, {"preferred_locales": ["pt-BR"]})
+    page = requests.get(open_invoice.hosted_invoice_url, timeout=10).text
+    assert '<html lang="pt-BR">' in page
+    for words in (f"Fatura {open_invoice.number}", "em aberto", "Emitida em", "Valor devido", "Valor pago",
+                  "Baixar PDF", "Informações do cartão", "Pagar R$ 99,00"):
+        assert words in page, words
+    assert "Amount due" not in page and "Card information" not in page
+    declined = requests.post(open_invoice.hosted_invoice_url, data={
+        "cardNumber": "4000 0000 0000 0002", "cardExpiry": "12 / 34", "cardCvc": "123", "billingName": "Ana"},
+        timeout=10)
+    assert declined.status_code == 402 and "Seu cartão foi recusado." in declined.text
+    paid = requests.post(open_invoice.hosted_invoice_url, data={
+        "cardNumber": "4242 4242 4242 4242", "cardExpiry": "12 / 34", "cardCvc": "123", "billingName": "Ana"},
+        timeout=10)
+    assert paid.status_code == 200 and "Pagamento recebido. Obrigado!" in paid.text
+    assert "Esta fatura foi paga." in paid.text and "Paga em" in paid.text
