@@ -443,6 +443,26 @@ def describe_web(args) -> str:
     return f"{workers} workers x {threads} threads, {kept or 'unlimited'} requests a kept-alive connection"
 
 
+def default_stack(workdir: Path, redis: Service, sandbox: Service, base_url: str) -> dict[str, str]:
+    """scripts/run's environment, on a fresh SQLite file in ``workdir``."""
+    metrics_dir = workdir / "metrics"
+    metrics_dir.mkdir()
+    return {
+        "PORTAL_ENV": "development", "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "REDIS_URL": redis.url, "SANDBOX_URL": sandbox.url,
+        "PORTAL_BASE_URL": base_url, "STRIPE_KERNEL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # 21 sign-ins from one address in a few seconds would meet the sign-in limit (20 a minute).
+        "RATELIMIT_DISABLED": "1",
+    }
+
+
+def prepare_database(env: dict[str, str]) -> None:
+    """The schema and the plans, as scripts/run prepares them."""
+    for command in (["db", "upgrade"], ["sync-plans"]):
+        subprocess.run([PYTHON, "-m", "flask", "--app", "wsgi", *command], cwd=ROOT, env={**os.environ, **env},
+                       check=True, capture_output=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=20, help="owners browsing at once")
@@ -471,23 +491,12 @@ def main() -> int:
         sandbox = start_sandbox(workdir / "sandbox", webhook_url=f"{base_url}/webhooks/kernel/stripe",
                                 webhook_secret=WEBHOOK_SECRET, log_path=logs / "sandbox.log")
         services.append(sandbox)
-        metrics_dir = workdir / "metrics"
-        metrics_dir.mkdir()
-        # scripts/run's environment, on a fresh SQLite file.
-        env = {
-            "PORTAL_ENV": "development", "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "REDIS_URL": redis.url, "SANDBOX_URL": sandbox.url,
-            "PORTAL_BASE_URL": base_url, "STRIPE_KERNEL_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            # 21 sign-ins from one address in a few seconds would meet the sign-in limit (20 a minute).
-            "RATELIMIT_DISABLED": "1",
-        }
+        env = default_stack(workdir, redis, sandbox, base_url)
         if args.test_clock:
             from sandbox.testing import SandboxControl
 
             env["STRIPE_TEST_CLOCK"] = SandboxControl(sandbox.url).create_clock(name="bench-pages")
-        for command in (["db", "upgrade"], ["sync-plans"]):
-            subprocess.run([PYTHON, "-m", "flask", "--app", "wsgi", *command], cwd=ROOT, env={**os.environ, **env},
-                           check=True, capture_output=True)
+        prepare_database(env)
         seeded = seed(env, sandbox.url, args.users, args.actions)
         services.append(start_worker({**os.environ, **env}, logs / "worker.log"))
         if args.keepalive_requests is not None:
