@@ -72,17 +72,24 @@ def test_every_owners_language_is_preferred_the_first_owners_first(billing_app, 
         session.rollback()
 
 
-def test_invoice_lines_read_in_the_readers_language(billing_app, owner, tenant, sandbox):
+def upgraded_halfway_through_a_month(billing_app, owner, tenant, sandbox, language: str):
+    """An owner browsing in ``language`` who subscribed to Pro and upgraded to Enterprise halfway through a thirty-day
+    month (proration lines on the invoice); returns their signed-in client."""
     from tests.flows.test_plan_changes import halfway_through_the_period, preview_form, start_of_a_thirty_day_month
     from tests.helpers.clients import subscribe
 
-    english = browser_in(billing_app, "en")
-    AuthActions(english).login(owner.email)
+    client = browser_in(billing_app, language)
+    AuthActions(client).login(owner.email)
     start_of_a_thirty_day_month(billing_app, sandbox)
-    subscribe(english, tenant.id, "pro")
+    subscribe(client, tenant.id, "pro")
     halfway_through_the_period(billing_app, sandbox, tenant.id)
-    _, form = preview_form(english, tenant.id)
-    english.post(f"/apps/{tenant.id}/billing/upgrade", data=form)
+    _, form = preview_form(client, tenant.id)
+    client.post(f"/apps/{tenant.id}/billing/upgrade", data=form)
+    return client
+
+
+def test_invoice_lines_read_in_the_readers_language(billing_app, owner, tenant, sandbox):
+    english = upgraded_halfway_through_a_month(billing_app, owner, tenant, sandbox, "en")
 
     listing = english.get(f"/apps/{tenant.id}/invoices").get_data(as_text=True)
     ids = sorted(set(re.findall(rf"/apps/{tenant.id}/invoices/(\d+)", listing)), key=int)
@@ -100,16 +107,7 @@ def test_stripe_writes_a_pt_br_customer_s_lines_in_portuguese_and_our_pages_stil
         billing_app, owner, tenant, sandbox):
     """The sandbox, like Stripe, writes proration lines in the customer's preferred language (pt-BR here); our
     invoice page says our plans' lines itself, so an owner reading in English reads them in English."""
-    from tests.flows.test_plan_changes import halfway_through_the_period, preview_form, start_of_a_thirty_day_month
-    from tests.helpers.clients import subscribe
-
-    brazilian = browser_in(billing_app, "pt-BR")
-    AuthActions(brazilian).login(owner.email)
-    start_of_a_thirty_day_month(billing_app, sandbox)
-    subscribe(brazilian, tenant.id, "pro")
-    halfway_through_the_period(billing_app, sandbox, tenant.id)
-    _, form = preview_form(brazilian, tenant.id)
-    brazilian.post(f"/apps/{tenant.id}/billing/upgrade", data=form)
+    brazilian = upgraded_halfway_through_a_month(billing_app, owner, tenant, sandbox, "pt-BR")
 
     customer_id = customer_of(billing_app, tenant.id)
     assert customer(sandbox, customer_id)["preferred_locales"] == ["pt-BR"]
