@@ -13,6 +13,7 @@ request:
   the files of workers long gone.
 """
 
+import os
 import sys
 
 # Here, not in the hook: the hook runs in a signal handler, which may nest. metrics_files imports no model, so
@@ -20,6 +21,18 @@ import sys
 from billing import metrics_files
 
 worker_class = "scripts.graceful_worker.GracefulThreadWorker"
+# A page is CPU work under one GIL per process (docs/benchmarks.md, Pages): one process per core uses the cores;
+# two per core measured no better here (more CPU a page, the same tail). Threads serve the requests that wait on
+# Stripe (an action) meanwhile. WEB_CONCURRENCY, --workers and --threads override these.
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+threads = 4
+# A kept-alive connection is served by the worker that accepted it, for as long as it lives. Connections opened
+# while the server is idle mostly land on one worker (one served 11,576 requests and the other 808 in a run of
+# 20 browsers), so one core did the work. After this many requests on one connection the answer says
+# "Connection: close" (nginx's keepalive_requests); the client's next connection goes to whichever worker is
+# free to accept it first, which under load is the less busy one. WEB_KEEPALIVE_REQUESTS overrides it (0: no limit).
+KEEPALIVE_REQUESTS = int(os.environ.get("WEB_KEEPALIVE_REQUESTS", "50"))
+
 # The master waits this long for old workers to finish their requests before it kills them.
 graceful_timeout = 30
 
@@ -38,3 +51,9 @@ def post_fork(server, worker):
 
 def child_exit(server, worker):
     metrics_files.process_exited(worker.pid)
+
+
+def pre_request(worker, req):
+    worker.log.debug("%s %s", req.method, req.path)  # gunicorn's own pre_request, which this one replaces
+    if KEEPALIVE_REQUESTS and req.req_number >= KEEPALIVE_REQUESTS:
+        req.must_close = True

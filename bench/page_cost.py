@@ -25,8 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.pages import CROWD_PAGES, PASSWORD, WEBHOOK_SECRET, owner_paths, seed, uptime
-from scripts.services import PYTHON, ROOT, Service, start_redis, start_sandbox
+from bench.pages import (
+    CROWD_PAGES, PASSWORD, WEBHOOK_SECRET, default_stack, owner_paths, prepare_database, seed, uptime,
+)
+from scripts.services import Service, start_redis, start_sandbox
 
 PAGES = ("healthz", *CROWD_PAGES)
 
@@ -46,18 +48,8 @@ def main() -> int:
         services.append(redis)
         sandbox = start_sandbox(workdir / "sandbox", webhook_secret=WEBHOOK_SECRET)
         services.append(sandbox)
-        metrics_dir = workdir / "metrics"
-        metrics_dir.mkdir()
-        env = {
-            "PORTAL_ENV": "development", "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "REDIS_URL": redis.url, "SANDBOX_URL": sandbox.url,
-            "PORTAL_BASE_URL": "http://127.0.0.1:5000", "STRIPE_KERNEL_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        }
-        import subprocess
-
-        for command in (["db", "upgrade"], ["sync-plans"]):
-            subprocess.run([PYTHON, "-m", "flask", "--app", "wsgi", *command], cwd=ROOT, env={**os.environ, **env},
-                           check=True, capture_output=True)
+        env = default_stack(workdir, redis, sandbox, "http://127.0.0.1:5000")
+        prepare_database(env)
         owner = seed(env, sandbox.url, 1, 0)["owners"][0]
         os.environ.update(env)
         measure(owner, args.rounds, args.profile, args.sql)

@@ -1,32 +1,38 @@
 """Owner pages under a small crowd, and the plan actions one owner waits for (issue #16, findings 12 and 13).
 
-    .venv/bin/python -m bench.pages [--users 20] [--seconds 20] [--actions 5] [--workers 2] [--threads 4]
+    .venv/bin/python -m bench.pages [--users 20] [--seconds 20] [--actions 5]
+                                    [--workers N] [--threads N] [--keepalive-requests N]
 
 Starts the README's default stack as ``scripts/run`` does (``scripts/services.py``): Redis, the
 Stripe sandbox (its webhooks pointed at the portal), an RQ worker and gunicorn with
-``start_web``'s settings, on a fresh SQLite file. Seeds ``--users`` owners, each with an app on
-Pro in the sandbox and six paid invoices (the sandbox's ``bulk_seed``, mirrored in our tables,
-not timed) and two notices, and signs every owner in through the login form.
+gunicorn.conf.py's settings (or the flags given), on a fresh SQLite file. Seeds ``--users`` owners,
+each with an app on Pro in the sandbox and six paid invoices (the sandbox's ``bulk_seed``, mirrored
+in our tables, not timed) and two notices, and signs every owner in through the login form.
 
 Then, in one run:
 
 * **baseline**: one user (``/healthz``, then the owner pages one after the other) for a few seconds;
 * **crowd**: ``--users`` signed-in owners at once, each requesting its next page as soon as the
   last one answered (dashboard, billing, invoices, invoice detail, notices, in a loop) for
-  ``--seconds``; per page p50 / p95 / max and pages/s, beside the one-user figures;
+  ``--seconds``; per page p50 / p95 / max and pages/s, beside the one-user figures; each gunicorn
+  worker's share of a core meanwhile, and the CPU a page cost the workers;
+* **floor**: the same number of users on ``/healthz`` (no session, database or template);
 * **actions**: ``--actions`` fresh apps of one more owner go through subscribe -> Checkout,
   back from Checkout, upgrade preview and confirm, schedule and undo a downgrade, cancel and
   resume, alone on the server. Each action is timed as a browser waits for it: the POST, the
   redirect and the page it lands on (the Checkout page, for subscribe). Median and max per action,
   beside the billing page's own load in the same run.
 
-``uptime`` is printed before and after: the machine is shared, so only the side-by-side
-figures of one run compare. The load generator runs on the same cores as the server.
+The users of the baseline, crowd and floor are driven by ``bench.crowd`` (asyncio, raw HTTP/1.1 on
+kept-alive connections, in a process of its own), which prints its own CPU use: a few per cent of a
+core, so the server, not the client, is what is measured. ``uptime`` is printed before and after:
+the machine is shared, so only the side-by-side figures of one run compare.
 """
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import statistics
@@ -194,8 +200,6 @@ print(json.dumps(_seed({owners}, {action_apps}, {sandbox_url!r})))
     done = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"seeding failed:\n{done.stdout}{done.stderr}")
-    import json
-
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -317,6 +321,39 @@ def browse(browsers: list[tuple[Browser, dict[str, str]]], seconds: float, pages
     return timings
 
 
+def crowd(port: int, browsers: list[tuple[Browser, dict[str, str]]], seconds: float) -> dict:
+    """``browsers`` browsing at once for ``seconds`` (each page asked as soon as the last answered), driven by
+    ``bench.crowd`` in a process of its own: {"timings": {page: [ms]}, "errors": [...], "client_cpu_seconds",
+    "wall_seconds"}."""
+    spec = {"port": port, "seconds": seconds,
+            "users": [{"cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items()), "paths": paths}
+                      for browser, paths in browsers]}
+    done = subprocess.run([PYTHON, "-m", "bench.crowd"], cwd=ROOT, input=json.dumps(spec), capture_output=True,
+                          text=True, timeout=seconds + 120)
+    if done.returncode != 0:
+        raise RuntimeError(f"the load generator failed:\n{done.stderr}")
+    result = json.loads(done.stdout)
+    if result["errors"]:
+        print(f"  {len(result['errors'])} answers were not 200, e.g. {result['errors'][:3]}")
+    return result
+
+
+def worker_cpu(master_pid: int) -> dict[int, float]:
+    """CPU seconds used so far by each gunicorn worker (the master's children), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:  # ppid; utime and stime follow at 11 and 12
+            used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
@@ -396,13 +433,45 @@ def action_cycle(browser: Browser, app_id: int) -> dict[str, float]:
 # ---------------------------------------------------------------- main
 
 
+def describe_web(args) -> str:
+    """The workers and threads gunicorn runs with: the flags given, else gunicorn.conf.py's (scripts/run's)."""
+    namespace: dict = {}
+    exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)
+    workers = args.workers or namespace.get("workers", 1)
+    threads = args.threads or namespace.get("threads", 1)
+    kept = args.keepalive_requests if args.keepalive_requests is not None else namespace.get("KEEPALIVE_REQUESTS")
+    return f"{workers} workers x {threads} threads, {kept or 'unlimited'} requests a kept-alive connection"
+
+
+def default_stack(workdir: Path, redis: Service, sandbox: Service, base_url: str) -> dict[str, str]:
+    """scripts/run's environment, on a fresh SQLite file in ``workdir``."""
+    metrics_dir = workdir / "metrics"
+    metrics_dir.mkdir()
+    return {
+        "PORTAL_ENV": "development", "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "REDIS_URL": redis.url, "SANDBOX_URL": sandbox.url,
+        "PORTAL_BASE_URL": base_url, "STRIPE_KERNEL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # 21 sign-ins from one address in a few seconds would meet the sign-in limit (20 a minute).
+        "RATELIMIT_DISABLED": "1",
+    }
+
+
+def prepare_database(env: dict[str, str]) -> None:
+    """The schema and the plans, as scripts/run prepares them."""
+    for command in (["db", "upgrade"], ["sync-plans"]):
+        subprocess.run([PYTHON, "-m", "flask", "--app", "wsgi", *command], cwd=ROOT, env={**os.environ, **env},
+                       check=True, capture_output=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=20, help="owners browsing at once")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long the crowd browses")
     parser.add_argument("--actions", type=int, default=5, help="how many times each action is timed")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (scripts/run's default: 2)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (scripts/run's default: 4)")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's, as scripts/run)")
+    parser.add_argument("--threads", type=int, help="threads per worker (default: gunicorn.conf.py's)")
+    parser.add_argument("--keepalive-requests", type=int,
+                        help="requests per kept-alive connection (WEB_KEEPALIVE_REQUESTS; default gunicorn.conf.py's)")
     parser.add_argument("--test-clock", action="store_true",
                         help="run the portal on a sandbox test clock (STRIPE_TEST_CLOCK), as the test suite does")
     parser.add_argument("--no-crowd", action="store_true", help="time the actions only")
@@ -422,45 +491,42 @@ def main() -> int:
         sandbox = start_sandbox(workdir / "sandbox", webhook_url=f"{base_url}/webhooks/kernel/stripe",
                                 webhook_secret=WEBHOOK_SECRET, log_path=logs / "sandbox.log")
         services.append(sandbox)
-        metrics_dir = workdir / "metrics"
-        metrics_dir.mkdir()
-        # scripts/run's environment, on a fresh SQLite file.
-        env = {
-            "PORTAL_ENV": "development", "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "REDIS_URL": redis.url, "SANDBOX_URL": sandbox.url,
-            "PORTAL_BASE_URL": base_url, "STRIPE_KERNEL_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            # 21 sign-ins from one address in a few seconds would meet the sign-in limit (20 a minute).
-            "RATELIMIT_DISABLED": "1",
-        }
+        env = default_stack(workdir, redis, sandbox, base_url)
         if args.test_clock:
             from sandbox.testing import SandboxControl
 
             env["STRIPE_TEST_CLOCK"] = SandboxControl(sandbox.url).create_clock(name="bench-pages")
-        for command in (["db", "upgrade"], ["sync-plans"]):
-            subprocess.run([PYTHON, "-m", "flask", "--app", "wsgi", *command], cwd=ROOT, env={**os.environ, **env},
-                           check=True, capture_output=True)
+        prepare_database(env)
         seeded = seed(env, sandbox.url, args.users, args.actions)
         services.append(start_worker({**os.environ, **env}, logs / "worker.log"))
-        services.append(start_web({**os.environ, **env}, port, logs / "web.log", workers=args.workers,
-                                  threads=args.threads))
-        print(f"stack up in {workdir} (gunicorn {args.workers} workers x {args.threads} threads, SQLite);"
+        if args.keepalive_requests is not None:
+            env["WEB_KEEPALIVE_REQUESTS"] = str(args.keepalive_requests)
+        web = start_web({**os.environ, **env}, port, logs / "web.log", workers=args.workers, threads=args.threads)
+        services.append(web)
+        print(f"stack up in {workdir} (gunicorn {describe_web(args)}, SQLite);"
               f" {len(seeded['owners'])} owners seeded", flush=True)
 
-        crowd = []
+        crowd_of = []
         for owner in seeded["owners"]:
             browser = Browser(port)
             browser.sign_in(owner["email"])
-            crowd.append((browser, owner_paths(owner)))
+            browser.close()  # the load generator opens its own connections, with these cookies
+            crowd_of.append((browser, owner_paths(owner)))
 
-        # Warm-up: templates compiled, connections opened, in both workers.
-        browse(crowd[:4], 3.0)
+        # Warm-up: templates compiled, connections opened, in every worker.
+        crowd(port, crowd_of, 3.0)
         health = Browser(port)
         bare = [health.get("/healthz").ms for _ in range(300)]
-        alone = browse(crowd[:1], 2.0 if args.no_crowd else min(args.seconds, 8.0))
-        busy = alone if args.no_crowd else browse(crowd, args.seconds)
+        alone_seconds = 2.0 if args.no_crowd else min(args.seconds, 8.0)
+        alone = crowd(port, crowd_of[:1], alone_seconds)["timings"]
+        before = worker_cpu(web.process.pid)
+        busy_run = crowd(port, crowd_of[:1], 1.0) if args.no_crowd else crowd(port, crowd_of, args.seconds)
+        after = worker_cpu(web.process.pid)
+        busy = busy_run["timings"]
         # The floor: the same crowd on /healthz (no session, no database, no template) on the same server.
-        bare_crowd = [(Browser(port), {"healthz": "/healthz"}) for _ in range(len(crowd))]
-        floor = browse(bare_crowd, min(args.seconds, 8.0), pages=("healthz",))["healthz"]
+        floor_seconds = min(args.seconds, 8.0)
+        floor_run = crowd(port, [(Browser(port), {"healthz": "/healthz"}) for _ in range(len(crowd_of))], floor_seconds)
+        floor = floor_run["timings"]["healthz"]
 
         actor = Browser(port)
         actor.sign_in(seeded["actions"]["email"])
@@ -473,7 +539,7 @@ def main() -> int:
             service.stop()
     print("load after:", uptime())
 
-    print(f"\nPages, SQLite, gunicorn {args.workers}x{args.threads}, {os.cpu_count()} CPUs shared with the load"
+    print(f"\nPages, SQLite, gunicorn {describe_web(args)}, {os.cpu_count()} CPUs shared with the load"
           f" generator (and other work on this machine)\n")
     print(f"  /healthz, one user: p50 {pct(bare, .5):.1f} ms, p95 {pct(bare, .95):.1f} ms, max {max(bare):.1f} ms")
     print(f"\n{'page':<10} | {'1 user p50':>10} | {'p95':>6} | {f'{args.users} users p50':>13} | {'p95':>6} |"
@@ -487,10 +553,17 @@ def main() -> int:
     one_all = [v for values in alone.values() for v in values]
     print(f"{'all':<10} | {pct(one_all, .5):10.1f} | {pct(one_all, .95):6.1f} | {pct(everyone, .5):13.1f} |"
           f" {pct(everyone, .95):6.1f} | {max(everyone):6.0f} | {pct(everyone, .95) / pct(one_all, .95):8.1f}x")
-    print(f"\n1 user: {len(one_all) / min(args.seconds, 8.0):.0f} pages/s;"
-          f" {args.users} users: {len(everyone) / args.seconds:.0f} pages/s")
+    crowd_seconds = busy_run["wall_seconds"]
+    print(f"\n1 user: {len(one_all) / alone_seconds:.0f} pages/s;"
+          f" {args.users} users: {len(everyone) / crowd_seconds:.0f} pages/s")
     print(f"Floor, {args.users} users on /healthz: p50 {pct(floor, .5):.1f} ms, p95 {pct(floor, .95):.1f} ms,"
-          f" max {max(floor):.0f} ms, {len(floor) / min(args.seconds, 8.0):.0f} answers/s")
+          f" max {max(floor):.0f} ms, {len(floor) / floor_run['wall_seconds']:.0f} answers/s")
+    print(f"Load generator (one asyncio process): {busy_run['client_cpu_seconds'] / crowd_seconds:.0%} of a core"
+          f" during the crowd, {floor_run['client_cpu_seconds'] / floor_run['wall_seconds']:.0%} during the floor")
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    print("gunicorn workers' CPU during the crowd: "
+          + ", ".join(f"{seconds / crowd_seconds:.0%}" for seconds in sorted(spent.values(), reverse=True))
+          + f" of a core ({sum(spent.values()) * 1000 / max(1, len(everyone)):.1f} ms of CPU a page)")
 
     print(f"\nActions, one owner alone on the server, {args.actions} times each (POST + redirect + the page it"
           " lands on, ms):\n")

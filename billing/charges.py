@@ -156,10 +156,9 @@ def confirm(session: Session, gateway: StripeGateway, row: ChargeAttempt, origin
                 # The same parameters as the first call (Stripe compares them): the price it changed from; the
                 # item keeps its id through a price change.
                 before = dataclasses.replace(remote, price_id=details["from_price"])
-                updated, invoice = gateway.change_price_now(before, details["to_price"],
-                                                            proration_date=details["proration_date"],
-                                                            attempt=details["attempt"])
-                full = gateway.retrieve_subscription_in_full(updated.id)
+                full, invoice = gateway.change_price_now_in_full(before, details["to_price"],
+                                                                 proration_date=details["proration_date"],
+                                                                 attempt=details["attempt"])
         else:
             invoice = gateway.pay_invoice(target, attempt=details["attempt"],
                                           payment_method_id=details.get("payment_method"))

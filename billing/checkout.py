@@ -53,21 +53,18 @@ def fetch_checkout(gateway: StripeGateway, stripe_session_id: str, *, mode: str,
                    live_subscription_id: Optional[str]) -> CheckoutFetched:
     """Ask Stripe how the session ended and read what it made; a saved card is made the default here (keyed by
     the session, so a second completion replays it). Touches no table: callable with no transaction open."""
-    remote = gateway.retrieve_checkout_session(stripe_session_id)
-    if not remote.is_complete:
+    if mode == CheckoutMode.SUBSCRIPTION:
+        remote, full, invoice = gateway.retrieve_checkout_session_in_full(stripe_session_id)
+        if remote.is_complete and remote.subscription and full is not None:
+            return CheckoutFetched(remote, full, invoice, observed_at=int(clock.now().timestamp()))
         return CheckoutFetched(remote)
-    if mode == CheckoutMode.SUBSCRIPTION and remote.subscription:
-        full = gateway.retrieve_subscription_in_full(remote.subscription)
-        first = full[0].latest_invoice
-        invoice = gateway.retrieve_invoice(first) if first else None
-        return CheckoutFetched(remote, full, invoice, observed_at=int(clock.now().timestamp()))
-    if mode == CheckoutMode.SETUP and remote.setup_payment_method:
+    remote = gateway.retrieve_checkout_session(stripe_session_id)
+    if remote.is_complete and remote.setup_payment_method:
         customer = remote.customer or customer_id
         assert customer is not None
-        card = gateway.set_default_payment_method(customer, remote.setup_payment_method,
-                                                  subscription_id=live_subscription_id,
-                                                  change=f"checkout:{stripe_session_id}")
-        full = gateway.retrieve_subscription_in_full(live_subscription_id) if live_subscription_id else None
+        card, full = gateway.set_default_payment_method_in_full(customer, remote.setup_payment_method,
+                                                                live_subscription_id,
+                                                                change=f"checkout:{stripe_session_id}")
         return CheckoutFetched(remote, full, card=card, observed_at=int(clock.now().timestamp()))
     return CheckoutFetched(remote)
 

@@ -27,7 +27,7 @@ from billing.audit import Origin
 from billing.clock import business_date, business_day_start
 from billing.db import insert_once, insert_or_load
 from billing.errors import CardDeclined, InvalidRequest, NotFound
-from billing.gateway import Card, Invoice, StripeGateway, Subscription, SubscriptionSchedule
+from billing.gateway import Invoice, StripeGateway, SubscriptionState
 from billing.models import (
     Alert,
     AlertSeverity,
@@ -42,9 +42,7 @@ from billing.models import (
 from billing.notifications import NoticeKind, iso, notify_owners
 from billing.states import SubscriptionStatus
 from billing.sync import sync_invoice, sync_subscription, sync_subscription_from_gateway
-
-# A subscription as ``StripeGateway.retrieve_subscription_in_full`` answers it.
-SubscriptionState = tuple[Subscription, Optional[SubscriptionSchedule], Optional[Card]]
+from billing.webhooks.prefetch import asked_since
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +215,7 @@ def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContex
 def _refresh_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> Invoice:
     remote = ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id)
     sync_invoice(session, remote, observed_at=_unix(ctx.now), origin=ctx.origin,
-                 refetch=lambda: ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id))
+                 refetch=lambda since: asked_since(ctx.gateway, since).retrieve_invoice(invoice.stripe_invoice_id))
     return remote
 
 

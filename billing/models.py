@@ -252,6 +252,9 @@ class AppSubscription(Base):
     stripe_schedule_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
     # Unix time of the newest Stripe state applied; older events never overwrite newer state.
     stripe_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Wall-clock nanoseconds (time.time_ns()) when this row last took a new Stripe state: orders same-second
+    # writes, since an answer Stripe gave before it may predate that state (billing.sync, docs/webhooks.md).
+    stripe_synced_ns: Mapped[Optional[int]] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, onupdate=_utcnow)
 
@@ -330,6 +333,7 @@ class KernelInvoice(Base):
     paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
     stripe_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    stripe_synced_ns: Mapped[Optional[int]] = mapped_column(BigInteger)  # as AppSubscription's
     # Dunning of this invoice ended (paid, voided, or retries exhausted): the dunning job stops looking at it.
     dunning_closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     dunning_outcome: Mapped[Optional[DunningOutcome]] = mapped_column(_enum(DunningOutcome, "dunning_outcome"))

@@ -422,7 +422,7 @@ def heal(session: Session, gateway: StripeGateway, divergence: ReconciliationDiv
     else:
         remote = gateway.retrieve_invoice(divergence.stripe_id)
         result = sync_invoice(session, remote, observed_at=int(now.timestamp()), origin=origin,
-                              refetch=lambda: gateway.retrieve_invoice(divergence.stripe_id))
+                              refetch=lambda _since: gateway.retrieve_invoice(divergence.stripe_id))  # asked now
     if result.row is None:
         raise HealRefused(f"Stripe's object could not be applied ({result.outcome.value})")
     siblings = list(session.scalars(select(ReconciliationDivergence).where(

@@ -42,7 +42,7 @@ from billing.billing_details import stripe_address, stripe_tax_id
 from billing.checkout import complete_checkout, fetch_checkout
 from billing.customers import preferred_locales, stripe_locale
 from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest
-from billing.gateway import Card, Invoice, StripeGateway, Subscription, SubscriptionSchedule
+from billing.gateway import Invoice, StripeGateway, Subscription, SubscriptionState
 from billing.models import (
     AlertSeverity,
     App,
@@ -444,13 +444,12 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
     _check_proration_date(proration_date, now, remote)
     preview = _verified_preview(session, gateway, change, remote, proration_date)
     try:
-        updated, invoice = gateway.change_price_now(remote, change.to_price_id, proration_date=proration_date,
-                                                    attempt=attempt)
+        full, invoice = gateway.change_price_now_in_full(remote, change.to_price_id, proration_date=proration_date,
+                                                         attempt=attempt)
     except GatewayUnavailable as error:
         # The charging request may have reached Stripe: from here on, "nothing was charged" is not known.
         raise ChargeOutcomeUnknown(error.message, code=error.code, http_status=error.http_status,
                                    request_id=error.request_id) from error
-    full = gateway.retrieve_subscription_in_full(updated.id)
 
     observed_at = int(now.timestamp())
     row = _apply(session, full, observed_at, origin)
@@ -471,8 +470,7 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
     return UpgradeResult(row, invoice_row, charged)
 
 
-def _apply(session: Session, full: tuple[Subscription, Optional[SubscriptionSchedule], Optional[Card]],
-           observed_at: int, origin: Origin) -> AppSubscription:
+def _apply(session: Session, full: SubscriptionState, observed_at: int, origin: Origin) -> AppSubscription:
     """Write what Stripe answered after a change (its watermark keeps it from undoing a newer event); our row."""
     remote, schedule, card = full
     result = sync_subscription(session, remote, observed_at=observed_at, origin=origin, schedule=schedule, card=card)
@@ -558,8 +556,7 @@ def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_pl
 
         remote = gateway.retrieve_subscription(change.subscription_id)
         _check_remote_plan(change, remote)
-        gateway.schedule_price_change(remote, change.to_price_id, attempt=attempt)
-        full = gateway.retrieve_subscription_in_full(change.subscription_id)
+        full = gateway.schedule_price_change_in_full(remote, change.to_price_id, attempt=attempt)
 
         row = _apply(session, full, int(clock.now().timestamp()), origin)
         entry = _record(session, row, "subscription.downgrade_scheduled", before, origin)
@@ -622,8 +619,7 @@ def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, 
 
         if schedule_id:
             _release(gateway, schedule_id)
-        gateway.set_cancel_at_period_end(subscription_id, True, change=f"claim:{claim}")
-        full = gateway.retrieve_subscription_in_full(subscription_id)
+        full = gateway.set_cancel_at_period_end_in_full(subscription_id, True, change=f"claim:{claim}")
 
         row = _apply(session, full, int(clock.now().timestamp()), origin)
         entry = _record(session, row, "subscription.cancel_scheduled", before, origin)
@@ -649,8 +645,7 @@ def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin
         if period_end is not None and clock.now() >= period_end:
             raise Refused("period_over", "the period has ended; subscribe again")
 
-        gateway.set_cancel_at_period_end(subscription_id, False, change=f"claim:{claim}")
-        full = gateway.retrieve_subscription_in_full(subscription_id)
+        full = gateway.set_cancel_at_period_end_in_full(subscription_id, False, change=f"claim:{claim}")
 
         row = _apply(session, full, int(clock.now().timestamp()), origin)
         entry = _record(session, row, "subscription.resumed", before, origin)

@@ -9,7 +9,11 @@ keeps a watermark, the Unix time of the Stripe state it holds:
   a subscription back;
 * state observed in the *same second* is ambiguous (Stripe's ``created`` has
   one-second resolution), so the object is re-fetched from Stripe when the caller
-  can (``refetch``) and that answer applied.
+  can (``refetch``) and that answer applied. The answer must have been asked
+  after the row last changed (``stripe_synced_ns``, wall-clock nanoseconds): the
+  worker asks Stripe between two short transactions, and an owner's cancel may
+  commit in between, in the same second. An answer asked before it is asked again
+  (``billing.webhooks.prefetch.asked_since``), never applied.
 
 Status changes go through the state machine; an illegal one raises
 ``IllegalTransition`` before anything is modified. Every change writes an audit row.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Optional, TypeVar
@@ -101,7 +106,11 @@ def _locked(query):
     return query.with_for_update().execution_options(populate_existing=True)
 
 
-def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Callable[[], T]]) -> Optional[T]:
+# Asks Stripe for the object's present state, as of the wall-clock nanoseconds given (None: any answer) or later.
+Refetch = Callable[[Optional[int]], T]
+
+
+def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Refetch]) -> Optional[T]:
     """The state to apply to ``row``: ``remote``, Stripe's answer on a same-second tie, or None when stale."""
     if row is None or observed_at > row.stripe_watermark:
         return remote
@@ -109,7 +118,13 @@ def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Callable[[]
         log.info("ignoring stale state of %s (observed %s, holding %s)", getattr(remote, "id", "?"), observed_at,
                  row.stripe_watermark)
         return None
-    return refetch() if refetch is not None else remote
+    # Same second: only Stripe can say which came last, and only in an answer asked after our row last changed.
+    return refetch(row.stripe_synced_ns) if refetch is not None else remote
+
+
+def _changed(row: Any) -> None:
+    """Stamp ``row`` as holding a new Stripe state now (wall-clock: the billing clock may be a frozen test clock)."""
+    row.stripe_synced_ns = time.time_ns()
 
 
 def invoice_ahead(row: KernelInvoice, remote: Invoice) -> bool:
@@ -140,7 +155,7 @@ def sync_subscription(
     *,
     observed_at: int,
     origin: Origin,
-    refetch: Optional[Callable[[], Subscription]] = None,
+    refetch: Optional[Refetch[Subscription]] = None,
     schedule: Optional[SubscriptionSchedule] = None,
     card: Optional[Card] = None,
 ) -> SyncResult:
@@ -192,6 +207,7 @@ def sync_subscription(
     after = snapshot(row, SUBSCRIPTION_FIELDS)
     if before == after:
         return SyncResult(Outcome.UNCHANGED, row, remote)
+    _changed(row)
     session.flush()
     audit.record(session, action=f"subscription.{outcome.value}", object_type="app_subscription",
                  object_id=remote.id, app_id=app_id, before=before, after=after, origin=origin)
@@ -237,7 +253,7 @@ def sync_invoice(
     *,
     observed_at: int,
     origin: Origin,
-    refetch: Optional[Callable[[], Invoice]] = None,
+    refetch: Optional[Refetch[Invoice]] = None,
 ) -> SyncResult:
     """Bring our row for the invoice ``remote`` up to date (creating it when its customer is one of our apps)."""
     if remote.id is None:
@@ -293,6 +309,7 @@ def sync_invoice(
     after = snapshot(row, INVOICE_FIELDS)
     if before == after:
         return SyncResult(Outcome.UNCHANGED, row, remote)
+    _changed(row)
     session.flush()
     audit.record(session, action=f"invoice.{outcome.value}", object_type="kernel_invoice", object_id=remote.id,
                  app_id=row.app_id, before=before, after=after, origin=origin)

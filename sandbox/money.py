@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .locales import ENGLISH, interval_text
+
 ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf",
                 "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 
@@ -30,12 +32,9 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{sign}{symbol}{text}"
 
 
-def format_price(unit_amount: int, currency: str, recurring: dict | None) -> str:
-    """``"R$ 99,00 / month"``, ``"$120.00 every 3 months"``, or the bare amount."""
+def format_price(unit_amount: int, currency: str, recurring: dict | None, locale: str = ENGLISH) -> str:
+    """``"R$ 99,00 / month"`` (``"R$ 99,00 / mês"`` in pt-BR), ``"$120.00 every 3 months"``, or the bare amount."""
     text = format_amount(unit_amount, currency)
     if not recurring:
         return text
-    interval, count = recurring.get("interval"), recurring.get("interval_count") or 1
-    if count == 1:
-        return f"{text} / {interval}"
-    return f"{text} every {count} {interval}s"
+    return interval_text(text, recurring, locale)

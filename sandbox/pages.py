@@ -13,7 +13,8 @@ from typing import Any
 from flask import Blueprint, Response, redirect, render_template, request
 
 from . import cards
-from .clock import human_date, iso_date
+from .clock import iso_date
+from .locales import ENGLISH, checkout_locale, customer_locale, human_date, text
 from .errors import CardError, StripeError
 from .money import format_amount, format_price
 from .pdf import invoice_pdf
@@ -21,8 +22,41 @@ from .resources import checkout_sessions, invoices, payment_methods
 
 pages = Blueprint("pages", __name__, template_folder="templates")
 
-AUTH_FAILED = ("We are unable to authenticate your payment method. Please choose a different payment method "
-               "and try again.")
+
+@pages.app_context_processor
+def _english_by_default() -> dict[str, Any]:
+    # Pages render in English unless they pass their own ``t`` and ``lang`` (the Checkout page, in its locale).
+    return {"t": lambda key, **fields: text(key, ENGLISH, **fields), "lang": ENGLISH}
+
+
+def _locale(session: dict[str, Any]) -> str:
+    """The language of a Checkout Session's pages, as Stripe picks it (``locale``; ``auto``: the browser's)."""
+    return checkout_locale(session.get("locale"), request.accept_languages.values())
+
+
+def _translator(locale: str) -> dict[str, Any]:
+    return {"t": lambda key, **fields: text(key, locale, **fields), "lang": locale}
+
+
+def _card_message(error: CardError, locale: str) -> str:
+    """A card error as Checkout shows it, in the page's language (Stripe's English message for a code the
+    sandbox has no translation of)."""
+    if locale == ENGLISH:
+        return error.message
+    for code in (error.decline_code, error.code):
+        key = CARD_MESSAGE_KEYS.get(code or "")
+        if key:
+            return text(key, locale)
+    return error.message
+
+
+CARD_MESSAGE_KEYS = {
+    "insufficient_funds": "insufficient_funds", "expired_card": "expired_card", "incorrect_number": "incorrect_number",
+    "invalid_cvc": "invalid_cvc", "invalid_expiry_month": "expiry_invalid", "invalid_expiry_year": "expiry_invalid",
+    "card_declined": "card_declined", "generic_decline": "card_declined", "lost_card": "card_declined",
+    "stolen_card": "card_declined", "authentication_required": "card_declined",
+    "authentication_failed": "authentication_failed",
+}
 
 
 def _box():
@@ -36,40 +70,41 @@ class SessionClosed(Exception):
 
 
 # -- card form ---------------------------------------------------------------------------------
-def _read_card_form(now: int, need_email: bool) -> tuple[dict[str, str], dict[str, str], cards.CardDetails | None]:
+def _read_card_form(now: int, need_email: bool,
+                    locale: str = ENGLISH) -> tuple[dict[str, str], dict[str, str], cards.CardDetails | None]:
     """Validate the posted card form; returns (values to re-show, field errors, card details)."""
     form = {key: (request.form.get(key) or "").strip() for key in ("email", "billingName", "cardExpiry")}
     number = cards.normalize_number(request.form.get("cardNumber") or "")
     cvc = (request.form.get("cardCvc") or "").strip()
     errors: dict[str, str] = {}
     if need_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", form["email"]):
-        errors["email"] = "Your email address is invalid." if form["email"] else "Enter your email address."
+        errors["email"] = text("email_invalid", locale) if form["email"] else text("email_missing", locale)
     if not number:
-        errors["cardNumber"] = "Your card number is incomplete."
+        errors["cardNumber"] = text("number_incomplete", locale)
     elif not cards.luhn_ok(number):
-        errors["cardNumber"] = "Your card number is invalid."
+        errors["cardNumber"] = text("number_invalid", locale)
     moment = datetime.fromtimestamp(now, tz=timezone.utc)
     match = re.fullmatch(r"(\d{1,2})\s*/\s*(\d{2}|\d{4})", form["cardExpiry"])
     month = year = 0
     if not match:
-        errors["cardExpiry"] = "Your card's expiration date is incomplete."
+        errors["cardExpiry"] = text("expiry_incomplete", locale)
     else:
         month, year = int(match.group(1)), int(match.group(2))
         year = year + 2000 if year < 100 else year
         if not 1 <= month <= 12:
-            errors["cardExpiry"] = "Your card's expiration date is invalid."
+            errors["cardExpiry"] = text("expiry_invalid", locale)
         elif (year, month) < (moment.year, moment.month):
-            errors["cardExpiry"] = "Your card's expiration year is in the past."
+            errors["cardExpiry"] = text("expiry_past", locale)
     if not re.fullmatch(r"\d{3,4}", cvc):
-        errors["cardCvc"] = "Your card's security code is incomplete."
+        errors["cardCvc"] = text("cvc_incomplete", locale)
     if not form["billingName"]:
-        errors["billingName"] = "Enter the name on your card."
+        errors["billingName"] = text("name_missing", locale)
     if errors:
         return form, errors, None
     try:
         details = cards.check_card(number, month, year, cvc, moment.year, moment.month)
     except CardError as error:
-        return form, {"_card": error.message}, None
+        return form, {"_card": _card_message(error, locale)}, None
     return form, errors, details
 
 
@@ -79,7 +114,7 @@ def _success_url(session: dict[str, Any]) -> str | None:
 
 
 # -- checkout ---------------------------------------------------------------------------------------
-def _summary(ctx, session: dict[str, Any]) -> dict[str, Any]:
+def _summary(ctx, session: dict[str, Any], locale: str = ENGLISH) -> dict[str, Any]:
     extra = ctx.db.extra(session["id"])
     items = extra.get("line_items") or []
     lines = []
@@ -87,36 +122,36 @@ def _summary(ctx, session: dict[str, Any]) -> dict[str, Any]:
     for item in items:
         price = item["price"]
         lines.append({"name": item["description"], "quantity": item["quantity"],
-                      "detail": format_price(price["unit_amount"], price["currency"], price["recurring"]),
+                      "detail": format_price(price["unit_amount"], price["currency"], price["recurring"], locale),
                       "amount": format_amount(item["amount_total"], price["currency"])})
     currency = session.get("currency") or (items[0]["currency"] if items else "usd")
     total = sum(item["amount_total"] for item in items)
     mode = session["mode"]
     if mode == "subscription" and items:
         first = items[0]["price"]
-        label = format_price(total, currency, first["recurring"])
+        label = format_price(total, currency, first["recurring"], locale)
         sub_data = extra.get("subscription_data") or {}
         days = sub_data.get("trial_period_days")
         if sub_data.get("trial_end"):
-            trial_label = f"Free trial until {human_date(sub_data['trial_end'])}, then {label}"
-            price_label = f"{'%s days' % days if days else 'Trial'} free" if days else "Free trial"
+            trial_label = text("trial_until", locale, date=human_date(sub_data["trial_end"], locale), price=label)
+            price_label = text("days_free", locale, days=days) if days else text("free_trial", locale)
         elif days:
-            price_label = f"{days} days free"
-            trial_label = f"Then {label}"
+            price_label = text("days_free", locale, days=days)
+            trial_label = text("then", locale, price=label)
         else:
             price_label = label
-        headline = f"Subscribe to {items[0]['description']}"
-        button = "Start trial" if (days or sub_data.get("trial_end")) else "Pay and subscribe"
-        total_label = "Total due today"
+        headline = text("subscribe_to", locale, name=items[0]["description"])
+        button = text("start_trial" if (days or sub_data.get("trial_end")) else "pay_and_subscribe", locale)
+        total_label = text("total_due_today", locale)
         total_text = format_amount(0 if (days or sub_data.get("trial_end")) else total, currency)
     elif mode == "payment":
-        headline = "Pay"
+        headline = text("pay", locale)
         price_label = format_amount(total, currency)
-        button = f"Pay {price_label}"
-        total_label, total_text = "Total due", price_label
+        button = text("pay_amount", locale, amount=price_label)
+        total_label, total_text = text("total_due", locale), price_label
     else:
-        headline = "Save a card for future payments"
-        button = "Save card"
+        headline = text("save_card_headline", locale)
+        button = text("save_card", locale)
         total_label, total_text = "", ""
     return {"lines": lines, "price_label": price_label, "trial_label": trial_label, "headline": headline,
             "button": button, "total_label": total_label, "total": total_text, "title": headline}
@@ -131,9 +166,11 @@ def _render_checkout(ctx, session: dict[str, Any], *, form: dict[str, str] | Non
     if email:
         values["email"] = email
     state = session["status"] if session["status"] in ("complete", "expired") else "open"
+    locale = _locale(session)
     html = render_template("checkout.html", session=session, state=state, form=values, errors=errors or {},
                            error=error, email_locked=bool(email), action=f"/checkout/{session['id']}",
-                           success_url=_success_url(session), **_summary(ctx, session))
+                           success_url=_success_url(session), **_summary(ctx, session, locale),
+                           **_translator(locale))
     return Response(html, status=status, mimetype="text/html")
 
 
@@ -168,7 +205,7 @@ def checkout_page(session_id: str) -> Response:
 
 def _complete(session_id: str, details: cards.CardDetails, email: str | None, name: str | None,
               authenticated: bool) -> tuple[str, Any]:
-    """Run the checkout in one transaction: ("done", session) | ("closed", None) | ("declined", message)."""
+    """Run the checkout in one transaction: ("done", session) | ("closed", None) | ("declined", CardError)."""
     box = _box()
     try:
         with box.unit_of_work(request.host_url, subjects=[session_id]) as ctx:
@@ -184,21 +221,23 @@ def _complete(session_id: str, details: cards.CardDetails, email: str | None, na
     except SessionClosed:
         return "closed", None
     except CardError as error:
-        return "declined", error.message
+        return "declined", error
 
 
 def _after(session_id: str, outcome: str, value: Any, form: dict[str, str]) -> Response:
+    """``value``: the completed session, or the ``CardError`` that declined it."""
     if outcome == "done":
         target = _success_url(value)
         if target:
             return redirect(target, code=303)
-        return Response(render_template("done.html", title="Done", message="Thanks! This checkout is complete."),
-                        mimetype="text/html")
+        locale = _locale(value)
+        return Response(render_template("done.html", title=text("done_title", locale), message=text("done", locale),
+                                        **_translator(locale)), mimetype="text/html")
     with _box().reading(request.host_url, subjects=[session_id]) as ctx:
         session = _load_session(ctx, session_id)
         if outcome == "closed":
             return _render_checkout(ctx, session, status=409)
-        return _render_checkout(ctx, session, form=form, error=value, status=402)
+        return _render_checkout(ctx, session, form=form, error=_card_message(value, _locale(session)), status=402)
 
 
 @pages.post("/checkout/<session_id>")
@@ -214,7 +253,7 @@ def checkout_submit(session_id: str) -> Response:
             return _render_checkout(ctx, session, status=409)
         customer = ctx.db.get(session["customer"]) if session.get("customer") else None
         need_email = not ((customer or {}).get("email") or session.get("customer_email"))
-        form, errors, details = _read_card_form(ctx.now, need_email)
+        form, errors, details = _read_card_form(ctx.now, need_email, _locale(session))
         if details is None:
             message = errors.pop("_card", None)
             return _render_checkout(ctx, session, form=form, errors=errors, error=message,
@@ -238,10 +277,11 @@ def _start_authentication(session_id: str, details: cards.CardDetails, email: st
             "country": details.country, "exp_month": details.exp_month, "exp_year": details.exp_year,
             "fingerprint": details.fingerprint, "email": email, "name": name}
         ctx.db.save(session, extra=extra)
-        summary = _summary(ctx, session)
+        locale = _locale(session)
+        summary = _summary(ctx, session, locale)
     amount = summary["total"] or summary["price_label"] or ""
     html = render_template("threeds.html", amount=amount, brand=details.brand.title(), last4=details.last4,
-                           action=f"/checkout/{session_id}/3ds")
+                           action=f"/checkout/{session_id}/3ds", **_translator(locale))
     return Response(html, mimetype="text/html")
 
 
@@ -261,7 +301,8 @@ def checkout_authenticate(session_id: str) -> Response:
             extra = ctx.db.extra(session_id)
             extra.pop("pending_authentication", None)
             ctx.db.save(session, extra=extra)
-        return _after(session_id, "declined", AUTH_FAILED, form)
+        return _after(session_id, "declined", CardError(text("authentication_failed"), code="authentication_failed"),
+                      form)
     details = cards.CardDetails(pending["card"], pending["brand"], pending["last4"], pending["funding"],
                                 pending["country"], pending["exp_month"], pending["exp_year"], pending["fingerprint"])
     outcome, value = _complete(session_id, details, pending.get("email"), pending.get("name"), authenticated=True)
@@ -272,7 +313,10 @@ def checkout_authenticate(session_id: str) -> Response:
 def _render_invoice(ctx, inv: dict[str, Any], *, form: dict[str, str] | None = None,
                     errors: dict[str, str] | None = None, error: str | None = None, message: str | None = None,
                     status: int = 200) -> Response:
+    """``message``: a key of ``locales.TEXTS``; ``error``: a card error already in the page's language."""
     currency = inv["currency"]
+    # Stripe writes a hosted invoice in its customer's preferred language.
+    locale = customer_locale(ctx.db.get(inv["customer"]) if inv.get("customer") else None)
     lines = []
     for line in inv["lines"]["data"]:
         period = line.get("period") or {}
@@ -281,13 +325,14 @@ def _render_invoice(ctx, inv: dict[str, Any], *, form: dict[str, str] | None = N
                       if period.get("start") else ""})
     html = render_template(
         "invoice.html", invoice=inv, lines=lines, form=form or {"cardExpiry": "", "billingName": ""},
-        errors=errors or {}, error=error, message=message, action=f"/invoice/{inv['id']}",
-        pdf_url=f"/invoice/{inv['id']}/pdf", created=human_date(inv["created"]),
-        paid_at=human_date(inv["status_transitions"]["paid_at"] or inv["created"]),
+        action=f"/invoice/{inv['id']}",
+        pdf_url=f"/invoice/{inv['id']}/pdf", created=human_date(inv["created"], locale),
+        paid_at=human_date(inv["status_transitions"]["paid_at"] or inv["created"], locale),
         subtotal=format_amount(inv["subtotal"], currency), amount_due=format_amount(inv["amount_due"], currency),
         amount_paid=format_amount(inv["amount_paid"], currency),
         amount_remaining=format_amount(inv["amount_remaining"], currency),
-        starting_balance=format_amount(inv["starting_balance"], currency) if inv["starting_balance"] else None)
+        starting_balance=format_amount(inv["starting_balance"], currency) if inv["starting_balance"] else None,
+        message=text(message, locale) if message else None, error=error, errors=errors or {}, **_translator(locale))
     return Response(html, status=status, mimetype="text/html")
 
 
@@ -303,8 +348,7 @@ def invoice_page(invoice_id: str) -> Response:
         inv = _load_invoice(ctx, invoice_id)
         if inv is None:
             return _not_found("invoice")
-        message = "Payment received. Thank you!" if request.args.get("paid") else None
-        return _render_invoice(ctx, inv, message=message)
+        return _render_invoice(ctx, inv, message="payment_received" if request.args.get("paid") else None)
 
 
 @pages.post("/invoice/<invoice_id>")
@@ -317,10 +361,11 @@ def invoice_pay(invoice_id: str) -> Response:
             return _not_found("invoice")
         if inv["status"] not in ("open", "uncollectible"):
             return _render_invoice(ctx, inv, status=409)
-        form, errors, details = _read_card_form(ctx.now, need_email=False)
+        locale = customer_locale(ctx.db.get(inv["customer"]) if inv.get("customer") else None)
+        form, errors, details = _read_card_form(ctx.now, need_email=False, locale=locale)
         if details is None:
-            message = errors.pop("_card", None)
-            return _render_invoice(ctx, inv, form=form, errors=errors, error=message, status=402 if message else 400)
+            declined = errors.pop("_card", None)
+            return _render_invoice(ctx, inv, form=form, errors=errors, error=declined, status=402 if declined else 400)
     error: StripeError | None = None
     try:
         with box.unit_of_work(request.host_url, subjects=[invoice_id]) as ctx:
@@ -336,7 +381,8 @@ def invoice_pay(invoice_id: str) -> Response:
     if error is None:
         return redirect(f"/invoice/{invoice_id}?paid=1", code=303)
     with box.reading(request.host_url, subjects=[invoice_id]) as ctx:
-        return _render_invoice(ctx, _load_invoice(ctx, invoice_id), form=form, error=error.message, status=402)
+        return _render_invoice(ctx, _load_invoice(ctx, invoice_id), form=form, status=402,
+                               error=_card_message(error, locale) if isinstance(error, CardError) else error.message)
 
 
 @pages.get("/invoice/<invoice_id>/pdf")

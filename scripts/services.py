@@ -180,10 +180,15 @@ def start_worker(env: dict, log_path: Path | None = None) -> Service:
     return Service("worker", process)
 
 
-def start_web(env: dict, port: int, log_path: Path | None = None, workers: int = 2, threads: int = 4,
-              probe: str = "/readyz") -> Service:
-    command = [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-               "--threads", str(threads), "--access-logfile", "-", "wsgi:app"]
+def start_web(env: dict, port: int, log_path: Path | None = None, workers: int | None = None,
+              threads: int | None = None, probe: str = "/readyz") -> Service:
+    """gunicorn on ``port``; its workers and threads are gunicorn.conf.py's unless given here (a test, a benchmark)."""
+    command = [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--access-logfile", "-"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    command.append("wsgi:app")
     process = _spawn(command, log_path, env=env)
     url = f"http://127.0.0.1:{port}"
     # Ready, not merely up: /readyz answers 200 once the database, Redis and the gateway answer too

@@ -92,17 +92,21 @@ def test_older_state_never_overwrites_newer(session):
     assert result.row.stripe_watermark == 200
 
 
-def test_a_tie_is_settled_by_asking_stripe(session):
-    sync_subscription(session, remote_subscription(status="active"), observed_at=100, origin=ORIGIN)
+def test_a_tie_is_settled_by_asking_stripe_after_the_row_last_changed(session):
+    first = sync_subscription(session, remote_subscription(status="active"), observed_at=100, origin=ORIGIN)
+    changed_at = first.row.stripe_synced_ns
+    assert changed_at is not None
     asked = []
 
-    def refetch():
-        asked.append(True)
+    def refetch(since):
+        asked.append(since)
         return remote_subscription(status="past_due")
 
     result = sync_subscription(session, remote_subscription(status="active"), observed_at=100, origin=ORIGIN,
                                refetch=refetch)
-    assert asked and result.row.status == SubscriptionStatus.PAST_DUE
+    # Asked for an answer no older than the row's last change, and stamped anew by the change it made.
+    assert asked == [changed_at] and result.row.status == SubscriptionStatus.PAST_DUE
+    assert result.row.stripe_synced_ns > changed_at
 
 
 def test_an_illegal_transition_raises_and_changes_nothing(session):
@@ -210,7 +214,7 @@ def test_an_invoice_state_further_along_in_the_same_second_is_applied_without_as
     sync_invoice(session, remote_invoice(status="open"), observed_at=100, origin=ORIGIN)
     asked = []
 
-    def refetch():
+    def refetch(since):
         asked.append(True)
         return remote_invoice(status="paid", amount_paid=9900)
 
@@ -226,3 +230,15 @@ def test_an_invoice_state_further_along_in_the_same_second_is_applied_without_as
     asked.clear()
     result = sync_invoice(session, remote_invoice(status="open"), observed_at=100, origin=ORIGIN, refetch=refetch)
     assert result.row.status == "paid"
+
+
+def test_an_invoice_tie_asks_stripe_for_an_answer_newer_than_the_row_s_last_change(session):
+    changed_at = sync_invoice(session, remote_invoice(status="open"), observed_at=10, origin=ORIGIN).row.stripe_synced_ns
+    asked = []
+
+    def refetch(since):
+        asked.append(since)
+        return remote_invoice(status="paid", amount_paid=9900)
+
+    result = sync_invoice(session, remote_invoice(status="open"), observed_at=10, origin=ORIGIN, refetch=refetch)
+    assert asked == [changed_at] and result.row.status == "paid"

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from billing.gateway.stripe_gateway import StripeGateway, pay_invoice_key, upgrade_key  # noqa: F401
+from billing.gateway.stripe_gateway import (  # noqa: F401 (re-exported)
+    StripeGateway,
+    SubscriptionState,
+    pay_invoice_key,
+    upgrade_key,
+)
 from billing.gateway.types import (  # noqa: F401 (re-exported)
     Card,
     CheckoutSession,

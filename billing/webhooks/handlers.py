@@ -53,7 +53,7 @@ from billing.sync import (
     sync_subscription,
 )
 from billing.webhooks.events import Event
-from billing.webhooks.prefetch import Call
+from billing.webhooks.prefetch import Call, asked_since
 from billing.webhooks.payments import (
     payment_for,
     payment_from_charge,
@@ -160,7 +160,7 @@ def _apply_subscription(ctx: HandlerContext, remote: Subscription, row: Optional
     method = remote.default_payment_method
     if method and (row is None or row.payment_method_id != method or row.card_last4 is None):
         card = ctx.gateway.retrieve_card(method)
-    refetch = (lambda: ctx.gateway.retrieve_subscription(remote.id)) if ask_on_tie else None
+    refetch = (lambda since: asked_since(ctx.gateway, since).retrieve_subscription(remote.id)) if ask_on_tie else None
     return sync_subscription(ctx.session, remote, observed_at=ctx.event.created, origin=ctx.origin,
                              refetch=refetch, schedule=schedule, card=card)
 
@@ -184,10 +184,13 @@ def _catch_up(ctx: HandlerContext, row: AppSubscription, target: SubscriptionSta
 
 def apply_stripe_subscription(ctx: HandlerContext, subscription_id: str) -> SyncResult:
     """Fetch the subscription from Stripe and apply that (the freshest truth) at this event's time."""
-    truth = ctx.gateway.retrieve_subscription(subscription_id)
     row = _subscription_row(ctx.session, subscription_id)
     if row is not None and ctx.event.created < row.stripe_watermark:
         return SyncResult(Outcome.STALE, row)
+    # Applied at the event's time, which may be our row's second: the truth must be asked after the row last
+    # changed, or an answer asked just before the owner's same-second cancel would undo it (billing.sync).
+    truth = asked_since(ctx.gateway, row.stripe_synced_ns if row is not None else None).retrieve_subscription(
+        subscription_id)
     if row is not None and not can_transition(row.status, SubscriptionStatus(truth.status)):
         log.info("%s: catching %s up from %s to Stripe's %s", ctx.event.type, subscription_id, row.status,
                  truth.status)
@@ -225,7 +228,7 @@ def _sync_invoice(ctx: HandlerContext) -> SyncResult:
     if remote.id is None:
         return SyncResult(Outcome.NOT_OURS)
     return sync_invoice(ctx.session, remote, observed_at=ctx.event.created, origin=ctx.origin,
-                        refetch=lambda: ctx.gateway.retrieve_invoice(remote.id))
+                        refetch=lambda since: asked_since(ctx.gateway, since).retrieve_invoice(remote.id))
 
 
 @handles("invoice.created", "invoice.finalized", "invoice.updated", "invoice.voided", "invoice.marked_uncollectible")

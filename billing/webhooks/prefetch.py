@@ -11,11 +11,18 @@ no transaction open, keeps the answer, and runs the handler again, now one answe
 further. Handlers are deterministic given the tables and Stripe's answers, so the
 second run does what the first would have done. Writes (an idempotency key on each)
 are made once, outside the transaction, and their answer replayed the same way.
+
+An answer is kept with the wall-clock time it was asked. Between the ask and the
+next run other writers may commit (the owner cancels in that moment), so a handler
+that needs Stripe's state *as of now* (a same-second tie, ``billing.sync``) asks
+through ``asked_since``: an answer asked before the row's last change is dropped
+and asked again.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any, Hashable, Optional
 
 # Plain attributes and calls that never reach Stripe: passed straight through.
 _LOCAL = frozenset({"livemode", "sandbox", "describe"})
@@ -64,29 +71,37 @@ class StripeNeeded(BaseException):
 
 
 class Answers:
-    """Stripe's answers gathered for one event (results, and errors to raise again)."""
+    """Stripe's answers gathered for one event (results, and errors to raise again), with when each was asked."""
 
     def __init__(self) -> None:
-        self._answers: dict[Hashable, tuple[bool, Any]] = {}
+        self._answers: dict[Hashable, tuple[bool, Any, int]] = {}
+        self._asked = 0
 
     def __len__(self) -> int:
-        return len(self._answers)
+        # Calls made, asked again ones included: the applier's bound on calls per event bounds re-asking too.
+        return self._asked
 
     def __contains__(self, call: object) -> bool:
         return isinstance(call, Call) and call.key in self._answers
 
     def fetch(self, gateway: Any, call: Call) -> None:
         """Make ``call`` now (no transaction may be open) and keep its answer or its error."""
+        asked = time.time_ns()  # before the request: the answer is at least as new as this
+        self._asked += 1
         try:
-            self._answers[call.key] = (True, call.make(gateway))
+            self._answers[call.key] = (True, call.make(gateway), asked)
         except Exception as error:  # noqa: BLE001 - replayed to the handler, which decides
-            self._answers[call.key] = (False, error)
+            self._answers[call.key] = (False, error, asked)
 
-    def answer(self, call: Call) -> Any:
+    def answer(self, call: Call, since_ns: Optional[int] = None) -> Any:
+        """The kept answer to ``call``; ``StripeNeeded`` if there is none, or it was asked before ``since_ns``."""
         found = self._answers.get(call.key)
+        if found is not None and since_ns is not None and found[2] < since_ns:
+            del self._answers[call.key]  # older than what the row holds: ask again
+            found = None
         if found is None:
             raise StripeNeeded(call)
-        ok, value = found
+        ok, value, _asked = found
         if not ok:
             raise value
         return value
@@ -95,9 +110,14 @@ class Answers:
 class Prefetched:
     """The gateway as handlers see it while a transaction is open: answers only from ``answers``."""
 
-    def __init__(self, gateway: Any, answers: Answers):
+    def __init__(self, gateway: Any, answers: Answers, since_ns: Optional[int] = None):
         self._gateway = gateway
         self._answers = answers
+        self._since_ns = since_ns
+
+    def since(self, since_ns: Optional[int]) -> "Prefetched":
+        """This gateway, answering only with answers asked at or after ``since_ns`` (wall-clock ns)."""
+        return Prefetched(self._gateway, self._answers, since_ns)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._gateway, name)
@@ -105,7 +125,16 @@ class Prefetched:
             return value
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._answers.answer(Call.of(name, *args, **kwargs))
+            return self._answers.answer(Call.of(name, *args, **kwargs), self._since_ns)
 
         return call
+
+
+def asked_since(gateway: Any, since_ns: Optional[int]) -> Any:
+    """``gateway`` answering with Stripe's state as of ``since_ns`` or later.
+
+    A ``Prefetched`` gateway drops answers asked earlier and asks again; any other gateway asks Stripe now,
+    which is later than anything already written.
+    """
+    return gateway.since(since_ns) if isinstance(gateway, Prefetched) else gateway
 

@@ -87,7 +87,7 @@ def create_session(ctx: Ctx, params: Params) -> dict[str, Any]:
                             client_reference_id=params.str("client_reference_id") or None,
                             metadata=params.metadata() or {}, currency=currency,
                             amount_total=amount, expires_at=expires_at)
-    session["locale"] = params.str("locale") or None  # kept and answered; the hosted page stays in English
+    session["locale"] = params.str("locale") or None  # the hosted page's language (pages.py, locales.py)
     extra: dict[str, Any] = {"line_items": items}
     custom_text = params.dict("custom_text")
     if custom_text is not None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..clock import human_date
 from ..context import Ctx
 from ..errors import CardError, InvalidRequest, StripeError
 from ..events import changes, emit
 from ..ids import new_id
+from ..locales import customer_locale, human_date, text
 from ..money import format_price
 from ..objects import empty_list
 from ..objects.invoices import (invoice as build_invoice, invoice_payment as build_invoice_payment, line_item,
@@ -37,15 +37,22 @@ def product_name(ctx: Ctx, price: dict[str, Any]) -> str:
     return product["name"] if product else price["product"]
 
 
+def line_locale(ctx: Ctx, sub: dict[str, Any]) -> str:
+    """The language Stripe writes this subscription's invoice lines in: its customer's preferred one."""
+    return customer_locale(ctx.db.get(sub["customer"]) if sub.get("customer") else None)
+
+
 def period_line(ctx: Ctx, sub: dict[str, Any], item: dict[str, Any], start: int, end: int, *,
                 trial: bool = False, line_id: str | None = None) -> dict[str, Any]:
     price, quantity = item["price"], item["quantity"]
     name = product_name(ctx, price)
+    locale = line_locale(ctx, sub)
     if trial:
-        description, amount = f"Trial period for {name}", 0
+        description, amount = text("trial_period", locale, name=name), 0
     else:
         amount = price["unit_amount"] * quantity
-        description = f"{quantity} × {name} (at {format_price(price['unit_amount'], price['currency'], price['recurring'])})"
+        description = text("period_line", locale, quantity=quantity, name=name,
+                           price=format_price(price["unit_amount"], price["currency"], price["recurring"], locale))
     return line_item(invoice_id=None, amount=amount, currency=price["currency"], description=description,
                      period_start=start, period_end=end, price=price, quantity=quantity,
                      subscription_id=sub["id"], subscription_item_id=item["id"], proration=False,
@@ -55,12 +62,10 @@ def period_line(ctx: Ctx, sub: dict[str, Any], item: dict[str, Any], start: int,
 def proration_line(ctx: Ctx, sub: dict[str, Any], item_id: str, price: dict[str, Any], quantity: int,
                    amount: int, at: int, end: int, *, credit: bool, line_id: str | None = None) -> dict[str, Any]:
     name = product_name(ctx, price)
-    if credit:
-        description = f"Unused time on {quantity} × {name} after {human_date(at)}" if quantity != 1 else \
-            f"Unused time on {name} after {human_date(at)}"
-    else:
-        description = f"Remaining time on {quantity} × {name} after {human_date(at)}" if quantity != 1 else \
-            f"Remaining time on {name} after {human_date(at)}"
+    if quantity != 1:
+        name = f"{quantity} × {name}"
+    locale = line_locale(ctx, sub)
+    description = text("unused_time" if credit else "remaining_time", locale, name=name, date=human_date(at, locale))
     return line_item(invoice_id=None, amount=amount, currency=price["currency"], description=description,
                      period_start=at, period_end=end, price=price, quantity=quantity,
                      subscription_id=sub["id"], subscription_item_id=item_id, proration=True,

@@ -40,7 +40,7 @@ def test_a_declined_card_shows_why_and_subscribes_nothing(page, billing_app, bil
     checkout_url = page.url
     fill_card(page, "4000 0000 0000 0002")
     page.click("#submit")
-    expect(page.locator("#error")).to_have_text("Your card was declined.")
+    expect(page.locator("#error")).to_have_text("Seu cartão foi recusado.")  # the page is in the owner's locale
     assert page.url == checkout_url
     screenshot(page, "checkout-declined")
     assert count(billing_app, AppSubscription) == 0

@@ -72,17 +72,24 @@ def test_every_owners_language_is_preferred_the_first_owners_first(billing_app, 
         session.rollback()
 
 
-def test_invoice_lines_read_in_the_readers_language(billing_app, owner, tenant, sandbox):
+def upgraded_halfway_through_a_month(billing_app, owner, tenant, sandbox, language: str):
+    """An owner browsing in ``language`` who subscribed to Pro and upgraded to Enterprise halfway through a thirty-day
+    month (proration lines on the invoice); returns their signed-in client."""
     from tests.flows.test_plan_changes import halfway_through_the_period, preview_form, start_of_a_thirty_day_month
     from tests.helpers.clients import subscribe
 
-    english = browser_in(billing_app, "en")
-    AuthActions(english).login(owner.email)
+    client = browser_in(billing_app, language)
+    AuthActions(client).login(owner.email)
     start_of_a_thirty_day_month(billing_app, sandbox)
-    subscribe(english, tenant.id, "pro")
+    subscribe(client, tenant.id, "pro")
     halfway_through_the_period(billing_app, sandbox, tenant.id)
-    _, form = preview_form(english, tenant.id)
-    english.post(f"/apps/{tenant.id}/billing/upgrade", data=form)
+    _, form = preview_form(client, tenant.id)
+    client.post(f"/apps/{tenant.id}/billing/upgrade", data=form)
+    return client
+
+
+def test_invoice_lines_read_in_the_readers_language(billing_app, owner, tenant, sandbox):
+    english = upgraded_halfway_through_a_month(billing_app, owner, tenant, sandbox, "en")
 
     listing = english.get(f"/apps/{tenant.id}/invoices").get_data(as_text=True)
     ids = sorted(set(re.findall(rf"/apps/{tenant.id}/invoices/(\d+)", listing)), key=int)
@@ -94,3 +101,24 @@ def test_invoice_lines_read_in_the_readers_language(billing_app, owner, tenant, 
     assert "R$ 99,00" not in pages["en"].replace("\xa0", " ")  # one money format in English
     assert "Tempo não utilizado do Pro após" in pt and "Tempo restante do Enterprise após" in pt
     assert "Plano Pro, R$\xa099,00 por mês" in pt and "Unused time" not in pt
+
+
+def test_stripe_writes_a_pt_br_customer_s_lines_in_portuguese_and_our_pages_still_say_them_in_the_reader_s(
+        billing_app, owner, tenant, sandbox):
+    """The sandbox, like Stripe, writes proration lines in the customer's preferred language (pt-BR here); our
+    invoice page says our plans' lines itself, so an owner reading in English reads them in English."""
+    brazilian = upgraded_halfway_through_a_month(billing_app, owner, tenant, sandbox, "pt-BR")
+
+    customer_id = customer_of(billing_app, tenant.id)
+    assert customer(sandbox, customer_id)["preferred_locales"] == ["pt-BR"]
+    written = [line.description for invoice in make_client(sandbox.url).v1.invoices.list({"customer": customer_id})
+               for line in invoice.lines.data]
+    assert any(text.startswith("Tempo não utilizado de Kernel Pro após") for text in written), written
+    assert any(text.startswith("Tempo restante de Kernel Enterprise após") for text in written), written
+
+    listing = brazilian.get(f"/apps/{tenant.id}/invoices").get_data(as_text=True)
+    ids = sorted(set(re.findall(rf"/apps/{tenant.id}/invoices/(\d+)", listing)), key=int)
+    brazilian.post("/language", data={"lang": "en", "next": "/dashboard"})
+    english = "".join(brazilian.get(f"/apps/{tenant.id}/invoices/{i}").get_data(as_text=True) for i in ids)
+    assert "Unused time on Pro after" in english and "Remaining time on Enterprise after" in english
+    assert "Tempo" not in english

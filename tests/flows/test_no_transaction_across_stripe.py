@@ -112,8 +112,8 @@ def test_other_writers_get_in_while_an_action_waits_for_stripe(backend, billing_
     """Before, this action held SQLite's write lock (or the rows' locks) for its whole round trip to Stripe."""
     if action != "checkout":
         subscribe(owner_http, tenant.id, "pro")
-    method = {"checkout": "create_subscription_checkout", "upgrade": "change_price_now",
-              "cancel": "set_cancel_at_period_end"}[action]
+    method = {"checkout": "create_subscription_checkout", "upgrade": "change_price_now_in_full",
+              "cancel": "set_cancel_at_period_end_in_full"}[action]
     real = getattr(StripeGateway, method)
     got_in = []
 

@@ -199,3 +199,55 @@ def test_list_sessions(stripe_client, pro):
     assert [s.id for s in stripe_client.v1.checkout.sessions.list().data] == [second.id, first.id]
     items = stripe_client.v1.checkout.sessions.line_items.list(first.id)
     assert items.data[0].price.id == pro.id and items.data[0].amount_total == 9900
+
+
+def test_the_hosted_page_speaks_the_session_s_locale(stripe_client, pro):
+    """Stripe writes the Checkout page in the session's ``locale``: pt-BR when asked, English otherwise."""
+    cus = stripe_client.v1.customers.create({"email": "dona@example.com"})
+    page = requests.get(subscription_session(stripe_client, pro.id, customer=cus.id, locale="pt-BR").url,
+                        timeout=10).text
+    assert '<html lang="pt-BR">' in page
+    for words in ("Assinar Pro", "R$ 99,00 / mês", "Total devido hoje", "Informações do cartão",
+                  "Nome do titular do cartão", "Pagar e assinar", "Cancelar", "Voltar"):
+        assert words in page, words
+    assert "Card information" not in page and "Subscribe to" not in page and "/ month" not in page
+
+    english = requests.get(subscription_session(stripe_client, pro.id, customer=cus.id, locale="en").url,
+                           timeout=10).text
+    assert '<html lang="en">' in english and "Subscribe to Pro" in english and "Card information" in english
+    unsupported = requests.get(subscription_session(stripe_client, pro.id, customer=cus.id, locale="de").url,
+                               timeout=10).text
+    assert "Subscribe to Pro" in unsupported
+
+
+def test_auto_follows_the_browser_s_language(stripe_client, pro):
+    session = subscription_session(stripe_client, pro.id, customer_email="a@example.com", locale="auto")
+    brazilian = requests.get(session.url, headers={"Accept-Language": "pt-BR,pt;q=0.9,en;q=0.8"}, timeout=10).text
+    assert "Assinar Pro" in brazilian
+    assert "Subscribe to Pro" in requests.get(session.url, headers={"Accept-Language": "fr"}, timeout=10).text
+
+
+def test_errors_on_a_pt_br_page_are_in_portuguese(stripe_client, pro):
+    session = subscription_session(stripe_client, pro.id, customer_email="d@example.com", locale="pt-BR")
+    declined = submit(session, form(number="4000 0000 0000 9995"))
+    assert declined.status_code == 402 and "Seu cartão não tem saldo suficiente." in declined.text
+    assert "Assinar Pro" in declined.text
+    data = form(cvc="12")
+    invalid = submit(session, data)
+    assert invalid.status_code == 400
+    assert "O código de segurança do seu cartão está incompleto." in html.unescape(invalid.text)
+    challenge = submit(session, form(number="4000 0025 0000 3155"))
+    assert "Autenticação 3D Secure" in challenge.text and "Concluir autenticação" in challenge.text
+    action = re.search(r'action="([^"]+)"', challenge.text).group(1)
+    failed = requests.post(session.url.rsplit("/checkout/", 1)[0] + action, data={"action": "fail"},
+                           allow_redirects=False, timeout=10)
+    assert failed.status_code == 402 and "Não foi possível autenticar sua forma de pagamento" in failed.text
+
+
+def test_setup_and_payment_pages_in_portuguese(stripe_client):
+    cus = stripe_client.v1.customers.create({"email": "s@example.com"})
+    setup = stripe_client.v1.checkout.sessions.create({
+        "mode": "setup", "customer": cus.id, "currency": "brl", "locale": "pt-BR",
+        "success_url": "https://portal.test/ok", "cancel_url": "https://portal.test/no"})
+    page = requests.get(setup.url, timeout=10).text
+    assert "Salvar um cartão para pagamentos futuros" in page and "Salvar cartão" in page

@@ -68,18 +68,20 @@ def test_list_filters_and_lines(stripe_client, open_invoice):
     assert [line.amount for line in lines.data] == [9900]
 
 
+def pay_on_page(invoice, card_number: str) -> requests.Response:
+    """The hosted invoice page's card form, sent as a customer fills it in."""
+    return requests.post(invoice.hosted_invoice_url, data={
+        "cardNumber": card_number, "cardExpiry": "12 / 34", "cardCvc": "123", "billingName": "Ana"}, timeout=10)
+
+
 def test_hosted_page_and_pdf(stripe_client, open_invoice):
     assert open_invoice.hosted_invoice_url.endswith(f"/invoice/{open_invoice.id}")
     page = requests.get(open_invoice.hosted_invoice_url, timeout=10)
     assert page.status_code == 200 and "R$ 99,00" in page.text and open_invoice.number in page.text
     assert 'id="cardNumber"' in page.text
-    declined = requests.post(open_invoice.hosted_invoice_url, data={
-        "cardNumber": "4000 0000 0000 0002", "cardExpiry": "12 / 34", "cardCvc": "123", "billingName": "Ana"},
-        timeout=10)
+    declined = pay_on_page(open_invoice, "4000 0000 0000 0002")
     assert declined.status_code == 402 and "Your card was declined." in declined.text
-    paid = requests.post(open_invoice.hosted_invoice_url, data={
-        "cardNumber": "4242 4242 4242 4242", "cardExpiry": "12 / 34", "cardCvc": "123", "billingName": "Ana"},
-        timeout=10)
+    paid = pay_on_page(open_invoice, "4242 4242 4242 4242")
     assert paid.status_code == 200 and "has been paid" in paid.text
     assert stripe_client.v1.invoices.retrieve(open_invoice.id).status == "paid"
     pdf = requests.get(open_invoice.invoice_pdf, timeout=10)
@@ -116,3 +118,19 @@ def test_one_off_invoice(stripe_client):
     assert paid.status == "paid" and paid.amount_paid == 17500
     draft_to_delete = stripe_client.v1.invoices.create({"customer": cus.id, "currency": "brl"})
     assert stripe_client.v1.invoices.delete(draft_to_delete.id).deleted is True
+
+
+def test_the_hosted_invoice_page_speaks_the_customer_s_preferred_language(stripe_client, open_invoice):
+    """Stripe writes a hosted invoice in its customer's ``preferred_locales``; English for the others."""
+    stripe_client.v1.customers.update(open_invoice.customer, {"preferred_locales": ["pt-BR"]})
+    page = requests.get(open_invoice.hosted_invoice_url, timeout=10).text
+    assert '<html lang="pt-BR">' in page
+    for words in (f"Fatura {open_invoice.number}", "em aberto", "Emitida em", "Valor devido", "Valor pago",
+                  "Baixar PDF", "Informações do cartão", "Pagar R$ 99,00"):
+        assert words in page, words
+    assert "Amount due" not in page and "Card information" not in page
+    declined = pay_on_page(open_invoice, "4000 0000 0000 0002")
+    assert declined.status_code == 402 and "Seu cartão foi recusado." in declined.text
+    paid = pay_on_page(open_invoice, "4242 4242 4242 4242")
+    assert paid.status_code == 200 and "Pagamento recebido. Obrigado!" in paid.text
+    assert "Esta fatura foi paga." in paid.text and "Paga em" in paid.text

@@ -212,3 +212,28 @@ def test_preview_equals_charge_for_random_changes(stripe_client, sandbox, old, n
             assert charged.amount_paid == preview.amount_due == max(expected, 0)
     finally:
         stripe_client.v1.subscriptions.cancel(sub.id)  # later clock moves then renew nothing
+
+
+def test_proration_lines_are_written_in_the_customer_s_preferred_language(stripe_client, thirty_day_subscription,
+                                                                           plans):
+    """Stripe writes the lines it makes in the first of the customer's ``preferred_locales`` it supports."""
+    sub, middle = thirty_day_subscription
+    _, enterprise = plans
+    stripe_client.v1.customers.update(sub.customer, {"preferred_locales": ["pt-BR", "en"]})
+    updated = _upgrade(stripe_client, sub, enterprise.id, proration_behavior="always_invoice", proration_date=middle)
+    lines = sorted((line.amount, line.description) for line in updated.latest_invoice.lines.data)
+    assert [amount for amount, _ in lines] == [-4950, 24950]
+    assert lines[0][1].startswith("Tempo não utilizado de Pro após ") and " de 20" in lines[0][1]
+    assert lines[1][1].startswith("Tempo restante de Enterprise após ")
+    renewal = stripe_client.v1.invoices.create_preview({"subscription": sub.id})
+    assert any("(a R$ 499,00 / mês)" in line.description for line in renewal.lines.data)
+
+
+def test_a_language_stripe_does_not_support_here_falls_back_to_english(stripe_client, thirty_day_subscription, plans):
+    sub, middle = thirty_day_subscription
+    _, enterprise = plans
+    stripe_client.v1.customers.update(sub.customer, {"preferred_locales": ["de"]})
+    updated = _upgrade(stripe_client, sub, enterprise.id, proration_behavior="always_invoice", proration_date=middle)
+    descriptions = sorted(line.description for line in updated.latest_invoice.lines.data)
+    assert descriptions[0].startswith("Remaining time on Enterprise after")
+    assert descriptions[1].startswith("Unused time on Pro after")

@@ -7,6 +7,8 @@ our clock, which follows the sandbox's a fraction of a second late; the checkout
 test pins that exact sequence; the property runs a real subscribe / upgrade / renew
 history from the sandbox through every interleaving of its deliveries (late,
 duplicated, same-second) with the redirect, reconciliation's heal and the dunning job.
+The second property puts the owner's cancel and resume among same-second deliveries
+and worker passes that ask Stripe at one step and apply at a later one.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ from billing.plans import plan_by_code
 from billing.reconciliation import heal, reconcile
 from billing.states import can_transition
 from billing.audit import Origin
-from billing.sync import INVOICE_PROGRESS, sync_invoice
+from billing.subscriptions import Refused, cancel_at_period_end, resume
+from billing.sync import INVOICE_PROGRESS, sync_invoice, sync_subscription_from_gateway
+from billing.webhooks.processing import apply_pending
 from billing.gateway.types import Invoice
 from billing.models import Base, ReconciliationDivergence
 from billing.passes import dunning_pass
@@ -33,7 +37,7 @@ from portal.extensions import db
 from portal.payments import gateway
 from tests.helpers.clients import pay_hosted_checkout
 from tests.webhooks.helpers import event, invoice, post
-from tests.webhooks.sandbox_events import emitted_events
+from tests.webhooks.sandbox_events import emitted_events, subscribe
 
 
 def test_an_invoice_paid_by_the_redirect_is_not_rolled_back_by_its_creation_event(app, client, acme):
@@ -188,3 +192,102 @@ def test_no_interleaving_moves_anything_backwards(billing_app, client, history, 
                 assert entry.after["amount_paid"] >= entry.before["amount_paid"]
         statuses = set(db.session.scalars(select(ProcessedWebhook.status)))
         assert WebhookStatus.FAILED not in statuses and WebhookStatus.RECEIVED not in statuses
+
+
+# ---------------------------------------------------------------- the owner's cancel and resume among same-second events
+
+class _Worker:
+    """A worker's passes over recorded events, played one step at a time: it can ask Stripe for an event and apply
+    it only later, with other writers' commits in between, as the real applier does between its transactions."""
+
+    def __init__(self, app):
+        self.app = app
+        self.answers: dict = {}
+
+    def _pass(self, event_id: str):
+        with self.app.app_context():
+            done = apply_pending(db.session, gateway(), self.answers, event_ids=[event_id])
+            for waiting, calls in done.needs.items():
+                for call in calls:  # no transaction open, as the applier asks
+                    self.answers[waiting].fetch(gateway(), call)
+            status = db.session.scalar(select(ProcessedWebhook.status).where(ProcessedWebhook.event_id == event_id))
+            db.session.rollback()
+        return status
+
+    def ask(self, event_id: str) -> None:
+        """One pass: the event stops for Stripe (a same-second tie) and the worker asks, keeping the answer."""
+        self._pass(event_id)
+
+    def apply(self, event_id: str) -> None:
+        for _ in range(15):
+            if self._pass(event_id) not in (WebhookStatus.RECEIVED, WebhookStatus.FAILED, None):
+                return
+        raise AssertionError(f"{event_id} was not applied")
+
+
+def _flags(app, subscription_id: str) -> tuple[bool, bool]:
+    """(our row's cancel_at_period_end, Stripe's)."""
+    with app.app_context():
+        ours = db.session.scalar(select(AppSubscription.cancel_at_period_end)
+                                 .where(AppSubscription.stripe_subscription_id == subscription_id))
+        db.session.rollback()
+        return ours, gateway().retrieve_subscription(subscription_id).cancel_at_period_end
+
+
+@pytest.fixture
+def owned(billing_app, tenant):
+    """A live subscription, ours and Stripe's in step; the sandbox's test clock stands still, so every event and
+    every write below is of the same second."""
+    subscription_id = subscribe(billing_app, tenant.id)
+    with billing_app.app_context():
+        sync_subscription_from_gateway(db.session, gateway(), subscription_id, origin=Origin(actor="user"))
+        db.session.commit()
+    billing_app.config["RQ_ASYNC"] = True  # deliveries are recorded; the worker's passes are the test's steps
+    return subscription_id
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(plan=st.lists(st.tuples(st.sampled_from(["owner", "deliver", "ask", "apply"]),
+                               st.integers(0, 10_000)), min_size=3, max_size=9))
+def test_no_interleaving_undoes_the_owner_s_cancel_or_resume(billing_app, client, sandbox, tenant, owned, plan):
+    """The owner's cancel and resume, among deliveries of the events they emit (late, duplicated, all in one
+    second) and worker passes that ask Stripe at one step and apply at a later one: once the owner's change is
+    committed, our row shows it until the next change, like Stripe."""
+    with billing_app.app_context():  # each example starts in step with Stripe, whatever the last one left
+        sync_subscription_from_gateway(db.session, gateway(), owned, origin=Origin(actor="user"))
+        db.session.commit()
+    worker = _Worker(billing_app)
+    asked: list[str] = []
+    steps = []
+    earlier = {e["id"] for e in emitted_events(sandbox.url)}  # earlier examples' events, all applied by now
+    for kind, pick in plan:  # ``pick`` chooses among what exists at that step (this example's events so far)
+        updates = [e for e in emitted_events(sandbox.url, {"customer.subscription.updated"}) if e["id"] not in earlier]
+        if kind == "owner" or not updates:  # cancels, or resumes what is canceling
+            action = resume if _flags(billing_app, owned)[0] else cancel_at_period_end
+            with billing_app.app_context():
+                try:
+                    action(db.session, gateway(), db.session.get(App, tenant.id), origin=Origin(actor="user"))
+                    db.session.commit()
+                except Refused:  # resuming after the period's end and the like: nothing changed
+                    db.session.rollback()
+            steps.append(action.__name__)
+        elif kind == "apply" and asked:
+            event_id = asked.pop(pick % len(asked))
+            worker.apply(event_id)
+            steps.append(f"apply {event_id}")
+        else:
+            late = updates[pick % len(updates)]
+            assert post(client, late).status_code == 200  # a second delivery of one is a duplicate: a no-op
+            if kind == "ask":
+                worker.ask(late["id"])
+                asked.append(late["id"])
+            else:
+                worker.apply(late["id"])
+            steps.append(f"{kind} {late['id']} (cancel_at_period_end={late['data']['object']['cancel_at_period_end']})")
+        ours, theirs = _flags(billing_app, owned)
+        assert ours == theirs, f"after {steps}: ours {ours}, Stripe's {theirs}"
+    for event_id in asked:
+        worker.apply(event_id)
+    ours, theirs = _flags(billing_app, owned)
+    assert ours == theirs, f"after {steps} and the rest applied: ours {ours}, Stripe's {theirs}"
