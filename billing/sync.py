@@ -110,14 +110,18 @@ def _locked(query):
 Refetch = Callable[[Optional[int]], T]
 
 
-def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Refetch]) -> Optional[T]:
-    """The state to apply to ``row``: ``remote``, Stripe's answer on a same-second tie, or None when stale."""
+def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Refetch],
+            ahead: Optional[Callable[[Any, T], bool]] = None) -> Optional[T]:
+    """The state to apply to ``row``: ``remote``, Stripe's answer on a same-second tie, or None when stale.
+    ``ahead`` says when the object's own lifecycle settles a tie (``remote`` further along than ``row``)."""
     if row is None or observed_at > row.stripe_watermark:
         return remote
     if observed_at < row.stripe_watermark:
         log.info("ignoring stale state of %s (observed %s, holding %s)", getattr(remote, "id", "?"), observed_at,
                  row.stripe_watermark)
         return None
+    if ahead is not None and ahead(row, remote):
+        return remote  # same second, but no later state can be behind this one
     # Same second: only Stripe can say which came last, and only in an answer asked after our row last changed.
     return refetch(row.stripe_synced_ns) if refetch is not None else remote
 
@@ -259,8 +263,7 @@ def sync_invoice(
     if remote.id is None:
         raise ValueError("a preview invoice has no id and is never stored")
     row = session.scalar(_locked(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id)))
-    if not (row is not None and observed_at == row.stripe_watermark and invoice_ahead(row, remote)):
-        remote = _newest(row, remote, observed_at, refetch)
+    remote = _newest(row, remote, observed_at, refetch, ahead=invoice_ahead)
     if remote is None:
         return SyncResult(Outcome.STALE, row)
     if row is not None and invoice_behind(row, remote):
