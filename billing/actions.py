@@ -21,7 +21,7 @@ takes it over, checks our rows again and calls Stripe again (an answer Stripe al
 replayed under the same key, or setting a value already set changes nothing), and the webhook or
 reconciliation brings our rows up to what Stripe holds meanwhile.
 
-The portal enforces step 3: its gateway hook raises when an owner action calls Stripe with a
+The portal enforces step 3: its gateway hook raises when a request or a job calls Stripe with a
 transaction open (``portal/payments.py``).
 """
 from __future__ import annotations

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Optional
 
@@ -126,6 +127,10 @@ class DunningContext:
     origin: Origin
     smtp_configured: bool = False
     portal_base_url: str = ""  # for links in notices; empty: notices name the page instead
+    # Retry slots this pass is charging, with when it started (wall-clock ns): a slot claimed and committed
+    # before the step stopped to ask Stripe is this pass's own, not a crashed run's; and Stripe's invoice
+    # after the charge must be asked after that moment, not replayed from the step's first read.
+    charging: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,9 @@ def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContex
     stuck = [row for number, row in sorted(attempts.items())
              if number > 0 and row.status == AttemptStatus.SCHEDULED and row.attempted_at is not None]
     if stuck:
-        if ctx.now - stuck[0].attempted_at < STUCK_CLAIM_AFTER:
+        # Being charged by this pass: the step runs again with Stripe's answer (billing.passes, ``read_first``).
+        ours = stuck[0].id in ctx.charging
+        if not ours and ctx.now - stuck[0].attempted_at < STUCK_CLAIM_AFTER:
             return Step.WAITING  # possibly still being charged by another process
         return _charge(session, invoice, stuck[0], ctx)
 
@@ -206,14 +213,16 @@ def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContex
         return Step.WAITING
     if slot.notified_at is not None and ctx.now - slot.notified_at < NOTICE_LEAD:
         return Step.WAITING  # announced late (the job missed the day before): give the owner time
-    if not _claim(session, slot, ctx.now):
+    if not _claim(session, slot, ctx):
         return Step.WAITING
     session.commit()  # the claim must be durable before money moves
     return _charge(session, invoice, slot, ctx)
 
 
-def _refresh_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext) -> Invoice:
-    remote = ctx.gateway.retrieve_invoice(invoice.stripe_invoice_id)
+def _refresh_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext,
+                     since: Optional[int] = None) -> Invoice:
+    """Stripe's invoice (asked at ``since`` wall-clock ns or later) written to our row."""
+    remote = asked_since(ctx.gateway, since).retrieve_invoice(invoice.stripe_invoice_id)
     sync_invoice(session, remote, observed_at=_unix(ctx.now), origin=ctx.origin,
                  refetch=lambda since: asked_since(ctx.gateway, since).retrieve_invoice(invoice.stripe_invoice_id))
     return remote
@@ -252,23 +261,24 @@ def _announce_retry(session: Session, invoice: KernelInvoice, number: int, due_o
     return True
 
 
-def _claim(session: Session, slot: KernelPaymentAttempt, now: datetime) -> bool:
+def _claim(session: Session, slot: KernelPaymentAttempt, ctx: DunningContext) -> bool:
     """Take the retry slot: only the one UPDATE that finds it unclaimed gets a row back."""
     result = session.execute(
         update(KernelPaymentAttempt)
         .where(KernelPaymentAttempt.id == slot.id, KernelPaymentAttempt.attempted_at.is_(None),
                KernelPaymentAttempt.status == AttemptStatus.SCHEDULED)
-        .values(attempted_at=now)
+        .values(attempted_at=ctx.now)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         return False
-    slot.attempted_at = now
+    slot.attempted_at = ctx.now
     return True
 
 
 def _charge(session: Session, invoice: KernelInvoice, slot: KernelPaymentAttempt, ctx: DunningContext) -> Step:
     number = slot.attempt_number
+    ctx.charging.setdefault(slot.id, time.time_ns())
     try:
         paid = ctx.gateway.pay_invoice(invoice.stripe_invoice_id, attempt=f"dunning-{number}")
     except CardDeclined as declined:
@@ -278,7 +288,7 @@ def _charge(session: Session, invoice: KernelInvoice, slot: KernelPaymentAttempt
         raise
     except InvalidRequest:
         # Typically "invoice is already paid" or voided meanwhile: Stripe's state decides.
-        remote = _refresh_invoice(session, invoice, ctx)
+        remote = _refresh_invoice(session, invoice, ctx, since=ctx.charging[slot.id])
         if remote.status not in (InvoiceStatus.PAID, InvoiceStatus.VOID):
             raise
         slot.status = AttemptStatus.CANCELED
@@ -299,7 +309,7 @@ def _retry_failed(session: Session, invoice: KernelInvoice, slot: KernelPaymentA
     slot.status = AttemptStatus.FAILED
     slot.failure_code = code
     slot.failure_message = message
-    _refresh_invoice(session, invoice, ctx)
+    _refresh_invoice(session, invoice, ctx, since=ctx.charging[slot.id])
     audit.raise_alert(
         session, kind="payment_failed", severity=AlertSeverity.CRITICAL, app_id=invoice.app_id,
         message=f"Dunning retry #{number} of {MAX_RETRIES} failed for invoice {_label(invoice)} ({code}).",

@@ -7,7 +7,9 @@ transaction, and one failure is logged, counted and skipped.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional
+from dataclasses import replace
+from functools import partial
+from typing import Any, Callable, Optional
 
 from sqlalchemy.orm import Session
 
@@ -15,6 +17,7 @@ from billing import clock
 from billing.audit import Origin
 from billing.dunning import (
     DunningContext,
+    Step,
     advance_dunning,
     open_dunning_invoice_ids,
     paused_app_ids,
@@ -24,10 +27,19 @@ from billing.gateway import StripeGateway
 from billing.models import App, JobRun, KernelInvoice, ReconciliationRun
 from billing.reconciliation import reconcile
 from billing.runs import Batch, claim_run, finish_run
+from billing.webhooks.prefetch import read_first
 
 log = logging.getLogger(__name__)
 DUNNING = "dunning"
 RECONCILIATION = "reconciliation"
+
+
+def _advance(session: Session, ctx: DunningContext, invoice_id: int, stripe: Any) -> Step:
+    return advance_dunning(session, session.get_one(KernelInvoice, invoice_id), replace(ctx, gateway=stripe))
+
+
+def _review(session: Session, ctx: DunningContext, app_id: int, stripe: Any) -> bool:
+    return review_paused_app(session, session.get_one(App, app_id), replace(ctx, gateway=stripe))
 
 
 def dunning_pass(session: Session, gateway: StripeGateway, *, window: Optional[str] = None,
@@ -43,12 +55,13 @@ def dunning_pass(session: Session, gateway: StripeGateway, *, window: Optional[s
                          smtp_configured=smtp_configured, portal_base_url=portal_base_url)
     batch = Batch(session, DUNNING)
     try:
+        # Each step sees Stripe through ``read_first``: no transaction stays open while Stripe is called.
         for invoice_id in open_dunning_invoice_ids(session):
             with batch.item(f"invoice {invoice_id}"):
-                batch.count(advance_dunning(session, session.get(KernelInvoice, invoice_id), ctx))
+                batch.count(read_first(session, gateway, partial(_advance, session, ctx, invoice_id)))
         for app_id in paused_app_ids(session):
             with batch.item(f"paused app {app_id}"):
-                if review_paused_app(session, session.get(App, app_id), ctx):
+                if read_first(session, gateway, partial(_review, session, ctx, app_id)):
                     batch.count("resumed")
     except Exception as error:  # listing failed: the run failed as a whole, its window may run again
         session.rollback()

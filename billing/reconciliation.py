@@ -54,6 +54,7 @@ from billing.models import (
 )
 from billing.states import SubscriptionStatus, can_transition
 from billing.sync import sync_invoice, sync_subscription_from_gateway
+from billing.webhooks.prefetch import asked_since
 
 log = logging.getLogger(__name__)
 
@@ -422,7 +423,7 @@ def heal(session: Session, gateway: StripeGateway, divergence: ReconciliationDiv
     else:
         remote = gateway.retrieve_invoice(divergence.stripe_id)
         result = sync_invoice(session, remote, observed_at=int(now.timestamp()), origin=origin,
-                              refetch=lambda _since: gateway.retrieve_invoice(divergence.stripe_id))  # asked now
+                              refetch=lambda since: asked_since(gateway, since).retrieve_invoice(divergence.stripe_id))
     if result.row is None:
         raise HealRefused(f"Stripe's object could not be applied ({result.outcome.value})")
     siblings = list(session.scalars(select(ReconciliationDivergence).where(

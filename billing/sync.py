@@ -138,6 +138,28 @@ def invoice_ahead(row: KernelInvoice, remote: Invoice) -> bool:
     return INVOICE_PROGRESS.get(remote.status or row.status, 0) > INVOICE_PROGRESS.get(row.status, 0)
 
 
+def _invoice_values(row: KernelInvoice, remote: Invoice) -> dict[str, Any]:
+    """The columns of ``row`` that hold Stripe's invoice, as ``remote`` has them."""
+    period_start, period_end = service_period(remote)
+    values = {"number": remote.number, "status": remote.status or row.status, "billing_reason": remote.billing_reason,
+              "amount_due": remote.amount_due, "amount_paid": remote.amount_paid,
+              "amount_remaining": remote.amount_remaining, "currency": remote.currency,
+              "period_start": period_start, "period_end": period_end,
+              "hosted_invoice_url": remote.hosted_invoice_url, "invoice_pdf": remote.invoice_pdf,
+              "attempt_count": remote.attempt_count, "paid_at": remote.paid_at}
+    if remote.created:
+        values["created_at"] = ts(remote.created)  # Stripe's date, so lists sort as Stripe's do
+    return values
+
+
+def invoice_settles_tie(row: KernelInvoice, remote: Invoice) -> bool:
+    """A same-second tie ``remote`` settles alone: further along the invoice's life than ``row``
+    (``invoice_ahead``), or the very state ``row`` holds (applying it changes nothing: a step that reads the
+    invoice twice in one transaction applies the same answer twice, and must not ask Stripe a third time)."""
+    return invoice_ahead(row, remote) or all(getattr(row, name) == value
+                                             for name, value in _invoice_values(row, remote).items())
+
+
 def invoice_behind(row: KernelInvoice, remote: Invoice) -> bool:
     """Whether ``remote`` is an earlier state of the invoice than the one ``row`` holds.
 
@@ -263,7 +285,7 @@ def sync_invoice(
     if remote.id is None:
         raise ValueError("a preview invoice has no id and is never stored")
     row = session.scalar(_locked(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id)))
-    remote = _newest(row, remote, observed_at, refetch, ahead=invoice_ahead)
+    remote = _newest(row, remote, observed_at, refetch, ahead=invoice_settles_tie)
     if remote is None:
         return SyncResult(Outcome.STALE, row)
     if row is not None and invoice_behind(row, remote):
@@ -293,20 +315,8 @@ def sync_invoice(
         outcome = Outcome.UPDATED
     if subscription is not None:
         row.subscription = subscription
-    row.number = remote.number
-    row.status = remote.status or row.status
-    row.billing_reason = remote.billing_reason
-    row.amount_due = remote.amount_due
-    row.amount_paid = remote.amount_paid
-    row.amount_remaining = remote.amount_remaining
-    row.currency = remote.currency
-    row.period_start, row.period_end = service_period(remote)
-    row.hosted_invoice_url = remote.hosted_invoice_url
-    row.invoice_pdf = remote.invoice_pdf
-    row.attempt_count = remote.attempt_count
-    row.paid_at = remote.paid_at
-    if remote.created:
-        row.created_at = ts(remote.created)  # Stripe's date, so lists sort as Stripe's do
+    for name, value in _invoice_values(row, remote).items():
+        setattr(row, name, value)
     row.stripe_watermark = max(row.stripe_watermark or 0, observed_at)
 
     after = snapshot(row, INVOICE_FIELDS)

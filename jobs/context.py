@@ -9,6 +9,7 @@ from flask import Flask
 
 from portal import create_app
 from portal.extensions import db
+from portal.payments import checked_job
 
 F = TypeVar("F", bound=Callable)
 _app: Flask | None = None
@@ -43,7 +44,7 @@ def in_app_context(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         app = portal_app()
-        with app.app_context(), _correlated_with_enqueuer():
+        with app.app_context(), _correlated_with_enqueuer(), checked_job(f"{func.__module__}.{func.__name__}"):
             try:
                 return func(*args, **kwargs)
             finally:

@@ -25,7 +25,7 @@ from billing.webhooks.correlation import correlated
 from billing.webhooks.inbox import Turn
 from billing.webhooks.prefetch import Answers
 from portal.extensions import db
-from portal.payments import gateway
+from portal.payments import checked_job, gateway
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Applier:
         clock.now()  # a clock that follows the sandbox re-reads it here, not inside the transaction
         if self._turn is not None:
             self._turn.let_waiting_in()
-        with self.app.app_context():
+        with self.app.app_context(), checked_job("webhook applier"):
             try:
                 done = processing.apply_pending(db.session, gateway(), self.answers, limit=self.batch, budget=self.budget,
                                                 smtp_configured=self.smtp_configured,

@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Hashable, Optional
+from typing import Any, Callable, Hashable, Optional, TypeVar
+
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 # Plain attributes and calls that never reach Stripe: passed straight through.
 _LOCAL = frozenset({"livemode", "sandbox", "describe"})
@@ -138,3 +142,26 @@ def asked_since(gateway: Any, since_ns: Optional[int]) -> Any:
     """
     return gateway.since(since_ns) if isinstance(gateway, Prefetched) else gateway
 
+
+
+class TooManyStripeCalls(RuntimeError):
+    """A unit of work kept needing new answers from Stripe (a bug: work must be deterministic given its answers)."""
+
+
+def read_first(session: Session, gateway: Any, work: Callable[[Any], T], *, limit: int = 12) -> T:
+    """Run ``work`` (one unit: a dunning step, a heal) with ``gateway`` seen through ``Prefetched``, so no
+    transaction of ``session`` is open while Stripe is called: each time the work stops for an answer its
+    transaction is rolled back, the call is made with nothing open, and the work runs again from the start.
+
+    What ``work`` committed before it stopped stays (a dunning retry's claim, made durable before money moves);
+    work that commits must recognise its own commit when it runs again. The caller commits the result.
+    """
+    answers = Answers()
+    while True:
+        try:
+            return work(Prefetched(gateway, answers))
+        except StripeNeeded as need:
+            session.rollback()
+            if len(answers) >= limit:
+                raise TooManyStripeCalls(f"more than {limit} Stripe calls for one unit of work") from None
+            answers.fetch(gateway, need.call)

@@ -36,6 +36,7 @@ from billing.models import (
 from billing.reconciliation import GATEWAYS, HealRefused, day_summary, heal
 from billing.states import IllegalTransition
 from billing.sync import UnknownPrice
+from billing.webhooks.prefetch import read_first
 from portal.admin.routes import bp
 from portal.api_auth import api_auth_required, api_user
 from portal.auth.session import superadmin_required
@@ -112,7 +113,10 @@ def reconciliation_heal(divergence_id: int):
     divergence = db.session.get(ReconciliationDivergence, divergence_id) or abort(404)
     back = url_for("admin.reconciliation_run", run_id=divergence.run_id)
     try:
-        healed = heal(db.session, gateway(), divergence, origin=request_origin())
+        origin = request_origin()
+        # Stripe is asked with no transaction open: the heal runs again, from the divergence, with each answer.
+        healed = read_first(db.session, gateway(), lambda stripe: heal(
+            db.session, stripe, db.session.get(ReconciliationDivergence, divergence_id), origin=origin))
         db.session.commit()
     except HealRefused as refused:
         db.session.rollback()

@@ -82,5 +82,8 @@ def advance_to(application, moment: datetime) -> None:
 
 
 def day(dunning: Dunning, number: int, hours: int = 1) -> datetime:
-    """A moment on dunning day ``number`` (day 0 is the failure)."""
-    return dunning.failed_at + timedelta(days=number, hours=hours)
+    """``hours`` past midnight of dunning day ``number`` (day 0 is the failure's date), in São Paulo as the
+    schedule counts days: adding whole days to the failure's instant lands on the wrong day when the failure
+    is late in the São Paulo evening (between 21:00 and midnight there)."""
+    start = clock.business_day_start(clock.business_date(dunning.failed_at) + timedelta(days=number))
+    return start + timedelta(hours=hours)
