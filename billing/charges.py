@@ -34,6 +34,7 @@ from billing.errors import BillingError, CardDeclined, GatewayError, GatewayUnav
 from billing.gateway import Invoice, StripeGateway
 from billing.models import ChargeAttempt, ChargeStatus
 from billing.sync import sync_invoice, sync_subscription
+from billing.webhooks.prefetch import asking
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ def confirm(session: Session, gateway: StripeGateway, row: ChargeAttempt, origin
     full = None
     outcome: tuple[ChargeStatus, Optional[str]] | None = None
     unknown: Optional[GatewayError] = None
+    asked_ns = asking(gateway)
     try:
         if kind == UPGRADE:
             remote = gateway.retrieve_subscription(target)
@@ -179,9 +181,10 @@ def confirm(session: Session, gateway: StripeGateway, row: ChargeAttempt, origin
     elif outcome is not None:
         observed_at = int(clock.now().timestamp())
         if full is not None:
-            sync_subscription(session, full[0], observed_at=observed_at, origin=origin, schedule=full[1], card=full[2])
+            sync_subscription(session, full[0], observed_at=observed_at, origin=origin, schedule=full[1], card=full[2],
+                              asked_ns=asked_ns)
         if invoice is not None and invoice.id is not None:
-            sync_invoice(session, invoice, observed_at=observed_at, origin=origin)
+            sync_invoice(session, invoice, observed_at=observed_at, origin=origin, asked_ns=asked_ns)
         status, error_text = outcome
         settle(session, row, status, origin, invoice=invoice if status == ChargeStatus.SUCCEEDED else None,
                error=error_text)

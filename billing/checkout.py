@@ -22,7 +22,8 @@ from billing.actions import end_transaction
 from billing.gateway import Card, CheckoutSession, Invoice, StripeGateway, Subscription, SubscriptionSchedule
 from billing.models import App, CheckoutMode, CheckoutStatus, KernelCheckoutSession
 from billing.notifications import NoticeKind, iso, notify_owners
-from billing.sync import sync_invoice, sync_subscription
+from billing.sync import refetch_invoice, refetch_subscription, sync_invoice, sync_subscription
+from billing.webhooks.prefetch import asking
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,19 @@ class CheckoutFetched:
     first_invoice: Optional[Invoice] = None
     card: Optional[Card] = None  # setup mode: the saved card, now the default
     observed_at: int = 0
+    asked_ns: Optional[int] = None  # when Stripe was asked (billing.webhooks.prefetch.asking)
 
 
 def fetch_checkout(gateway: StripeGateway, stripe_session_id: str, *, mode: str, customer_id: Optional[str],
                    live_subscription_id: Optional[str]) -> CheckoutFetched:
     """Ask Stripe how the session ended and read what it made; a saved card is made the default here (keyed by
     the session, so a second completion replays it). Touches no table: callable with no transaction open."""
+    asked_ns = asking(gateway)
     if mode == CheckoutMode.SUBSCRIPTION:
         remote, full, invoice = gateway.retrieve_checkout_session_in_full(stripe_session_id)
         if remote.is_complete and remote.subscription and full is not None:
-            return CheckoutFetched(remote, full, invoice, observed_at=int(clock.now().timestamp()))
+            return CheckoutFetched(remote, full, invoice, observed_at=int(clock.now().timestamp()),
+                                   asked_ns=asked_ns)
         return CheckoutFetched(remote)
     remote = gateway.retrieve_checkout_session(stripe_session_id)
     if remote.is_complete and remote.setup_payment_method:
@@ -65,7 +69,8 @@ def fetch_checkout(gateway: StripeGateway, stripe_session_id: str, *, mode: str,
         card, full = gateway.set_default_payment_method_in_full(customer, remote.setup_payment_method,
                                                                 live_subscription_id,
                                                                 change=f"checkout:{stripe_session_id}")
-        return CheckoutFetched(remote, full, card=card, observed_at=int(clock.now().timestamp()))
+        return CheckoutFetched(remote, full, card=card, observed_at=int(clock.now().timestamp()),
+                               asked_ns=asked_ns)
     return CheckoutFetched(remote)
 
 
@@ -130,11 +135,13 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
     if local.mode == CheckoutMode.SUBSCRIPTION and fetched.subscription is not None:
         subscription, schedule, card = fetched.subscription
         result = sync_subscription(session, subscription, observed_at=fetched.observed_at, origin=origin,
-                                   schedule=schedule, card=card)
+                                   schedule=schedule, card=card, asked_ns=fetched.asked_ns,
+                                   refetch=refetch_subscription(gateway, subscription.id))
         invoice = None
         if result.row is not None and fetched.first_invoice is not None and fetched.first_invoice.id:
             invoice = sync_invoice(session, fetched.first_invoice, observed_at=fetched.observed_at,
-                                   origin=origin).row
+                                   origin=origin, asked_ns=fetched.asked_ns,
+                                   refetch=refetch_invoice(gateway, fetched.first_invoice.id)).row
         if result.row is not None:
             row = result.row
             # Once per subscription, whichever side (redirect or webhook) completes the session.
@@ -148,7 +155,8 @@ def complete_checkout(session: Session, gateway: StripeGateway, stripe_session_i
         if fetched.subscription is not None:
             subscription, schedule, card = fetched.subscription
             sync_subscription(session, subscription, observed_at=fetched.observed_at, origin=origin,
-                              schedule=schedule, card=card)
+                              schedule=schedule, card=card, asked_ns=fetched.asked_ns,
+                              refetch=refetch_subscription(gateway, subscription.id))
         notify_owners(session, app, kind=NoticeKind.CARD_CHANGED, smtp_configured=smtp_configured,
                       dedupe_key=f"checkout:{stripe_session_id}:card_changed",
                       data={"brand": fetched.card.brand, "last4": fetched.card.last4})

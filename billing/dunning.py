@@ -42,8 +42,8 @@ from billing.models import (
 )
 from billing.notifications import NoticeKind, iso, notify_owners
 from billing.states import SubscriptionStatus
-from billing.sync import sync_invoice, sync_subscription, sync_subscription_from_gateway
-from billing.webhooks.prefetch import asked_since
+from billing.sync import refetch_invoice, sync_invoice, sync_subscription, sync_subscription_from_gateway
+from billing.webhooks.prefetch import asked_since, asking
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +222,10 @@ def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContex
 def _refresh_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext,
                      since: Optional[int] = None) -> Invoice:
     """Stripe's invoice (asked at ``since`` wall-clock ns or later) written to our row."""
+    asked_ns = asking(ctx.gateway)
     remote = asked_since(ctx.gateway, since).retrieve_invoice(invoice.stripe_invoice_id)
-    sync_invoice(session, remote, observed_at=_unix(ctx.now), origin=ctx.origin,
-                 refetch=lambda since: asked_since(ctx.gateway, since).retrieve_invoice(invoice.stripe_invoice_id))
+    sync_invoice(session, remote, observed_at=_unix(ctx.now), origin=ctx.origin, asked_ns=asked_ns,
+                 refetch=refetch_invoice(ctx.gateway, invoice.stripe_invoice_id))
     return remote
 
 
@@ -296,7 +297,7 @@ def _charge(session: Session, invoice: KernelInvoice, slot: KernelPaymentAttempt
             return _close_voided(session, invoice, _attempts(session, invoice), ctx)
         return settle_invoice(session, invoice, ctx, paid_by="stripe")
     slot.status = AttemptStatus.SUCCEEDED
-    sync_invoice(session, paid, observed_at=_unix(ctx.now), origin=ctx.origin)
+    sync_invoice(session, paid, observed_at=_unix(ctx.now), origin=ctx.origin, asked_ns=ctx.charging[slot.id])
     audit.record(session, action="dunning.retry_succeeded", object_type="kernel_invoice",
                  object_id=invoice.stripe_invoice_id, app_id=invoice.app_id, before={"attempt": number,
                  "status": "scheduled"}, after={"attempt": number, "status": "succeeded"}, origin=ctx.origin)
@@ -395,13 +396,14 @@ def _close_voided(session: Session, invoice: KernelInvoice, attempts: dict[int, 
 
 
 def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str,
-                   subscription_state: Optional[SubscriptionState] = None) -> Step:
+                   subscription_state: Optional[SubscriptionState] = None, state_asked_ns: Optional[int] = None) -> Step:
     """End dunning for an invoice Stripe reports paid; reactivate the subscription and the app. Idempotent.
 
     Called by the dunning job (a retry succeeded, or Stripe says it was paid) and by
     the portal when the owner pays; ``invoice`` must already hold Stripe's paid state.
     ``subscription_state``: the subscription read from Stripe beforehand (``retrieve_subscription_in_full``),
-    by a caller that asks Stripe with no transaction open; without it, Stripe is asked here.
+    by a caller that asks Stripe with no transaction open (at ``state_asked_ns``, ``billing.sync``); without it,
+    Stripe is asked here.
     """
     if invoice.dunning_outcome == DunningOutcome.PAID:
         return Step.RECOVERED
@@ -411,7 +413,7 @@ def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext
         if subscription_state is not None and subscription_state[0].id == subscription.stripe_subscription_id:
             remote, schedule, card = subscription_state
             sync_subscription(session, remote, observed_at=int(ctx.now.timestamp()), origin=ctx.origin,
-                              schedule=schedule, card=card)
+                              schedule=schedule, card=card, asked_ns=state_asked_ns)
         else:
             sync_subscription_from_gateway(session, ctx.gateway, subscription.stripe_subscription_id,
                                            origin=ctx.origin)
@@ -430,7 +432,8 @@ def settle_invoice(session: Session, invoice: KernelInvoice, ctx: DunningContext
 
 
 def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContext, *, paid_by: str,
-                         subscription_state: Optional[SubscriptionState] = None) -> bool:
+                         subscription_state: Optional[SubscriptionState] = None,
+                         state_asked_ns: Optional[int] = None) -> bool:
     """``settle_invoice`` for an invoice that is (or was, exhausted) in dunning; False for any other invoice.
 
     The ``invoice.paid`` webhook calls it, so a dunning paid in Stripe ends at once
@@ -440,7 +443,8 @@ def settle_if_in_dunning(session: Session, invoice: KernelInvoice, ctx: DunningC
         return False
     if not _attempts(session, invoice).get(0):
         return False
-    settle_invoice(session, invoice, ctx, paid_by=paid_by, subscription_state=subscription_state)
+    settle_invoice(session, invoice, ctx, paid_by=paid_by, subscription_state=subscription_state,
+                   state_asked_ns=state_asked_ns)
     return True
 
 

@@ -21,6 +21,7 @@ from billing.gateway import Invoice, pay_invoice_key
 from billing.models import ChargeAttempt, ChargeStatus, InvoiceStatus, KernelInvoice
 from billing.states import SubscriptionStatus
 from billing.sync import sync_invoice
+from billing.webhooks.prefetch import asking
 
 
 class OwnerPayment(enum.Enum):
@@ -54,17 +55,20 @@ def pay_with_saved_card(session: Session, ctx: DunningContext, app_id: int, chec
     session.commit()  # nothing stays open while Stripe is called
     if card is None:
         card = ctx.gateway.retrieve_checkout_session(checkout_session_id).setup_payment_method
+    asked_ns = asking(ctx.gateway)
     paid, charge = _charge(session, ctx, app_id, stripe_invoice_id, f"owner:{checkout_session_id}", card)
     if paid is None:
         return OwnerPayment.CONFIRMING
     # What ending dunning writes about the subscription, read now rather than inside the transaction below.
+    state_asked_ns = asking(ctx.gateway)
     state = ctx.gateway.retrieve_subscription_in_full(subscription_id) if subscription_id else None
-    sync_invoice(session, paid, observed_at=int(ctx.now.timestamp()), origin=ctx.origin)
+    sync_invoice(session, paid, observed_at=int(ctx.now.timestamp()), origin=ctx.origin, asked_ns=asked_ns)
     audit.record(session, action="invoice.paid_by_owner", object_type="kernel_invoice",
                  object_id=stripe_invoice_id, app_id=app_id, before={"status": "open"},
                  after={"status": paid.status, "amount_paid": paid.amount_paid}, origin=ctx.origin)
     invoice = session.get(KernelInvoice, invoice_row_id)
-    settle_if_in_dunning(session, invoice, ctx, paid_by="owner", subscription_state=state)
+    settle_if_in_dunning(session, invoice, ctx, paid_by="owner", subscription_state=state,
+                         state_asked_ns=state_asked_ns)
     charges.settle(session, charge, ChargeStatus.SUCCEEDED if paid.status == InvoiceStatus.PAID else ChargeStatus.FAILED,
                    ctx.origin, invoice=paid)
     session.commit()

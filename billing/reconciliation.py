@@ -53,8 +53,8 @@ from billing.models import (
     RunStatus,
 )
 from billing.states import SubscriptionStatus, can_transition
-from billing.sync import sync_invoice, sync_subscription_from_gateway
-from billing.webhooks.prefetch import asked_since
+from billing.sync import refetch_invoice, sync_invoice, sync_subscription_from_gateway
+from billing.webhooks.prefetch import asking
 
 log = logging.getLogger(__name__)
 
@@ -421,9 +421,10 @@ def heal(session: Session, gateway: StripeGateway, divergence: ReconciliationDiv
     if divergence.object_type == "subscription":
         result = sync_subscription_from_gateway(session, gateway, divergence.stripe_id, origin=origin)
     else:
+        asked_ns = asking(gateway)
         remote = gateway.retrieve_invoice(divergence.stripe_id)
-        result = sync_invoice(session, remote, observed_at=int(now.timestamp()), origin=origin,
-                              refetch=lambda since: asked_since(gateway, since).retrieve_invoice(divergence.stripe_id))
+        result = sync_invoice(session, remote, observed_at=int(now.timestamp()), origin=origin, asked_ns=asked_ns,
+                              refetch=refetch_invoice(gateway, divergence.stripe_id))
     if result.row is None:
         raise HealRefused(f"Stripe's object could not be applied ({result.outcome.value})")
     siblings = list(session.scalars(select(ReconciliationDivergence).where(

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from billing import audit, clock, control, metrics
 from billing.actions import Refused, end_transaction, owner_action
+from billing.webhooks.prefetch import asking
 from billing.audit import Origin
 from billing.billing_details import stripe_address, stripe_tax_id
 from billing.checkout import complete_checkout, fetch_checkout
@@ -443,6 +444,7 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
     _check_remote_plan(change, remote)
     _check_proration_date(proration_date, now, remote)
     preview = _verified_preview(session, gateway, change, remote, proration_date)
+    asked_ns = asking(gateway)
     try:
         full, invoice = gateway.change_price_now_in_full(remote, change.to_price_id, proration_date=proration_date,
                                                          attempt=attempt)
@@ -452,8 +454,8 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
                                    request_id=error.request_id) from error
 
     observed_at = int(now.timestamp())
-    row = _apply(session, full, observed_at, origin)
-    invoice_row = _sync_invoice(session, invoice, observed_at, origin)
+    row = _apply(session, full, observed_at, origin, asked_ns)
+    invoice_row = _sync_invoice(session, invoice, observed_at, origin, asked_ns)
     charged = Money(invoice.amount_paid if invoice else 0, preview.amount_due.currency)
     audit.record(session, action="subscription.upgraded", object_type="app_subscription",
                  object_id=change.subscription_id, app_id=change.app_id,
@@ -470,10 +472,13 @@ def upgrade(session: Session, gateway: StripeGateway, app: App, to_plan: KernelP
     return UpgradeResult(row, invoice_row, charged)
 
 
-def _apply(session: Session, full: SubscriptionState, observed_at: int, origin: Origin) -> AppSubscription:
-    """Write what Stripe answered after a change (its watermark keeps it from undoing a newer event); our row."""
+def _apply(session: Session, full: SubscriptionState, observed_at: int, origin: Origin,
+           asked_ns: Optional[int]) -> AppSubscription:
+    """Write what Stripe answered after a change, asked at ``asked_ns`` (its watermark, and that moment on a
+    same-second tie, keep it from undoing a newer event); our row."""
     remote, schedule, card = full
-    result = sync_subscription(session, remote, observed_at=observed_at, origin=origin, schedule=schedule, card=card)
+    result = sync_subscription(session, remote, observed_at=observed_at, origin=origin, schedule=schedule, card=card,
+                               asked_ns=asked_ns)
     return result.row
 
 
@@ -532,10 +537,10 @@ def _raise_mismatch(session: Session, change: _Change, proration_date: int, expe
 
 
 def _sync_invoice(session: Session, invoice: Optional[Invoice], observed_at: int,
-                  origin: Origin) -> Optional[KernelInvoice]:
+                  origin: Origin, asked_ns: Optional[int]) -> Optional[KernelInvoice]:
     if invoice is None or invoice.id is None:
         return None
-    return sync_invoice(session, invoice, observed_at=observed_at, origin=origin).row
+    return sync_invoice(session, invoice, observed_at=observed_at, origin=origin, asked_ns=asked_ns).row
 
 
 # ---------------------------------------------------------------- downgrade
@@ -556,9 +561,10 @@ def schedule_downgrade(session: Session, gateway: StripeGateway, app: App, to_pl
 
         remote = gateway.retrieve_subscription(change.subscription_id)
         _check_remote_plan(change, remote)
+        asked_ns = asking(gateway)
         full = gateway.schedule_price_change_in_full(remote, change.to_price_id, attempt=attempt)
 
-        row = _apply(session, full, int(clock.now().timestamp()), origin)
+        row = _apply(session, full, int(clock.now().timestamp()), origin, asked_ns)
         entry = _record(session, row, "subscription.downgrade_scheduled", before, origin)
         _tell_owners(session, row, NoticeKind.DOWNGRADE_SCHEDULED, entry, smtp_configured,
                      from_plan=change.from_code, plan=change.to_code, change_at=iso(row.scheduled_change_at))
@@ -580,9 +586,10 @@ def undo_downgrade(session: Session, gateway: StripeGateway, app: App, *, origin
         end_transaction(session)
 
         _release(gateway, schedule_id)
+        asked_ns = asking(gateway)
         full = gateway.retrieve_subscription_in_full(subscription_id)
 
-        row = _apply(session, full, int(clock.now().timestamp()), origin)
+        row = _apply(session, full, int(clock.now().timestamp()), origin, asked_ns)
         entry = _record(session, row, "subscription.downgrade_undone", before, origin)
         _tell_owners(session, row, NoticeKind.DOWNGRADE_UNDONE, entry, smtp_configured, plan=row.plan.code,
                      dropped_plan=before["scheduled_plan"], renews_at=iso(row.current_period_end))
@@ -619,9 +626,10 @@ def cancel_at_period_end(session: Session, gateway: StripeGateway, app: App, *, 
 
         if schedule_id:
             _release(gateway, schedule_id)
+        asked_ns = asking(gateway)
         full = gateway.set_cancel_at_period_end_in_full(subscription_id, True, change=f"claim:{claim}")
 
-        row = _apply(session, full, int(clock.now().timestamp()), origin)
+        row = _apply(session, full, int(clock.now().timestamp()), origin, asked_ns)
         entry = _record(session, row, "subscription.cancel_scheduled", before, origin)
         _tell_owners(session, row, NoticeKind.CANCELED, entry, smtp_configured, plan=row.plan.code,
                      ends_at=iso(row.current_period_end))
@@ -645,9 +653,10 @@ def resume(session: Session, gateway: StripeGateway, app: App, *, origin: Origin
         if period_end is not None and clock.now() >= period_end:
             raise Refused("period_over", "the period has ended; subscribe again")
 
+        asked_ns = asking(gateway)
         full = gateway.set_cancel_at_period_end_in_full(subscription_id, False, change=f"claim:{claim}")
 
-        row = _apply(session, full, int(clock.now().timestamp()), origin)
+        row = _apply(session, full, int(clock.now().timestamp()), origin, asked_ns)
         entry = _record(session, row, "subscription.resumed", before, origin)
         _tell_owners(session, row, NoticeKind.RESUMED, entry, smtp_configured, plan=row.plan.code,
                      renews_at=iso(row.current_period_end))

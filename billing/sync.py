@@ -13,7 +13,11 @@ keeps a watermark, the Unix time of the Stripe state it holds:
   after the row last changed (``stripe_synced_ns``, wall-clock nanoseconds): the
   worker asks Stripe between two short transactions, and an owner's cancel may
   commit in between, in the same second. An answer asked before it is asked again
-  (``billing.webhooks.prefetch.asked_since``), never applied.
+  (``billing.webhooks.prefetch.asked_since``), never applied. An owner's action
+  cannot ask again (its transaction is open by then): it says when it asked
+  (``asked_ns``), and an answer asked before the row last changed is not applied.
+  The row keeps what it holds, which is never behind that answer for long: any
+  later change in Stripe sends its own event, applied by the worker.
 
 Status changes go through the state machine; an illegal one raises
 ``IllegalTransition`` before anything is modified. Every change writes an audit row.
@@ -37,6 +41,7 @@ from billing.gateway.types import Card, Invoice, Subscription, SubscriptionSched
 from billing.models import App, AppSubscription, KernelInvoice
 from billing.plans import plan_by_price
 from billing.states import SubscriptionStatus, check_transition
+from billing.webhooks.prefetch import asked_since, asking
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -110,10 +115,11 @@ def _locked(query):
 Refetch = Callable[[Optional[int]], T]
 
 
-def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Refetch],
+def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Refetch], asked_ns: Optional[int],
             ahead: Optional[Callable[[Any, T], bool]] = None) -> Optional[T]:
     """The state to apply to ``row``: ``remote``, Stripe's answer on a same-second tie, or None when stale.
-    ``ahead`` says when the object's own lifecycle settles a tie (``remote`` further along than ``row``)."""
+    ``ahead`` says when the object's own lifecycle settles a tie (``remote`` further along than ``row``);
+    ``asked_ns``, when ``remote`` was asked of Stripe (wall-clock ns), if the caller asked it just now."""
     if row is None or observed_at > row.stripe_watermark:
         return remote
     if observed_at < row.stripe_watermark:
@@ -123,7 +129,15 @@ def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Refetch],
     if ahead is not None and ahead(row, remote):
         return remote  # same second, but no later state can be behind this one
     # Same second: only Stripe can say which came last, and only in an answer asked after our row last changed.
-    return refetch(row.stripe_synced_ns) if refetch is not None else remote
+    if asked_ns is not None and asked_ns > (row.stripe_synced_ns or 0):
+        return remote
+    if refetch is not None:
+        return refetch(row.stripe_synced_ns)
+    if asked_ns is not None:
+        log.info("keeping %s: the answer was asked before the row last changed, in the same second",
+                 getattr(remote, "id", "?"))
+        return None
+    return remote  # neither known (state built by hand, as in tests): the caller vouches for it
 
 
 def _changed(row: Any) -> None:
@@ -182,12 +196,13 @@ def sync_subscription(
     observed_at: int,
     origin: Origin,
     refetch: Optional[Refetch[Subscription]] = None,
+    asked_ns: Optional[int] = None,
     schedule: Optional[SubscriptionSchedule] = None,
     card: Optional[Card] = None,
 ) -> SyncResult:
     """Bring our row for ``remote`` up to date (creating it if the app is ours and it is new)."""
     row = session.scalar(_locked(select(AppSubscription).where(AppSubscription.stripe_subscription_id == remote.id)))
-    remote = _newest(row, remote, observed_at, refetch)
+    remote = _newest(row, remote, observed_at, refetch, asked_ns)
     if remote is None:
         return SyncResult(Outcome.STALE, row)
 
@@ -280,12 +295,13 @@ def sync_invoice(
     observed_at: int,
     origin: Origin,
     refetch: Optional[Refetch[Invoice]] = None,
+    asked_ns: Optional[int] = None,
 ) -> SyncResult:
     """Bring our row for the invoice ``remote`` up to date (creating it when its customer is one of our apps)."""
     if remote.id is None:
         raise ValueError("a preview invoice has no id and is never stored")
     row = session.scalar(_locked(select(KernelInvoice).where(KernelInvoice.stripe_invoice_id == remote.id)))
-    remote = _newest(row, remote, observed_at, refetch, ahead=invoice_settles_tie)
+    remote = _newest(row, remote, observed_at, refetch, asked_ns, ahead=invoice_settles_tie)
     if remote is None:
         return SyncResult(Outcome.STALE, row)
     if row is not None and invoice_behind(row, remote):
@@ -332,6 +348,23 @@ def sync_invoice(
 def sync_subscription_from_gateway(session: Session, gateway, subscription_id: str, *, origin: Origin,
                                    observed_at: Optional[int] = None) -> SyncResult:
     """Fetch the subscription (and its schedule and card) from Stripe and apply it: the freshest truth."""
+    asked_ns = asking(gateway)
     remote, schedule, card = gateway.retrieve_subscription_in_full(subscription_id)
     when = observed_at if observed_at is not None else int(clock.now().timestamp())
-    return sync_subscription(session, remote, observed_at=when, origin=origin, schedule=schedule, card=card)
+    return sync_subscription(session, remote, observed_at=when, origin=origin, schedule=schedule, card=card,
+                             asked_ns=asked_ns, refetch=refetch_subscription(gateway, subscription_id))
+
+
+def refetch_subscription(gateway: Any, subscription_id: str) -> Optional[Refetch[Subscription]]:
+    """How a job asks Stripe again about a subscription on a same-second tie; None where it cannot (an
+    owner's request: ``asked_ns`` settles it)."""
+    if asking(gateway) is not None:
+        return None
+    return lambda since: asked_since(gateway, since).retrieve_subscription(subscription_id)
+
+
+def refetch_invoice(gateway: Any, invoice_id: str) -> Optional[Refetch[Invoice]]:
+    """``refetch_subscription``, for an invoice."""
+    if asking(gateway) is not None:
+        return None
+    return lambda since: asked_since(gateway, since).retrieve_invoice(invoice_id)

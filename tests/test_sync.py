@@ -1,4 +1,5 @@
 """billing.sync: Stripe state mirrored into our rows, newest first, through the state machine."""
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -248,3 +249,40 @@ def test_an_invoice_tie_asks_stripe_for_an_answer_newer_than_the_row_s_last_chan
     unordered = replace(remote_invoice(status="open"), attempt_count=2)  # neither further along nor the row's state
     result = sync_invoice(session, unordered, observed_at=10, origin=ORIGIN, refetch=refetch)
     assert asked == [changed_at] and result.row.status == "paid"
+
+
+def test_an_owner_s_answer_asked_before_the_row_last_changed_is_not_applied_on_a_same_second_tie(session):
+    # An owner's action asks Stripe (cancel at period end) and is answered; before its transaction writes,
+    # the worker applies a later state of the same second (the card changed in another tab, the cancel
+    # undone). The owner's answer, asked before that change, cannot be ordered against it and is not
+    # applied: no step back to the old card.
+    sync_subscription(session, remote_subscription(), observed_at=100, origin=ORIGIN)
+    asked_ns = time.time_ns()
+    changed = sync_subscription(session, remote_subscription(default_payment_method="pm_new"), observed_at=100,
+                                origin=ORIGIN)
+    assert changed.row.stripe_synced_ns > asked_ns
+
+    canceling = remote_subscription(cancel_at_period_end=True)
+    result = sync_subscription(session, canceling, observed_at=100, origin=ORIGIN, asked_ns=asked_ns)
+    assert result.outcome == Outcome.STALE and result.row.cancel_at_period_end is False
+    assert result.row.payment_method_id == "pm_new"
+
+    # Asked after the row's last change, the same answer is at least as new as what the row holds: applied.
+    result = sync_subscription(session, canceling, observed_at=100, origin=ORIGIN, asked_ns=time.time_ns())
+    assert result.outcome == Outcome.UPDATED and result.row.cancel_at_period_end is True
+
+
+def test_an_answer_asked_before_the_row_last_changed_is_asked_again_where_the_caller_can(session):
+    sync_subscription(session, remote_subscription(), observed_at=100, origin=ORIGIN)
+    asked_ns = time.time_ns()
+    changed_at = sync_subscription(session, remote_subscription(cancel_at_period_end=True), observed_at=100,
+                                   origin=ORIGIN).row.stripe_synced_ns
+    asked = []
+
+    def refetch(since):
+        asked.append(since)
+        return remote_subscription(cancel_at_period_end=True)
+
+    result = sync_subscription(session, remote_subscription(), observed_at=100, origin=ORIGIN, asked_ns=asked_ns,
+                               refetch=refetch)
+    assert asked == [changed_at] and result.row.cancel_at_period_end is True

@@ -179,14 +179,16 @@ class StripeGateway:
         data = self._call(self._v1.customers.update, customer_id,
                           {"invoice_settings": {"default_payment_method": payment_method_id},
                            "expand": ["invoice_settings.default_payment_method"]},
-                          key=f"customer:{customer_id}:default_payment_method:{payment_method_id}:{change}")
+                          key=f"customer:{customer_id}:default_payment_method:{payment_method_id}:{change}",
+                          reread=self._v1.customers.retrieve)
         method = (data.get("invoice_settings") or {}).get("default_payment_method")
         card = Card.from_stripe(method) if isinstance(method, dict) else self.retrieve_card(payment_method_id)
         if not subscription_id:
             return card, None
         data = self._call(self._v1.subscriptions.update, subscription_id,
                           {"default_payment_method": payment_method_id, "expand": list(IN_FULL)},
-                          key=f"subscription:{subscription_id}:default_payment_method:{payment_method_id}:{change}")
+                          key=f"subscription:{subscription_id}:default_payment_method:{payment_method_id}:{change}",
+                          reread=self._v1.subscriptions.retrieve)
         return card, _in_full(data)
 
     def attach_payment_method(self, customer_id: str, payment_method_id: str) -> Card:
@@ -348,7 +350,8 @@ class StripeGateway:
             # What an owner waits for after the charge, in this answer instead of two more round trips.
             "expand": ["latest_invoice", *IN_FULL],
         }
-        data = self._call(self._v1.subscriptions.update, subscription.id, params, key=key)
+        data = self._call(self._v1.subscriptions.update, subscription.id, params, key=key,
+                          reread=self._v1.subscriptions.retrieve)
         invoice = data.get("latest_invoice")
         return _in_full(data), Invoice.from_stripe(invoice) if isinstance(invoice, dict) else None
 
@@ -392,7 +395,8 @@ class StripeGateway:
             "expand": ["subscription", "subscription.default_payment_method"],
         }
         data = self._call(self._v1.subscription_schedules.update, schedule_id, params,
-                          key=f"schedule:{schedule_id}:update:{subscription.price_id}->{new_price_id}:period:{period}")
+                          key=f"schedule:{schedule_id}:update:{subscription.price_id}->{new_price_id}:period:{period}",
+                          reread=self._v1.subscription_schedules.retrieve)
         attached = data["subscription"]
         method = attached.get("default_payment_method")
         return (Subscription.from_stripe(attached), SubscriptionSchedule.from_stripe(data),
@@ -419,7 +423,8 @@ class StripeGateway:
         requests, while a retry of one replays it."""
         key = f"subscription:{subscription_id}:cancel_at_period_end:{str(cancel).lower()}:{change}" if change else None
         data = self._call(self._v1.subscriptions.update, subscription_id,
-                          {"cancel_at_period_end": cancel, "expand": list(IN_FULL)}, key=key)
+                          {"cancel_at_period_end": cancel, "expand": list(IN_FULL)}, key=key,
+                          reread=self._v1.subscriptions.retrieve)
         return _in_full(data)
 
     def cancel_now(self, subscription_id: str) -> Subscription:
@@ -464,7 +469,8 @@ class StripeGateway:
         params: dict[str, Any] = {"off_session": True}
         if payment_method_id:
             params["payment_method"] = payment_method_id
-        data = self._call(self._v1.invoices.pay, invoice_id, params, key=pay_invoice_key(invoice_id, attempt))
+        data = self._call(self._v1.invoices.pay, invoice_id, params, key=pay_invoice_key(invoice_id, attempt),
+                          reread=self._v1.invoices.retrieve)
         return Invoice.from_stripe(data)
 
     # ------------------------------------------------------------------ bulk walks (reconciliation)
@@ -644,12 +650,21 @@ class StripeGateway:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _call(self, method: Callable, *args: Any, key: Optional[str] = None) -> dict[str, Any]:
+    def _call(self, method: Callable, *args: Any, key: Optional[str] = None,
+              reread: Optional[Callable] = None) -> dict[str, Any]:
+        """One request. ``reread``: for a keyed write, the retrieve of the same object; when Stripe replays
+        the write (``Idempotent-Replayed``: a retry whose first answer was lost, or a confirmation), its answer
+        is the object as the *first* request left it, possibly minutes ago, so the object is read afresh (with
+        the same expansions) and that is returned instead: ``billing.sync`` dates answers by when they were
+        asked, and a replay would carry an old state under a new date."""
         if self.before_request is not None:
             self.before_request()
         options = {"idempotency_key": key} if key else None
         with translate_errors():
             result = method(*args, options=options) if options else method(*args)
+        if reread is not None and _replayed(result):
+            object_id, params = args[0], args[1] if len(args) > 1 else {}
+            return self._call(reread, object_id, {"expand": params["expand"]} if params.get("expand") else {})
         return result.to_dict()
 
     def iter_pages(self, fetch: Callable[[Optional[str]], Page], *, max_rate_limit_waits: int = 8) -> Iterator[Page]:
@@ -669,6 +684,13 @@ class StripeGateway:
             if not page.has_more:
                 return
             cursor = page.next_cursor
+
+
+def _replayed(result: Any) -> bool:
+    """Whether Stripe answered a keyed request from its store of first answers."""
+    response = getattr(result, "last_response", None)
+    headers = {name.lower(): value for name, value in (response.headers if response is not None else {}).items()}
+    return headers.get("idempotent-replayed") == "true"
 
 
 # A subscription as an owner's page needs it after a change: with its schedule (a downgrade waiting) and its card.

@@ -49,6 +49,8 @@ from billing.sync import (
     Outcome,
     SyncResult,
     app_for_customer,
+    refetch_invoice,
+    refetch_subscription,
     sync_invoice,
     sync_subscription,
 )
@@ -160,7 +162,7 @@ def _apply_subscription(ctx: HandlerContext, remote: Subscription, row: Optional
     method = remote.default_payment_method
     if method and (row is None or row.payment_method_id != method or row.card_last4 is None):
         card = ctx.gateway.retrieve_card(method)
-    refetch = (lambda since: asked_since(ctx.gateway, since).retrieve_subscription(remote.id)) if ask_on_tie else None
+    refetch = refetch_subscription(ctx.gateway, remote.id) if ask_on_tie else None
     return sync_subscription(ctx.session, remote, observed_at=ctx.event.created, origin=ctx.origin,
                              refetch=refetch, schedule=schedule, card=card)
 
@@ -228,7 +230,7 @@ def _sync_invoice(ctx: HandlerContext) -> SyncResult:
     if remote.id is None:
         return SyncResult(Outcome.NOT_OURS)
     return sync_invoice(ctx.session, remote, observed_at=ctx.event.created, origin=ctx.origin,
-                        refetch=lambda since: asked_since(ctx.gateway, since).retrieve_invoice(remote.id))
+                        refetch=refetch_invoice(ctx.gateway, remote.id))
 
 
 @handles("invoice.created", "invoice.finalized", "invoice.updated", "invoice.voided", "invoice.marked_uncollectible")

@@ -143,6 +143,12 @@ def asked_since(gateway: Any, since_ns: Optional[int]) -> Any:
     return gateway.since(since_ns) if isinstance(gateway, Prefetched) else gateway
 
 
+def asking(gateway: Any) -> Optional[int]:
+    """When the answers ``gateway`` gives from now on are asked, at the earliest (wall-clock ns): now, for a
+    gateway that calls Stripe; None for a ``Prefetched`` one, whose answers may be older (its caller asks again
+    through ``asked_since`` instead). ``billing.sync`` settles a same-second tie with it."""
+    return None if isinstance(gateway, Prefetched) else time.time_ns()
+
 
 class TooManyStripeCalls(RuntimeError):
     """A unit of work kept needing new answers from Stripe (a bug: work must be deterministic given its answers)."""

@@ -92,12 +92,12 @@ def _stripe_windows(monkeypatch, pause: float = 0.15):
     windows: dict[int, list[float]] = {}
     real = StripeGateway._call
 
-    def timed(self, method, *args, key=None):
+    def timed(self, method, *args, **options):
         span = windows.setdefault(threading.get_ident(), [])
         span.append(time.monotonic())
         time.sleep(pause)
         try:
-            return real(self, method, *args, key=key)
+            return real(self, method, *args, **options)
         finally:
             span.append(time.monotonic())
 

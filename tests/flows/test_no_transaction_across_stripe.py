@@ -10,12 +10,14 @@ recording each request to Stripe, and show another writer getting the lock while
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 from flask import has_request_context
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from billing import clock
 from billing.errors import GatewayError
 from billing.gateway import StripeGateway
 from portal.extensions import db
@@ -44,10 +46,10 @@ def stripe_requests(monkeypatch):
     seen: list[tuple[str, bool]] = []
     real = StripeGateway._call
 
-    def spy(self, method, *args, key=None):
+    def spy(self, method, *args, **options):
         if has_request_context():
             seen.append((getattr(method, "__qualname__", str(method)), db.session().in_transaction()))
-        return real(self, method, *args, key=key)
+        return real(self, method, *args, **options)
 
     monkeypatch.setattr(StripeGateway, "_call", spy)
     return seen
@@ -134,3 +136,33 @@ def test_other_writers_get_in_while_an_action_waits_for_stripe(backend, billing_
         page = owner_http.post(f"/apps/{tenant.id}/billing/cancel", follow_redirects=True)
         assert "Your subscription is canceled." in page.get_data(as_text=True)
     assert got_in == [method]
+
+
+def test_an_action_s_answer_never_overwrites_a_state_applied_while_stripe_answered(billing_app, owner_http, tenant,
+                                                                                    monkeypatch):
+    """Issue #10 item 4 on the owner's side. With nothing locked across Stripe, the worker may apply a later
+    state of the same second between Stripe's answer to an action and the action's write (here, a card
+    changed in another tab). The action's answer was asked before that change: written back, it would put
+    the old card back (the transient backwards step). ``billing.sync`` keeps the row instead; the event of
+    any later change in Stripe brings the rest."""
+    subscribe(owner_http, tenant.id, "pro")
+    real = StripeGateway.set_cancel_at_period_end_in_full
+    engine = create_engine(billing_app.config["SQLALCHEMY_DATABASE_URI"])
+
+    def answered_then_overtaken(self, *args, **kwargs):
+        answer = real(self, *args, **kwargs)
+        with engine.begin() as worker:  # the worker's short transaction, committed before the action writes
+            worker.execute(text(
+                "UPDATE app_subscriptions SET payment_method_id = 'pm_from_another_tab', card_last4 = '4444', "
+                "cancel_at_period_end = :true, stripe_watermark = :second, stripe_synced_ns = :now "
+                "WHERE app_id = :app"), {"true": True, "second": int(clock.now().timestamp()),
+                                         "now": time.time_ns(), "app": tenant.id})
+        return answer
+
+    monkeypatch.setattr(StripeGateway, "set_cancel_at_period_end_in_full", answered_then_overtaken)
+    try:
+        owner_http.post(f"/apps/{tenant.id}/billing/cancel", data={"reason": "too_expensive"})
+    finally:
+        engine.dispose()
+    row = subscription_of(billing_app, tenant.id)
+    assert row.payment_method_id == "pm_from_another_tab" and row.card_last4 == "4444" and row.cancel_at_period_end

@@ -169,6 +169,18 @@ def test_cancel_at_period_end_resume_and_end(target):
     assert target.gateway.retrieve_subscription(subscription.id).status == "canceled"
 
 
+def test_a_replayed_write_answers_with_the_object_as_it_is_now_not_as_the_first_request_left_it(target):
+    # A retry of a keyed write whose first answer was lost: Stripe replays the first answer, which would
+    # carry an old state under a new date into our tables (billing.sync); the gateway reads the object afresh.
+    customer = target.new_customer()
+    subscription = target.subscribe(customer, target.pro_price)
+    first = target.gateway.set_cancel_at_period_end_in_full(subscription.id, True, change="claim:1")[0]
+    assert first.cancel_at_period_end is True
+    target.gateway.set_cancel_at_period_end_in_full(subscription.id, False, change="claim:2")
+    again, _schedule, card = target.gateway.set_cancel_at_period_end_in_full(subscription.id, True, change="claim:1")
+    assert again.cancel_at_period_end is False and card is not None  # today's state, with the same expansions
+
+
 def test_cancel_now(target):
     subscription = target.subscribe(target.new_customer(), target.pro_price)
     canceled = target.gateway.cancel_now(subscription.id)

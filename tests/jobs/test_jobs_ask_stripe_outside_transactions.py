@@ -52,10 +52,10 @@ def stripe_calls(monkeypatch):
     seen: list[tuple[str, bool]] = []
     real = StripeGateway._call
 
-    def spy(self, method, *args, key=None):
+    def spy(self, method, *args, **options):
         if checked_scope() is not None:
             seen.append((getattr(method, "__qualname__", str(method)), db.session().in_transaction()))
-        return real(self, method, *args, key=key)
+        return real(self, method, *args, **options)
 
     monkeypatch.setattr(StripeGateway, "_call", spy)
     return seen
