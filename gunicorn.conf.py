@@ -8,6 +8,8 @@ request:
   it exits (scripts/graceful_worker.py says what the stock one drops);
 - ``post_fork``: a new worker forgets the portal's modules the master had imported, so it loads the
   release on disk rather than the master's copy;
+- ``pre_fork`` / ``child_exit``: each worker gets a slot on a shared board where it says how many
+  connections it holds, so the one holding the fewest accepts the next (scripts/graceful_worker.py);
 - ``child_exit``: when a worker exits, its Prometheus counters are folded into the shared archive
   (billing/metrics_files.py), so /metrics keeps counting what it served and the directory does not fill with
   the files of workers long gone.
@@ -19,6 +21,7 @@ import sys
 # Here, not in the hook: the hook runs in a signal handler, which may nest. metrics_files imports no model, so
 # the master holds nothing of the portal that a reload must replace but this small module (post_fork below).
 from billing import metrics_files
+from scripts import graceful_worker
 
 worker_class = "scripts.graceful_worker.GracefulThreadWorker"
 # A page is CPU work under one GIL per process (docs/benchmarks.md, Pages): one process per core uses the cores;
@@ -26,11 +29,11 @@ worker_class = "scripts.graceful_worker.GracefulThreadWorker"
 # Stripe (an action) meanwhile. WEB_CONCURRENCY, --workers and --threads override these.
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 threads = 4
-# A kept-alive connection is served by the worker that accepted it, for as long as it lives. Connections opened
-# while the server is idle mostly land on one worker (one served 11,576 requests and the other 808 in a run of
-# 20 browsers), so one core did the work. After this many requests on one connection the answer says
-# "Connection: close" (nginx's keepalive_requests); the client's next connection goes to whichever worker is
-# free to accept it first, which under load is the less busy one. WEB_KEEPALIVE_REQUESTS overrides it (0: no limit).
+# A kept-alive connection is served by the worker that accepted it, for as long as it lives; the worker holding
+# the fewest connections accepts the next (scripts/graceful_worker.py). Connections also end: after this many
+# requests on one the answer says "Connection: close" (nginx's keepalive_requests), so a worker that got busy
+# sheds some, and the client's next connection goes to the least loaded. WEB_KEEPALIVE_REQUESTS overrides it
+# (0: no limit).
 KEEPALIVE_REQUESTS = int(os.environ.get("WEB_KEEPALIVE_REQUESTS", "50"))
 
 # The master waits this long for old workers to finish their requests before it kills them.
@@ -49,7 +52,12 @@ def post_fork(server, worker):
         del sys.modules[name]
 
 
+def pre_fork(server, worker):
+    graceful_worker.assign_slot(server, worker)
+
+
 def child_exit(server, worker):
+    graceful_worker.release_slot(worker)
     metrics_files.process_exited(worker.pid)
 
 

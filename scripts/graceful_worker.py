@@ -15,10 +15,13 @@ alive), so clients move to the new workers.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import selectors
 import time
 from concurrent import futures
 from functools import partial
+from typing import Any, Optional
 
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -26,13 +29,51 @@ from gunicorn.workers.gthread import ThreadWorker
 # its last connection closed.
 DRAIN_POLL_SECONDS = 0.1
 
+# The fewest connections accept (see GracefulThreadWorker._balance). A board in shared memory, made by the
+# master when it imports this module and inherited by every worker it forks: per worker slot, the connections
+# it holds (-1: a free slot) and when it last said so (monotonic ms, one clock for every process on a machine).
+SLOTS = 64
+_board = multiprocessing.RawArray("q", SLOTS * 2)
+for _slot in range(SLOTS):
+    _board[2 * _slot] = -1
+# A worker that has not said anything for this long (hung, or stopping) is not waited for.
+FRESH_MS = 3000
+# How often a worker that stepped aside looks whether it holds the fewest again.
+RECHECK_SECONDS = 0.01
+
+
+def _now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+def assign_slot(server: Any, worker: Any) -> None:
+    """gunicorn's ``pre_fork`` (in the master): a free slot on the board for the worker about to start."""
+    if os.environ.get("WEB_BALANCE", "1") == "0":  # first come takes it, as gthread does (to measure against)
+        return
+    used = {getattr(other, "balance_slot", None) for other in server.WORKERS.values()}
+    worker.balance_slot = next((slot for slot in range(SLOTS) if slot not in used), None)
+    if worker.balance_slot is not None:
+        _board[2 * worker.balance_slot], _board[2 * worker.balance_slot + 1] = 0, _now_ms()
+
+
+def release_slot(worker: Any) -> None:
+    """gunicorn's ``child_exit`` (in the master): the slot of a worker gone is free."""
+    slot = getattr(worker, "balance_slot", None)
+    if slot is not None:
+        _board[2 * slot] = -1
+
 
 class GracefulThreadWorker(ThreadWorker):
+    balance_slot: Optional[int] = None  # set by assign_slot before the fork
+
     def run(self) -> None:
+        self._names = {}
         for listener in self.sockets:
             listener.setblocking(False)
             # gthread captures the name once: during shutdown the listener may already be closed.
-            self.poller.register(listener, selectors.EVENT_READ, partial(self.accept, listener.getsockname()))
+            self._names[listener] = listener.getsockname()
+            self.poller.register(listener, selectors.EVENT_READ, partial(self.accept, self._names[listener]))
+        self._listening = True
 
         while self.alive:
             self.notify()
@@ -66,8 +107,45 @@ class GracefulThreadWorker(ThreadWorker):
             self.nr_conns -= 1
             fs.conn.close()
 
+    def accept(self, server, listener) -> None:
+        super().accept(server, listener)
+        self._balance()
+
+    def _balance(self) -> None:
+        """Accept new connections only while no other worker holds fewer (nginx's ``least_conn``).
+
+        Every worker waits on the same listening socket and the first to call ``accept`` takes the connection,
+        whatever it already holds; a kept-alive connection then stays with that worker. Browsers arriving at
+        an idle server mostly landed on one worker (11,576 requests against 808 in one run), and under a crowd
+        the users whose connection sat on the busier worker waited 61 ms for what the others got in 9
+        (docs/benchmarks.md, Pages). Here a worker publishes how many connections it holds and steps aside
+        (stops listening) while another live worker holds fewer; the one with the fewest always listens, so
+        a new connection never waits for a worker to come back."""
+        slot = self.balance_slot
+        if slot is None:
+            return
+        now = _now_ms()
+        mine = self.nr_conns
+        _board[2 * slot], _board[2 * slot + 1] = mine, now
+        fewest = True
+        for other in range(SLOTS):
+            held = _board[2 * other]
+            if other != slot and 0 <= held < mine and now - _board[2 * other + 1] < FRESH_MS:
+                fewest = False
+                break
+        if fewest != self._listening and self.alive:
+            for listener, name in self._names.items():
+                if fewest:
+                    self.poller.register(listener, selectors.EVENT_READ, partial(self.accept, name))
+                else:
+                    self.poller.unregister(listener)
+            self._listening = fewest
+
     def _turn(self, timeout: float) -> None:
         """One turn of gthread's loop: dispatch ready sockets, then collect finished requests."""
+        self._balance()
+        if not self._listening:
+            timeout = min(timeout, RECHECK_SECONDS)
         if self.nr_conns < self.worker_connections:
             for key, _ in self.poller.select(timeout):
                 key.data(key.fileobj)
@@ -78,6 +156,8 @@ class GracefulThreadWorker(ThreadWorker):
             self.futures.remove(done)
 
     def _drain(self) -> None:
+        if self.balance_slot is not None:
+            _board[2 * self.balance_slot] = -1  # stopping: no longer a worker for the others to wait for
         for listener in self.sockets:
             try:
                 self.poller.unregister(listener)
