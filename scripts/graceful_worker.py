@@ -122,7 +122,9 @@ class GracefulThreadWorker(ThreadWorker):
         (stops listening) while another live worker holds fewer; the one with the fewest always listens, so
         a new connection never waits for a worker to come back."""
         slot = self.balance_slot
-        if slot is None:
+        if slot is None or not self.alive:
+            # Stopping (a reload): _drain has left the board, and a worker that no longer listens must not
+            # be counted, or the new workers would step aside for it and no one would accept.
             return
         now = _now_ms()
         mine = self.nr_conns
@@ -133,7 +135,7 @@ class GracefulThreadWorker(ThreadWorker):
             if other != slot and 0 <= held < mine and now - _board[2 * other + 1] < FRESH_MS:
                 fewest = False
                 break
-        if fewest != self._listening and self.alive:
+        if fewest != self._listening:
             for listener, name in self._names.items():
                 if fewest:
                     self.poller.register(listener, selectors.EVENT_READ, partial(self.accept, name))
