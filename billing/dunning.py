@@ -213,7 +213,7 @@ def advance_dunning(session: Session, invoice: KernelInvoice, ctx: DunningContex
         return Step.WAITING
     if slot.notified_at is not None and ctx.now - slot.notified_at < NOTICE_LEAD:
         return Step.WAITING  # announced late (the job missed the day before): give the owner time
-    if not _claim(session, slot, ctx):
+    if not _claim(session, slot, ctx.now):
         return Step.WAITING
     session.commit()  # the claim must be durable before money moves
     return _charge(session, invoice, slot, ctx)
@@ -262,18 +262,18 @@ def _announce_retry(session: Session, invoice: KernelInvoice, number: int, due_o
     return True
 
 
-def _claim(session: Session, slot: KernelPaymentAttempt, ctx: DunningContext) -> bool:
+def _claim(session: Session, slot: KernelPaymentAttempt, now: datetime) -> bool:
     """Take the retry slot: only the one UPDATE that finds it unclaimed gets a row back."""
     result = session.execute(
         update(KernelPaymentAttempt)
         .where(KernelPaymentAttempt.id == slot.id, KernelPaymentAttempt.attempted_at.is_(None),
                KernelPaymentAttempt.status == AttemptStatus.SCHEDULED)
-        .values(attempted_at=ctx.now)
+        .values(attempted_at=now)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         return False
-    slot.attempted_at = ctx.now
+    slot.attempted_at = now
     return True
 
 

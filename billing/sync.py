@@ -137,7 +137,9 @@ def _newest(row: Any, remote: T, observed_at: int, refetch: Optional[Refetch], a
         log.info("keeping %s: the answer was asked before the row last changed, in the same second",
                  getattr(remote, "id", "?"))
         return None
-    return remote  # neither known (state built by hand, as in tests): the caller vouches for it
+    # Neither known: the caller vouches for the answer (a handler that has just asked Stripe for the truth
+    # it catches up to, state built by hand in tests).
+    return remote
 
 
 def _changed(row: Any) -> None:
