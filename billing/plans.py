@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from billing.models import KernelPlan
@@ -77,12 +77,24 @@ def retired_plans(session: Session) -> list[KernelPlan]:
                                                          KernelPlan.stripe_price_id.is_not(None))))
 
 
+# Built once: pages read the plans on every answer (the plan cards, an invoice's lines, the notices), and
+# building a statement costs more than the database running it.
+_BY_CODE = select(KernelPlan).where(KernelPlan.code == bindparam("code"))
+_BY_PRICE = select(KernelPlan).where(KernelPlan.stripe_price_id == bindparam("price"))
+_OFFERED = select(KernelPlan).where(KernelPlan.active).order_by(KernelPlan.rank)
+
+
 def plan_by_code(session: Session, code: str) -> KernelPlan | None:
-    return session.scalar(select(KernelPlan).where(KernelPlan.code == code))
+    return session.scalar(_BY_CODE, {"code": code})
 
 
 def plan_by_price(session: Session, stripe_price_id: str) -> KernelPlan | None:
-    return session.scalar(select(KernelPlan).where(KernelPlan.stripe_price_id == stripe_price_id))
+    return session.scalar(_BY_PRICE, {"price": stripe_price_id})
+
+
+def offered_plans(session: Session) -> list[KernelPlan]:
+    """The plans an owner can choose from, cheapest first (the plan page's cards)."""
+    return list(session.scalars(_OFFERED))
 
 
 def paid_plans(session: Session) -> list[KernelPlan]:

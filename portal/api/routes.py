@@ -34,7 +34,7 @@ from portal.subscriptions.web import (
     refusal_message,
     success_url,
 )
-from portal.tenancy import get_app_or_404, visible_apps
+from portal.tenancy import get_app_or_404, viewer, visible_apps
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -114,7 +114,8 @@ def app_json(app: App) -> dict[str, Any]:
 @api_auth_required
 def apps():
     """The apps the caller may see, each with its live subscription."""
-    return jsonify(data=[app_json(app) for app in db.session.scalars(visible_apps(api_user()))])
+    caller = api_user()
+    return jsonify(data=[app_json(app) for app in db.session.scalars(visible_apps(caller), viewer(caller))])
 
 
 @bp.get("/apps/<int:app_id>/subscription")

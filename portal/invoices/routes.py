@@ -9,11 +9,12 @@ from typing import Optional
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from billing.errors import GatewayError
 from billing.gateway.types import BilledTo, InvoiceLine
-from billing.models import App, KernelInvoice, KernelPlan
+from billing.models import App, KernelInvoice
+from billing.plans import plan_by_price
 from portal.extensions import db
 from portal.i18n import date, money
 from portal.pagination import paginate
@@ -32,10 +33,14 @@ def invoices_of(app: App) -> Select:
             .order_by(KernelInvoice.created_at.desc(), KernelInvoice.id.desc()))
 
 
+# Built once: the invoice page reads through it on every answer.
+_OF_APP = select(KernelInvoice).where(KernelInvoice.id == bindparam("invoice_id"),
+                                     KernelInvoice.app_id == bindparam("app_id"))
+
+
 def invoice_or_404(app: App, invoice_id: int) -> KernelInvoice:
     """The invoice, only when it belongs to ``app``: another tenant's invoice id is a 404."""
-    invoice = db.session.scalar(select(KernelInvoice).where(KernelInvoice.id == invoice_id,
-                                                            KernelInvoice.app_id == app.id))
+    invoice = db.session.scalar(_OF_APP, {"invoice_id": invoice_id, "app_id": app.id})
     if invoice is None:
         abort(404)
     return invoice
@@ -55,8 +60,7 @@ def line_description(line: InvoiceLine) -> str:
     ``preferred_locales`` govern Stripe's invoice documents and e-mails, but whether every line description
     follows them is not something we rely on, so our pages say it themselves.
     """
-    plan = db.session.scalar(select(KernelPlan).where(KernelPlan.stripe_price_id == line.price_id)) \
-        if line.price_id else None
+    plan = plan_by_price(db.session, line.price_id) if line.price_id else None
     if plan is None:
         return line.description
     name = plan_name(plan)

@@ -18,8 +18,9 @@ from flask_babel import force_locale
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.models import App, KernelPlan, OutboxMessage, User
+from billing.models import App, OutboxMessage, User
 from billing.notifications import NoticeKind
+from billing.plans import plan_by_code
 from portal.extensions import db
 from portal.i18n import DEFAULT_LOCALE, LANGUAGES
 from portal.wording import plan_name
@@ -45,7 +46,7 @@ def _plan(code: Optional[str]) -> str:
     # A page of notices names the same few plans again and again: one read per plan per request (or job).
     plans = g.setdefault("notice_plans", {})
     if code not in plans:
-        plans[code] = db.session.scalar(select(KernelPlan).where(KernelPlan.code == code))
+        plans[code] = plan_by_code(db.session, code)
     return plan_name(plans[code])
 
 

@@ -34,7 +34,7 @@ from billing.models import (
     KernelCheckoutSession,
     KernelPlan,
 )
-from billing.plans import plan_by_code
+from billing.plans import offered_plans, plan_by_code
 from billing.states import SubscriptionStatus
 from billing.subscriptions import (
     PlanAction,
@@ -112,7 +112,7 @@ def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> li
 def billing(app_id: int):
     """The app's plan, its state (trial, renewal, scheduled change, cancellation), card and plan choices."""
     app = get_app_or_404(app_id)
-    plans = list(db.session.scalars(select(KernelPlan).where(KernelPlan.active).order_by(KernelPlan.rank)))
+    plans = offered_plans(db.session)
     # The page shows the live subscription or, with none, how the last one ended: one read of the app's
     # subscriptions (newest first) gives both; at most one is live (a partial unique index).
     live = next((sub for sub in app.subscriptions if sub.is_live), None)

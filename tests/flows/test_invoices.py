@@ -2,9 +2,10 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from billing.models import KernelInvoice
+from portal.extensions import db
 from tests.helpers.data import short_session
 from tests.helpers.clients import subscribe
 
@@ -64,6 +65,39 @@ def test_invoices_are_paginated_newest_first(app, owner_client, tenant):
     assert second.count("data-invoice=") == 5 and 'data-invoice="ACME-0001"' in second
     beyond = owner_client.get(f"/apps/{tenant.id}/invoices?page=99").get_data(as_text=True)
     assert "Page 2 of 2" in beyond
+
+
+def _counts(app) -> list[str]:
+    """The pagination's COUNT statements the portal runs from now on."""
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: seen.append(statement) if "count(" in statement.lower() else None)
+    return seen
+
+
+def test_a_page_that_is_not_full_is_its_own_total(app, owner_client, tenant):
+    """The count is a second read: asked only when the page cannot tell the total (full, or past the end)."""
+    add_invoices(app, tenant.id, 25)
+    counts = _counts(app)
+    first = owner_client.get(f"/apps/{tenant.id}/invoices").get_data(as_text=True)
+    assert "Page 1 of 2" in first and len(counts) == 1  # full: there may be more
+
+    counts.clear()
+    second = owner_client.get(f"/apps/{tenant.id}/invoices?page=2").get_data(as_text=True)
+    assert "Page 2 of 2" in second and second.count("data-invoice=") == 5 and counts == []
+
+    counts.clear()
+    beyond = owner_client.get(f"/apps/{tenant.id}/invoices?page=3").get_data(as_text=True)
+    assert "Page 2 of 2" in beyond and beyond.count("data-invoice=") == 5 and len(counts) == 1
+
+
+def test_an_app_with_a_few_invoices_is_listed_in_one_read(app, owner_client, tenant):
+    add_invoices(app, tenant.id, 3)
+    counts = _counts(app)
+    page = owner_client.get(f"/apps/{tenant.id}/invoices").get_data(as_text=True)
+    assert page.count("data-invoice=") == 3 and "Page 1 of" not in page and counts == []
 
 
 def test_amounts_are_formatted_for_brazil(app, owner_client, tenant):
