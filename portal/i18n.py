@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import Any
 
 from flask import Blueprint, Flask, redirect, request, session, url_for
 from flask_babel import format_date, format_datetime, get_locale, get_timezone, get_translations
 from jinja2 import pass_context
+from markupsafe import Markup
 from jinja2.runtime import Context
 from flask_login import current_user
 
@@ -115,8 +117,18 @@ def _translations(context: Context):
 
 
 @pass_context
-def _template_gettext(context: Context, string: str) -> str:
-    return _translations(context).ugettext(string)
+def _template_gettext(context: Context, string: str, **variables: Any) -> str:
+    """``_()`` and ``gettext()`` in templates: Jinja's "newstyle" gettext, in one call instead of three.
+
+    Jinja wraps an installed gettext in one that autoescapes and always formats (``rv % variables``), and
+    reaches it from ``_`` through another call: a page's 30 to 60 strings paid both calls and a Markup
+    format each (py-spy under the crowd: 5 % of a worker). Same result: a text with no ``%`` and no
+    variables is what formatting it would give.
+    """
+    text = _translations(context).ugettext(string)
+    if context.eval_ctx.autoescape:
+        text = Markup(text)
+    return text % variables if variables or "%" in text else text
 
 
 @pass_context
@@ -139,6 +151,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
         gettext=_template_gettext, ngettext=_template_ngettext, pgettext=_template_pgettext,
         npgettext=_template_npgettext, newstyle=True)
+    # Over Jinja's wrappers of gettext (above): ours is newstyle already.
+    app.jinja_env.globals.update(_=_template_gettext, gettext=_template_gettext)
     # Read when a template starts rendering: a render inside force_locale (an e-mail) gets that language's.
     app.context_processor(lambda: {_TRANSLATIONS: get_translations()})
     app.jinja_env.filters["money"] = money

@@ -130,3 +130,15 @@ def test_alerts_read_in_the_readers_language(app):
     old = Alert(kind="payment_failed", severity=AlertSeverity.CRITICAL, message="As it was written", details=None)
     with app.test_request_context(headers={"Accept-Language": "pt-BR"}):
         assert alert_message(old) == "As it was written"
+
+
+def test_template_strings_are_translated_escaped_and_formatted_as_jinja_would(app):
+    """Templates' ``_()`` (portal.i18n's one-call gettext): translated, its variables escaped, ``%%`` a percent."""
+    from flask import render_template_string
+
+    with app.test_request_context(headers={"Accept-Language": "pt-BR"}):
+        assert render_template_string("{{ _('Sign out') }}") == "Sair"
+        assert render_template_string("{{ _('Billing') }}|{{ gettext('Billing') }}") == "Cobrança|Cobrança"
+        assert render_template_string("{{ _('%(name)s here', name='<b>x</b>') }}") == "&lt;b&gt;x&lt;/b&gt; here"
+        assert render_template_string("{{ _('100%% paid') }}") == "100% paid"
+        assert render_template_string("{% macro m() %}{{ _('Sign out') }}{% endmacro %}{{ m() }}") == "Sair"
