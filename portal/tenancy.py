@@ -10,6 +10,7 @@ from typing import Optional
 from flask import abort
 from flask_login import current_user
 from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import joinedload
 
 from billing.models import App, User, app_owners
 from portal.acting import refuse_changes_when_read_only
@@ -25,6 +26,10 @@ VISIBLE_APPS: dict[bool, Select] = {
     False: select(App).order_by(App.name).join(app_owners).where(app_owners.c.user_id == bindparam("viewer_id")),
 }
 _ONE_APP = {superadmin: query.where(App.id == bindparam("app_id")) for superadmin, query in VISIBLE_APPS.items()}
+# The same, with the app's subscriptions in the same read (the billing page shows the live one or how the last
+# ended): a lazy load after it was a second read, and built its statement's cache key again each time.
+_ONE_APP_WITH_SUBSCRIPTIONS = {superadmin: query.options(joinedload(App.subscriptions))
+                               for superadmin, query in _ONE_APP.items()}
 
 
 def visible_apps(user: User) -> Select:
@@ -39,12 +44,19 @@ def viewer(user: User) -> dict[str, int]:
     return {"viewer_id": user.id}
 
 
-def get_app_or_404(app_id: int, user: Optional[User] = None) -> App:
-    """The app, when ``user`` (default: the signed-in one; the API passes its token's) may see it; else a 404."""
+def get_app_or_404(app_id: int, user: Optional[User] = None, *, with_subscriptions: bool = False) -> App:
+    """The app, when ``user`` (default: the signed-in one; the API passes its token's) may see it; else a 404.
+
+    ``with_subscriptions``: ``app.subscriptions`` are read with it, for a view that shows them."""
     who = user if user is not None else current_user
     # The app and the right to see it in one read (visible_apps' rule), rather than loading its owners to check.
-    app = (db.session.scalar(_ONE_APP[bool(who.is_superadmin)], {**viewer(who), "app_id": app_id})
-           if is_id(app_id) else None)
+    app = None
+    if is_id(app_id):
+        statements = _ONE_APP_WITH_SUBSCRIPTIONS if with_subscriptions else _ONE_APP
+        # unique(): the joined subscriptions make one row each; one_or_none() reads them all (first() would cut
+        # the collection short).
+        app = db.session.scalars(statements[bool(who.is_superadmin)],
+                                 {**viewer(who), "app_id": app_id}).unique().one_or_none()
     if app is None:
         abort(404)
     refuse_changes_when_read_only(app)

@@ -111,10 +111,10 @@ def plan_options(plans: list[KernelPlan], live: Optional[AppSubscription]) -> li
 @login_required
 def billing(app_id: int):
     """The app's plan, its state (trial, renewal, scheduled change, cancellation), card and plan choices."""
-    app = get_app_or_404(app_id)
+    # The page shows the live subscription or, with none, how the last one ended: the app's subscriptions
+    # (newest first), read with the app, give both; at most one is live (a partial unique index).
+    app = get_app_or_404(app_id, with_subscriptions=True)
     plans = offered_plans(db.session)
-    # The page shows the live subscription or, with none, how the last one ended: one read of the app's
-    # subscriptions (newest first) gives both; at most one is live (a partial unique index).
     live = next((sub for sub in app.subscriptions if sub.is_live), None)
     attention = billing_attention(app) if live and live.status.in_dunning else None  # the banner's read
     return render_template(
