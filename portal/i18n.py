@@ -13,9 +13,9 @@ from typing import Any
 from flask import Blueprint, Flask, redirect, request, session, url_for
 from flask_babel import format_date, format_datetime, get_locale, get_timezone, get_translations
 from jinja2 import pass_context
-from markupsafe import Markup
 from jinja2.runtime import Context
 from flask_login import current_user
+from markupsafe import Markup
 
 from billing.customers import follow_owner_languages
 from billing.money import Money
