@@ -117,13 +117,14 @@ def _translations(context: Context):
 
 
 @pass_context
-def _template_gettext(context: Context, string: str, **variables: Any) -> str:
+def _template_gettext(context: Context, string: str, /, **variables: Any) -> str:
     """``_()`` and ``gettext()`` in templates: Jinja's "newstyle" gettext, in one call instead of three.
 
     Jinja wraps an installed gettext in one that autoescapes and always formats (``rv % variables``), and
     reaches it from ``_`` through another call: a page's 30 to 60 strings paid both calls and a Markup
     format each (py-spy under the crowd: 5 % of a worker). Same result: a text with no ``%`` and no
-    variables is what formatting it would give.
+    variables is what formatting it would give. Positional-only, as Jinja's, so a variable may be called
+    ``string`` or ``context``.
     """
     text = _translations(context).ugettext(string)
     if context.eval_ctx.autoescape:

@@ -141,4 +141,5 @@ def test_template_strings_are_translated_escaped_and_formatted_as_jinja_would(ap
         assert render_template_string("{{ _('Billing') }}|{{ gettext('Billing') }}") == "Cobrança|Cobrança"
         assert render_template_string("{{ _('%(name)s here', name='<b>x</b>') }}") == "&lt;b&gt;x&lt;/b&gt; here"
         assert render_template_string("{{ _('100%% paid') }}") == "100% paid"
+        assert render_template_string("{{ _('%(string)s/%(context)s', string='a', context='b') }}") == "a/b"
         assert render_template_string("{% macro m() %}{{ _('Sign out') }}{% endmacro %}{{ m() }}") == "Sair"
