@@ -39,7 +39,7 @@ from billing import audit, clock, control, metrics
 from billing.actions import Refused, end_transaction, owner_action
 from billing.webhooks.prefetch import asking
 from billing.audit import Origin
-from billing.billing_details import stripe_address, stripe_tax_id
+from billing.billing_details import details_of, stripe_address, stripe_tax_id
 from billing.checkout import complete_checkout, fetch_checkout
 from billing.customers import preferred_locales, stripe_locale
 from billing.errors import ChargeOutcomeUnknown, GatewayUnavailable, InvalidRequest
@@ -47,7 +47,6 @@ from billing.gateway import Invoice, StripeGateway, Subscription, SubscriptionSt
 from billing.models import (
     AlertSeverity,
     App,
-    AppBillingDetails,
     AppSubscription,
     AuditLog,
     CheckoutMode,
@@ -199,7 +198,7 @@ def _customer_to_create(session: Session, app: App) -> Optional[dict[str, Any]]:
     if app.stripe_customer_id:
         return None
     email = app.billing_email or next((owner.email for owner in app.owners), None)
-    details = session.get(AppBillingDetails, app.id)
+    details = details_of(session, app.id)
     return {"app_id": app.id, "email": email, "name": details.legal_name if details else app.name,
             "preferred_locales": preferred_locales(app),
             "address": stripe_address(details) if details else None, "tax_id": stripe_tax_id(details)}
@@ -210,7 +209,7 @@ def _record_customer(session: Session, app_id: int, customer_id: str, origin: Or
     app = session.get(App, app_id, populate_existing=True)
     if app is None or app.stripe_customer_id:
         return
-    details = session.get(AppBillingDetails, app_id)
+    details = details_of(session, app_id)
     if details is not None:
         details.synced_at = clock.now()
     app.stripe_customer_id = customer_id

@@ -19,11 +19,11 @@ from portal.urls import is_id
 
 
 # The rule, built once: every app page reads through it, and building a statement costs more than SQLite
-# running it. The viewer is bound when it runs (``viewer``).
-# Keyed by "the viewer is a superadmin".
+# running it. Keyed by "the viewer is a superadmin"; the viewer is bound when it runs (``viewer``).
+_EVERY_APP = select(App).order_by(App.name)
 VISIBLE_APPS: dict[bool, Select] = {
-    True: select(App).order_by(App.name),
-    False: select(App).order_by(App.name).join(app_owners).where(app_owners.c.user_id == bindparam("viewer_id")),
+    True: _EVERY_APP,
+    False: _EVERY_APP.join(app_owners).where(app_owners.c.user_id == bindparam("viewer_id")),
 }
 _ONE_APP = {superadmin: query.where(App.id == bindparam("app_id")) for superadmin, query in VISIBLE_APPS.items()}
 # The same, with the app's subscriptions in the same read (the billing page shows the live one or how the last

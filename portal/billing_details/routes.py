@@ -6,8 +6,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from billing.actions import Refused
-from billing.billing_details import save_billing_details
-from billing.models import AppBillingDetails
+from billing.billing_details import details_of, save_billing_details
 from portal.billing_details.forms import BillingDetailsForm
 from portal.extensions import db
 from portal.payments import gateway
@@ -23,7 +22,7 @@ bp = Blueprint("billing_details", __name__)
 def edit(app_id: int):
     """Show and save who the app's invoices are made out to; Stripe's customer gets the same."""
     app = get_app_or_404(app_id)
-    details = db.session.get(AppBillingDetails, app.id)
+    details = details_of(db.session, app.id)
     form = BillingDetailsForm()
     if form.validate_on_submit():
         try:
